@@ -1,0 +1,41 @@
+"""llm_classifier: turn a decoder LLM into a scikit-learn classifier.
+
+>>> from llm_classifier import LLMClassifier
+>>> clf = LLMClassifier()  # packaged SmolLM2-135M-Instruct, QLoRA defaults
+
+Heavy libraries (torch, transformers, peft, bitsandbytes) are imported only when a
+model is loaded, so importing this package is quick.
+"""
+
+from ._logging import disable_hub_telemetry
+from .backends import Backend
+from .estimator import LLMClassifier
+from .exceptions import IncompatibleArtifactError, MissingDependencyError, ModelNotFoundError, UnparseableAnswerError
+from .labels import DefaultParser, DefaultVerbalizer, ExactParser, FunctionVerbalizer, LabelParser, MappingVerbalizer, Verbalizer
+from .prompts import AlpacaTemplate, CallableTemplate, ChatTemplate, FormatTemplate, PromptTemplate
+
+__version__ = "0.1.0"
+
+disable_hub_telemetry()
+
+__all__ = [
+    "LLMClassifier",
+    "AlpacaTemplate",
+    "ChatTemplate",
+    "FormatTemplate",
+    "CallableTemplate",
+    "PromptTemplate",
+    "DefaultVerbalizer",
+    "MappingVerbalizer",
+    "FunctionVerbalizer",
+    "Verbalizer",
+    "DefaultParser",
+    "ExactParser",
+    "LabelParser",
+    "Backend",
+    "ModelNotFoundError",
+    "MissingDependencyError",
+    "IncompatibleArtifactError",
+    "UnparseableAnswerError",
+    "__version__",
+]

@@ -1,0 +1,35 @@
+"""Model engines. ``backend="transformers"`` is the default; any :class:`Backend` object works."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Backend
+
+BACKENDS = ("transformers",)
+
+
+def resolve_backend(backend: Any) -> Backend:
+    """Return a fresh backend object for a ``backend=`` value (a name or a Backend instance)."""
+    import copy
+
+    if isinstance(backend, str):
+        if backend == "transformers":
+            from .transformers import TransformersBackend
+
+            return TransformersBackend()
+        raise ValueError(
+            f"The 'backend' parameter of LLMClassifier must be one of {list(BACKENDS)} or an object "
+            f"implementing llm_classifier.backends.Backend. Got {backend!r} instead."
+        )
+    missing = [name for name in ("load", "fit", "score", "generate") if not callable(getattr(backend, name, None))]
+    if missing:
+        raise ValueError(
+            f"The 'backend' parameter of LLMClassifier is {backend!r}, which lacks the methods {missing}; "
+            "see llm_classifier.backends.Backend."
+        )
+    # Work on a copy so the estimator's parameter stays an unfitted template (sklearn's clone contract).
+    return copy.deepcopy(backend)
+
+
+__all__ = ["Backend", "BACKENDS", "resolve_backend"]

@@ -1,0 +1,52 @@
+"""The contract between :class:`~llm_classifier.LLMClassifier` and a model engine.
+
+The estimator owns everything model-independent (validation, classes, prompt
+templates, verbalizers, parsing); a backend owns the model: loading it, tokenising,
+fine-tuning adapters, scoring answers and generating text. A new engine (llama.cpp,
+vLLM, ...) is one new module implementing :class:`Backend`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a model engine provides. Token ids are lists of ints from ``tokenizer``."""
+
+    tokenizer: Any
+    """A Hugging Face-compatible tokenizer: ``__call__``, ``eos_token_id``, ``apply_chat_template``."""
+
+    def load(self, model: str, *, quantization: str | None, dtype: str, device: str) -> None:
+        """Load the base model and tokenizer named by ``model`` (no adapter)."""
+        ...
+
+    def fit(
+        self,
+        prompts: Sequence[Sequence[int]],
+        answers: Sequence[Sequence[int]],
+        codes: np.ndarray,
+        config: Any,
+    ) -> dict[str, Any]:
+        """Train adapters on ``prompt + answers[code]`` with the loss on the answer; return the history."""
+        ...
+
+    def score(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], *, batch_size: int) -> np.ndarray:
+        """``log p(answer_k | prompt_i)`` as an array of shape ``(n_prompts, n_answers)``."""
+        ...
+
+    def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int) -> list[str]:
+        """Greedy continuation of each prompt, stopping at the end-of-answer token."""
+        ...
+
+    def get_adapter(self) -> dict[str, np.ndarray] | None:
+        """The trained adapter weights (``None`` for an untuned base model)."""
+        ...
+
+    def set_adapter(self, state: dict[str, np.ndarray] | None, config: Any) -> None:
+        """Install adapter weights produced by :meth:`get_adapter` (``None`` removes them)."""
+        ...

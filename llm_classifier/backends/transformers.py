@@ -1,0 +1,254 @@
+"""The transformers + peft + bitsandbytes backend (the default)."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..models import ResolvedModel, resolve_model
+from ..tokenization import special_ids
+
+
+def cpu_supports_bf16() -> bool:
+    """True if this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    """``"auto"`` -> bfloat16 where the hardware computes it natively, else float32."""
+    import torch
+
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[dtype]
+
+
+class TransformersBackend:
+    """Run the classifier on a Hugging Face causal LM.
+
+    Training loads the base in 4-bit NF4 (or 8-bit, or unquantised) through
+    bitsandbytes and trains LoRA adapters with :mod:`peft` and
+    :class:`transformers.Trainer`. For prediction the quantised base is
+    dequantised once (so it computes exactly the weights that training saw) and
+    the adapter is merged into it, which makes every forward pass a plain dense one.
+
+    Parameters
+    ----------
+    attn_implementation : str, default="sdpa"
+        Attention kernel passed to ``from_pretrained``.
+    num_threads : int or None, default=None
+        ``torch.set_num_threads`` for this process; None leaves torch's default.
+    trust_remote_code : bool, default=False
+        Allow model code from the hub (off unless you ask for it).
+    """
+
+    def __init__(self, attn_implementation: str = "sdpa", num_threads: int | None = None, trust_remote_code: bool = False):
+        self.attn_implementation = attn_implementation
+        self.num_threads = num_threads
+        self.trust_remote_code = trust_remote_code
+
+    # -- loading -------------------------------------------------------------------------
+    def load(self, model: str, *, quantization: str | None, dtype: str, device: str) -> None:
+        import torch
+        from transformers import AutoTokenizer
+
+        from .._logging import quiet_transformers
+
+        if self.num_threads:
+            torch.set_num_threads(int(self.num_threads))
+        self.resolved: ResolvedModel = resolve_model(model)
+        self.quantization = quantization
+        self.device = resolve_device(device)
+        self.torch_dtype = resolve_dtype(dtype, self.device)
+        with quiet_transformers():
+            self.tokenizer = AutoTokenizer.from_pretrained(self.resolved.path, trust_remote_code=self.trust_remote_code)
+        self.eos_id, self.pad_id = special_ids(self.tokenizer)
+        self._inference_model: Any = None
+        self._adapter: dict[str, np.ndarray] | None = None
+        self._adapter_config: Any = None
+
+    def _quantization_config(self) -> Any:
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        if self.quantization is None:
+            return None
+        if self.quantization == "4bit":
+            return BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=self.torch_dtype if self.torch_dtype != torch.float16 or self.device != "cpu" else torch.float32,
+            )
+        if self.quantization == "8bit":
+            return BitsAndBytesConfig(load_in_8bit=True)
+        raise ValueError(f"Unknown quantization {self.quantization!r}")
+
+    def _load_base(self) -> Any:
+        """The base model as training sees it (quantised when asked)."""
+        from transformers import AutoModelForCausalLM
+
+        from .._logging import quiet_transformers
+
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(
+                self.resolved.path,
+                dtype=self.torch_dtype,
+                quantization_config=self._quantization_config(),
+                device_map=self.device if self.quantization else None,
+                attn_implementation=self.attn_implementation,
+                trust_remote_code=self.trust_remote_code,
+            )
+        if not self.quantization:
+            model.to(self.device)
+        return model
+
+    def _dense_base(self) -> Any:
+        """The base for inference: the quantised weights dequantised once to ``torch_dtype``."""
+        from .._logging import quiet_transformers
+
+        model = self._load_base()
+        if self.quantization:
+            with quiet_transformers():
+                model = model.dequantize(dtype=self.torch_dtype)
+            for attribute in ("hf_quantizer",):
+                if hasattr(model, attribute):
+                    setattr(model, attribute, None)
+            model.is_quantized = False
+            model.config.quantization_config = None
+            if hasattr(model.config, "_pre_quantization_dtype"):
+                del model.config._pre_quantization_dtype
+        return model
+
+    @property
+    def inference_model(self) -> Any:
+        """The dense model with the adapter merged, built on first use."""
+        if self._inference_model is None:
+            model = self._dense_base()
+            if self._adapter is not None:
+                model = _merge_adapter(model, self._adapter, self._adapter_config)
+            model.eval()
+            for parameter in model.parameters():
+                parameter.requires_grad_(False)
+            self._inference_model = model
+        return self._inference_model
+
+    def release(self) -> None:
+        """Drop the loaded model (it is rebuilt on next use)."""
+        self._inference_model = None
+        gc.collect()
+
+    # -- training ------------------------------------------------------------------------
+    def fit(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], codes: np.ndarray, config: Any) -> dict[str, Any]:
+        import torch
+
+        from ..training import add_lora, build_dataset, lora_targets, train
+
+        self.release()
+        base = self._load_base()
+        config.target_modules = lora_targets(base, config.target_modules)
+        model = add_lora(base, config)
+        dataset = build_dataset(prompts, answers, codes)
+        bf16 = self.torch_dtype == torch.bfloat16
+        history = train(model, dataset, config, self.pad_id, use_cpu=self.device == "cpu", bf16=bf16)
+        from peft import get_peft_model_state_dict
+
+        state = get_peft_model_state_dict(model)
+        self._adapter = {name: tensor.detach().float().cpu().numpy() for name, tensor in state.items()}
+        self._adapter_config = _adapter_config(config)
+        del model, base
+        gc.collect()
+        return history
+
+    def get_adapter(self) -> dict[str, np.ndarray] | None:
+        return self._adapter
+
+    def get_adapter_config(self) -> dict[str, Any] | None:
+        return self._adapter_config
+
+    def set_adapter(self, state: dict[str, np.ndarray] | None, config: Any) -> None:
+        self._adapter = state
+        self._adapter_config = config
+        self._inference_model = None
+
+    # -- inference -----------------------------------------------------------------------
+    def score(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], *, batch_size: int, progress: Any = None) -> np.ndarray:
+        from ..scoring import score_labels
+
+        return score_labels(self.inference_model, prompts, answers, pad_id=self.pad_id, batch_size=batch_size, progress=progress)
+
+    def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int, progress: Any = None) -> list[str]:
+        import torch
+
+        from ..scoring import length_batches
+
+        model = self.inference_model
+        out: list[str] = [""] * len(prompts)
+        for batch in length_batches([len(p) for p in prompts], batch_size):
+            width = max(len(prompts[i]) for i in batch)
+            ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+            attention = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, index in enumerate(batch):
+                prompt = prompts[index]
+                ids[row, width - len(prompt) :] = torch.tensor(prompt)
+                attention[row, width - len(prompt) :] = 1
+            with torch.inference_mode():
+                generated = model.generate(
+                    input_ids=ids.to(model.device),
+                    attention_mask=attention.to(model.device),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    eos_token_id=self.eos_id,
+                    pad_token_id=self.pad_id,
+                )
+            for row, index in enumerate(batch):
+                out[index] = self.tokenizer.decode(generated[row, width:], skip_special_tokens=True)
+            if progress is not None:
+                progress.update(len(batch))
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_inference_model"] = None  # the weights are reloaded from the base on demand
+        return state
+
+
+def _adapter_config(config: Any) -> dict[str, Any]:
+    targets = config.target_modules
+    return {
+        "r": int(config.lora_r),
+        "lora_alpha": float(config.lora_alpha),
+        "target_modules": targets if isinstance(targets, str) else list(targets),
+    }
+
+
+def _merge_adapter(model: Any, adapter: dict[str, np.ndarray], config: dict[str, Any]) -> Any:
+    import torch
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+
+    lora = LoraConfig(r=config["r"], lora_alpha=config["lora_alpha"], target_modules=config["target_modules"], lora_dropout=0.0, bias="none")
+    peft_model = get_peft_model(model, lora)
+    result = set_peft_model_state_dict(peft_model, {name: torch.from_numpy(np.asarray(value)) for name, value in adapter.items()})
+    unexpected = getattr(result, "unexpected_keys", [])
+    if unexpected:
+        raise ValueError(f"The adapter does not fit this model: unexpected weights {unexpected[:3]}...")
+    return peft_model.merge_and_unload()

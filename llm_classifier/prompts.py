@@ -1,0 +1,212 @@
+"""Prompt templates: how an input text becomes the prompt the model answers.
+
+Every template renders ``(text, labels)`` to a prompt string that ends right where the
+answer begins. The protocol is :class:`PromptTemplate`; any object with a matching
+``render`` method can be passed as ``LLMClassifier(prompt=...)``, and so can a format
+string with a ``{text}`` placeholder (and optionally ``{labels}``) or a callable
+``f(text, labels) -> str``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+DEFAULT_INSTRUCTION = "Classify the text into one of these categories: {labels}. Answer with the category only."
+
+# A private-use-area marker: rendered in place of the text to find where the text sits.
+TEXT_MARKER = "\ue000LLMC_TEXT\ue001"
+
+
+@runtime_checkable
+class PromptTemplate(Protocol):
+    """Anything that turns a text and the label set into a prompt."""
+
+    def render(self, text: str, labels: Sequence[str], tokenizer: Any = None) -> str:
+        """Return the prompt for ``text``; the model's answer follows it directly."""
+        ...
+
+
+def _format_labels(labels: Sequence[str]) -> str:
+    return ", ".join(labels)
+
+
+def _instruction(instruction: str, labels: Sequence[str]) -> str:
+    return instruction.replace("{labels}", _format_labels(labels))
+
+
+class AlpacaTemplate:
+    """The Alpaca instruction format of the seed recipe.
+
+    ``### Instruction:`` / ``### Input:`` / ``### Response:``; works with base
+    models that have no chat template.
+
+    Parameters
+    ----------
+    instruction : str, default=DEFAULT_INSTRUCTION
+        The instruction; ``{labels}`` is replaced by the comma-separated answers.
+    examples : sequence of (text, answer) pairs, default=None
+        Few-shot demonstrations placed before the input.
+
+    Examples
+    --------
+    >>> AlpacaTemplate().render("Great film!", ["negative", "positive"]).splitlines()[0]
+    '### Instruction:'
+    """
+
+    def __init__(self, instruction: str = DEFAULT_INSTRUCTION, examples: Sequence[tuple[str, str]] | None = None):
+        self.instruction = instruction
+        self.examples = examples
+
+    def render(self, text: str, labels: Sequence[str], tokenizer: Any = None) -> str:
+        parts = [f"### Instruction:\n{_instruction(self.instruction, labels)}\n\n"]
+        for example_text, answer in self.examples or ():
+            parts.append(f"### Input:\n{example_text}\n\n### Response:\n{answer}\n\n")
+        parts.append(f"### Input:\n{text}\n\n### Response:\n")
+        return "".join(parts)
+
+    def __repr__(self) -> str:
+        return f"AlpacaTemplate(instruction={self.instruction!r}, examples={self.examples!r})"
+
+
+class ChatTemplate:
+    """The model's own chat template (``tokenizer.apply_chat_template``).
+
+    The instruction and the text form the user turn; the prompt ends with the
+    assistant turn's header, so the answer is the assistant's reply.
+
+    Parameters
+    ----------
+    instruction : str, default=DEFAULT_INSTRUCTION
+        Placed before the text in the user turn; ``{labels}`` lists the answers.
+    system : str or None, default=None
+        A system message; ``None`` keeps the model's default.
+    examples : sequence of (text, answer) pairs, default=None
+        Few-shot demonstrations, rendered as earlier user/assistant turns.
+    """
+
+    def __init__(
+        self,
+        instruction: str = DEFAULT_INSTRUCTION,
+        system: str | None = None,
+        examples: Sequence[tuple[str, str]] | None = None,
+    ):
+        self.instruction = instruction
+        self.system = system
+        self.examples = examples
+
+    def render(self, text: str, labels: Sequence[str], tokenizer: Any = None) -> str:
+        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+            raise ValueError(
+                "ChatTemplate needs a tokenizer with a chat template; this model has none. "
+                "Use prompt='alpaca' or a format string instead."
+            )
+        instruction = _instruction(self.instruction, labels)
+        messages: list[dict[str, str]] = []
+        if self.system is not None:
+            messages.append({"role": "system", "content": self.system})
+        for example_text, answer in self.examples or ():
+            messages.append({"role": "user", "content": f"{instruction}\n\n{example_text}"})
+            messages.append({"role": "assistant", "content": answer})
+        messages.append({"role": "user", "content": f"{instruction}\n\n{text}"})
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def __repr__(self) -> str:
+        return f"ChatTemplate(instruction={self.instruction!r}, system={self.system!r}, examples={self.examples!r})"
+
+
+class FormatTemplate:
+    """A user's format string with a ``{text}`` placeholder and optionally ``{labels}``.
+
+    Parameters
+    ----------
+    template : str
+        For example ``"Review: {text}\\nSentiment:"``. Other braces must be doubled.
+
+    Examples
+    --------
+    >>> FormatTemplate("Review: {text}\\nLabels: {labels}\\nAnswer: ").render("ok", ["bad", "good"])
+    'Review: ok\\nLabels: bad, good\\nAnswer: '
+    """
+
+    def __init__(self, template: str):
+        self.template = template
+
+    def render(self, text: str, labels: Sequence[str], tokenizer: Any = None) -> str:
+        return self.template.format(text=text, labels=_format_labels(labels))
+
+    def __repr__(self) -> str:
+        return f"FormatTemplate({self.template!r})"
+
+
+class CallableTemplate:
+    """Wrap a function ``f(text, labels) -> str`` as a template."""
+
+    def __init__(self, func: Callable[[str, Sequence[str]], str]):
+        self.func = func
+
+    def render(self, text: str, labels: Sequence[str], tokenizer: Any = None) -> str:
+        return self.func(text, list(labels))
+
+    def __repr__(self) -> str:
+        return f"CallableTemplate({self.func!r})"
+
+
+TEMPLATES: dict[str, Callable[[], PromptTemplate]] = {
+    "alpaca": AlpacaTemplate,
+    "chat": ChatTemplate,
+}
+
+
+def resolve_template(prompt: Any, tokenizer: Any = None) -> PromptTemplate:
+    """Turn a ``prompt=`` value into a template object.
+
+    ``"auto"`` picks the model's chat template when it has one, else Alpaca; other
+    strings are registry names or format strings containing ``{text}``.
+    """
+    if prompt is None or (isinstance(prompt, str) and prompt == "auto"):
+        has_chat = tokenizer is not None and getattr(tokenizer, "chat_template", None)
+        return ChatTemplate() if has_chat else AlpacaTemplate()
+    if isinstance(prompt, str):
+        if prompt in TEMPLATES:
+            return TEMPLATES[prompt]()
+        if "{text}" in prompt:
+            try:
+                prompt.format(text="", labels="")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(
+                    f"The 'prompt' parameter of LLMClassifier is a format string that cannot be "
+                    f"formatted with only {{text}} and {{labels}}: {exc!r}. Double other braces."
+                ) from None
+            return FormatTemplate(prompt)
+        raise ValueError(
+            f"The 'prompt' parameter of LLMClassifier must be 'auto', one of {sorted(TEMPLATES)}, a "
+            f"format string containing '{{text}}', a callable or a PromptTemplate. Got {prompt!r} instead."
+        )
+    if hasattr(prompt, "render") and callable(prompt.render):
+        return prompt
+    if callable(prompt):
+        return CallableTemplate(prompt)
+    raise ValueError(
+        "The 'prompt' parameter of LLMClassifier must be a str, a callable or an object with a "
+        f"render(text, labels, tokenizer) method. Got {prompt!r} instead."
+    )
+
+
+def split_template(template: PromptTemplate, labels: Sequence[str], tokenizer: Any = None) -> tuple[str, str]:
+    """Render ``template`` around a marker and return the text before and after the input.
+
+    The prompt of any text is then ``prefix + text + suffix``, which lets long texts be
+    truncated without touching the instruction or the answer position.
+    """
+    rendered = template.render(TEXT_MARKER, list(labels), tokenizer)
+    if not isinstance(rendered, str):
+        raise TypeError(f"The prompt template {template!r} returned {type(rendered).__name__}, expected str.")
+    count = rendered.count(TEXT_MARKER)
+    if count != 1:
+        raise ValueError(
+            f"The prompt template {template!r} must place the input text exactly once "
+            f"(found {count} times). A format string needs one '{{text}}' placeholder."
+        )
+    prefix, suffix = rendered.split(TEXT_MARKER)
+    return prefix, suffix

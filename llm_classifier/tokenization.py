@@ -1,0 +1,114 @@
+"""Token ids of prompts and answers, built the same way at fit and at predict time.
+
+A prompt is ``prefix + text + suffix`` (see :func:`llm_classifier.prompts.split_template`).
+The three parts are tokenised separately and concatenated, and an answer is
+tokenised on its own and followed by the end-of-turn token. So the boundary between
+prompt and answer never depends on how a tokenizer would merge them, and a long text
+is cut inside the text, never in the instruction or the answer.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class EncodedPrompts:
+    """Prompt token ids and how many texts had to be shortened."""
+
+    ids: list[list[int]]
+    n_truncated: int
+
+
+def special_ids(tokenizer: Any) -> tuple[int, int]:
+    """Return ``(end_of_answer_id, pad_id)``; the pad id never equals the end of answer.
+
+    SmolLM2 uses ``<|im_end|>`` as both EOS and PAD; padding with it would blur where an
+    answer ends, so another id is chosen for padding (it is always masked out anyway).
+    """
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("The tokenizer has no end-of-sequence token; answers could not be terminated.")
+    pad = tokenizer.pad_token_id
+    if pad is None or pad == eos:
+        candidates = [tokenizer.unk_token_id, 0, 1]
+        pad = next(c for c in candidates if c is not None and c != eos)
+    return int(eos), int(pad)
+
+
+def encode_answers(tokenizer: Any, answers: Sequence[str]) -> list[list[int]]:
+    """Token ids of each answer followed by the end-of-answer token."""
+    eos, _ = special_ids(tokenizer)
+    encoded = []
+    for answer in answers:
+        ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        encoded.append(list(ids) + [eos])
+    seen: dict[tuple[int, ...], str] = {}
+    for answer, ids in zip(answers, encoded):
+        key = tuple(ids)
+        if key in seen:
+            raise ValueError(
+                f"The answers {seen[key]!r} and {answer!r} tokenise to the same ids; give the classes "
+                "distinct answers with a verbalizer."
+            )
+        seen[key] = answer
+    return encoded
+
+
+def _prefix_ids(tokenizer: Any, prefix: str) -> list[int]:
+    ids = list(tokenizer(prefix, add_special_tokens=True)["input_ids"])
+    eos = tokenizer.eos_token_id
+    while ids and eos is not None and ids[-1] == eos and not prefix.endswith(str(tokenizer.eos_token)):
+        ids.pop()  # some tokenizers append EOS to every encoding
+    bos = tokenizer.bos_token_id
+    if bos is not None and len(ids) >= 2 and ids[0] == bos and ids[1] == bos:
+        ids.pop(0)  # the chat template already wrote BOS
+    return ids
+
+
+class PromptEncoder:
+    """Encode texts into prompt ids for one template rendering.
+
+    Parameters
+    ----------
+    tokenizer : transformers tokenizer
+    prefix, suffix : str
+        The rendered template before and after the input text.
+    max_length : int
+        Maximum total length of prompt plus the longest answer.
+    max_answer_length : int
+        Length of the longest answer in tokens (end-of-answer token included).
+    """
+
+    def __init__(self, tokenizer: Any, prefix: str, suffix: str, max_length: int, max_answer_length: int):
+        self.tokenizer = tokenizer
+        self.prefix_ids = _prefix_ids(tokenizer, prefix)
+        self.suffix_ids = list(tokenizer(suffix, add_special_tokens=False)["input_ids"]) if suffix else []
+        self.budget = max_length - len(self.prefix_ids) - len(self.suffix_ids) - max_answer_length
+        if self.budget < 1:
+            raise ValueError(
+                f"The 'max_length' parameter of LLMClassifier ({max_length}) leaves no room for the text: "
+                f"the prompt template takes {len(self.prefix_ids) + len(self.suffix_ids)} tokens and the "
+                f"longest answer {max_answer_length}. Increase max_length or shorten the template."
+            )
+
+    def encode(self, texts: Sequence[str], warn: bool = True) -> EncodedPrompts:
+        """Encode ``texts``; over-long texts keep their beginning and warn once."""
+        body = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if len(texts) else []
+        ids, n_truncated = [], 0
+        for text_ids in body:
+            if len(text_ids) > self.budget:
+                text_ids = text_ids[: self.budget]
+                n_truncated += 1
+            ids.append(self.prefix_ids + list(text_ids) + self.suffix_ids)
+        if n_truncated and warn:
+            warnings.warn(
+                f"{n_truncated} of {len(texts)} texts are longer than max_length allows "
+                f"({self.budget} text tokens) and were truncated to their beginning.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return EncodedPrompts(ids, n_truncated)

@@ -1,0 +1,202 @@
+"""The QLoRA recipe: LoRA adapters on a (4-bit) base, trained on prompt + answer.
+
+Training runs through :class:`transformers.Trainer` (so optimizers, schedulers,
+gradient accumulation, progress bars and ``accelerate launch`` multi-process runs
+come from the engine users already know). Two things differ from a plain run:
+
+* the loss is computed on the answer tokens only, and the output layer is applied
+  only at the positions that predict an answer token (not over the whole sequence
+  and vocabulary);
+* batches are grouped by length, so little compute is spent on padding.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+OPTIMIZERS = {
+    "adamw": "adamw_torch",
+    "adamw_torch": "adamw_torch",
+    "adamw_8bit": "adamw_bnb_8bit",
+    "paged_adamw_8bit": "paged_adamw_8bit",
+    "adafactor": "adafactor",
+    "sgd": "sgd",
+}
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial")
+DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of one fine-tuning run (a subset of LLMClassifier's parameters)."""
+
+    lora_r: int = 16
+    lora_alpha: float = 16
+    lora_dropout: float = 0.0
+    target_modules: Sequence[str] | str | None = None
+    learning_rate: float = 2e-4
+    max_steps: int | None = None
+    num_train_epochs: float = 2.0
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    warmup_steps: int = 5
+    weight_decay: float = 0.01
+    optimizer: str = "adamw"
+    lr_scheduler: str = "linear"
+    seed: int = 0
+    verbose: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def n_steps(self, n_examples: int, world_size: int = 1) -> int:
+        """Optimizer steps this config makes on ``n_examples`` examples."""
+        if self.max_steps is not None:
+            return int(self.max_steps)
+        per_step = self.batch_size * self.gradient_accumulation_steps * world_size
+        return max(1, math.ceil(self.num_train_epochs * n_examples / per_step))
+
+
+def lora_targets(model: Any, target_modules: Sequence[str] | str | None) -> list[str] | str:
+    """The projection names to adapt: the seven attention/MLP projections where present."""
+    if target_modules is not None:
+        return target_modules if isinstance(target_modules, str) else list(target_modules)
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    present = [name for name in DEFAULT_TARGET_MODULES if name in names]
+    return present or "all-linear"
+
+
+def add_lora(model: Any, config: TrainConfig) -> Any:
+    """Wrap ``model`` with fresh LoRA adapters (seeded by ``config.seed``)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(config.seed)
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=lora_targets(model, config.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+class AnswerCollator:
+    """Right-pad prompt + answer sequences; labels are -100 outside the answer."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(features), width), -100, dtype=torch.long)
+        attention = torch.zeros((len(features), width), dtype=torch.long)
+        for row, feature in enumerate(features):
+            n = len(feature["input_ids"])
+            ids[row, :n] = torch.tensor(feature["input_ids"])
+            attention[row, :n] = 1
+            start = feature["prompt_length"]
+            labels[row, start:n] = ids[row, start:n]
+        return {"input_ids": ids, "attention_mask": attention, "labels": labels}
+
+
+def answer_only_loss(model: Any, inputs: dict[str, Any]) -> Any:
+    """Mean cross-entropy of the answer tokens, with logits only where they are predicted."""
+    import torch
+
+    labels = inputs["labels"]
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model.get_base_model().get_decoder()
+    hidden = decoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
+    hidden = hidden.last_hidden_state[:, :-1]
+    targets = labels[:, 1:]
+    where = targets != -100
+    logits = model.get_output_embeddings()(hidden[where]).float()
+    softcap = getattr(model.config, "final_logit_softcapping", None)
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    return torch.nn.functional.cross_entropy(logits, targets[where])
+
+
+def build_dataset(prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], codes: np.ndarray) -> Any:
+    """A ``datasets.Dataset`` of prompt + answer ids with lengths for grouping."""
+    from datasets import Dataset
+
+    rows = {"input_ids": [], "prompt_length": [], "length": []}
+    for prompt, code in zip(prompts, codes):
+        sequence = list(prompt) + list(answers[int(code)])
+        rows["input_ids"].append(sequence)
+        rows["prompt_length"].append(len(prompt))
+        rows["length"].append(len(sequence))
+    return Dataset.from_dict(rows)
+
+
+def train(model: Any, dataset: Any, config: TrainConfig, pad_id: int, use_cpu: bool, bf16: bool) -> dict[str, Any]:
+    """Train the adapters of ``model`` in place and return the run's history.
+
+    Returns
+    -------
+    dict
+        ``steps`` (per-step loss, learning rate, ...) and the trainer's summary
+        (``train_runtime``, ``train_samples_per_second``, ``train_steps_per_second``,
+        ``total_flos``, ``train_loss``), plus ``n_steps`` and ``n_examples``.
+    """
+    from transformers import Trainer, TrainingArguments
+
+    from ._logging import quiet_transformers
+
+    class AnswerTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = answer_only_loss(model, inputs)
+            return (loss, None) if return_outputs else loss
+
+    max_steps = config.n_steps(len(dataset), int(os.environ.get("WORLD_SIZE", "1")))
+    with tempfile.TemporaryDirectory(prefix="llm_classifier_train_") as scratch, quiet_transformers():
+        args = TrainingArguments(
+            output_dir=scratch,
+            per_device_train_batch_size=config.batch_size,
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            learning_rate=config.learning_rate,
+            max_steps=max_steps,
+            warmup_steps=config.warmup_steps,
+            weight_decay=config.weight_decay,
+            optim=OPTIMIZERS[config.optimizer],
+            lr_scheduler_type=config.lr_scheduler,
+            seed=config.seed,
+            data_seed=config.seed,
+            logging_steps=1,
+            save_strategy="no",
+            report_to=[],
+            disable_tqdm=not config.verbose,
+            use_cpu=use_cpu,
+            bf16=bf16,
+            train_sampling_strategy="group_by_length",
+            length_column_name="length",
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
+            **config.extra,
+        )
+        trainer = AnswerTrainer(model=model, args=args, train_dataset=dataset, data_collator=AnswerCollator(pad_id))
+        if not config.verbose:
+            from transformers.trainer_callback import PrinterCallback
+
+            trainer.remove_callback(PrinterCallback)
+        output = trainer.train()
+        steps = [entry for entry in trainer.state.log_history if "loss" in entry]
+    history = dict(output.metrics)
+    history.update(
+        steps=steps,
+        n_steps=int(trainer.state.global_step),
+        n_examples=len(dataset),
+        n_tokens=int(sum(dataset["length"])),
+    )
+    return history

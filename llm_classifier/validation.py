@@ -1,0 +1,111 @@
+"""Checking what users pass as texts and labels, with errors that name the row."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    try:
+        import pandas as pd
+
+        return value is pd.NA or value is pd.NaT
+    except ImportError:  # pragma: no cover - pandas is optional
+        return False
+
+
+def _as_rows(X: Any, name: str) -> list[Any]:
+    """Flatten lists, arrays, Series, one-column frames and iterables to a list of rows."""
+    if isinstance(X, (str, bytes)):
+        raise TypeError(
+            f"{name} must be a sequence of texts (a list, array or Series), got a single {type(X).__name__}. "
+            f"Wrap it in a list: [{name.lower()}]."
+        )
+    columns = getattr(X, "columns", None)
+    if columns is not None and hasattr(X, "iloc"):  # pandas DataFrame
+        if len(columns) != 1:
+            raise ValueError(f"{name} must hold one column of texts; got a DataFrame with {len(columns)} columns {list(columns)!r}.")
+        return list(X.iloc[:, 0])
+    if isinstance(X, np.ndarray):
+        if X.ndim == 2:
+            if X.shape[1] != 1:
+                raise ValueError(f"{name} must be 1-D or a single column; got an array of shape {X.shape}.")
+            X = X[:, 0]
+        elif X.ndim != 1:
+            raise ValueError(f"{name} must be 1-D or a single column; got an array of shape {X.shape}.")
+        return list(X)
+    if hasattr(X, "tolist") and not isinstance(X, list):
+        return list(X.tolist())
+    if isinstance(X, Iterable):
+        return list(X)
+    raise TypeError(f"{name} must be a sequence of texts (a list, array or Series); got {type(X).__name__}.")
+
+
+def check_texts(X: Any, name: str = "X") -> list[str]:
+    """Return ``X`` as a list of ``str``, or raise naming the first bad row.
+
+    Accepted: lists/tuples, 1-D arrays, one-column 2-D arrays and DataFrames,
+    pandas Series, ``datasets`` columns and other iterables. Each row must be a
+    ``str`` (``bytes`` must be valid UTF-8). Empty and whitespace-only texts are
+    allowed: they are classified from the prompt alone.
+    """
+    rows = _as_rows(X, name)
+    if not rows:
+        raise ValueError(f"{name} is empty: at least one text is needed.")
+    texts: list[str] = []
+    for index, value in enumerate(rows):
+        if isinstance(value, str):
+            texts.append(str(value))
+        elif isinstance(value, (bytes, bytearray)):
+            try:
+                texts.append(bytes(value).decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{name}[{index}] is bytes that are not valid UTF-8 ({exc.reason} at byte {exc.start}); decode it to str first.") from None
+        elif _is_missing(value):
+            raise ValueError(f"{name}[{index}] is missing ({value!r}); every row must be a text. Drop or fill missing rows first.")
+        elif isinstance(value, (list, tuple, np.ndarray, dict, set)):
+            raise TypeError(f"{name}[{index}] is a {type(value).__name__}, not a text. {name} must be a flat sequence of strings.")
+        else:
+            raise TypeError(f"{name}[{index}] is {value!r} of type {type(value).__name__}; every row must be a str. Convert with str() if that is intended.")
+    return texts
+
+
+def check_labels(y: Any, n_samples: int) -> np.ndarray:
+    """Return ``y`` as a 1-D array of hashable labels of one kind, or raise naming the problem."""
+    if y is None:
+        raise ValueError("y is required: LLMClassifier is a supervised classifier (pass max_steps=0 for zero-shot, still with y naming the classes).")
+    rows = _as_rows(y, "y")
+    if len(rows) != n_samples:
+        raise ValueError(f"X and y have different lengths: {n_samples} texts but {len(rows)} labels.")
+    kinds = set()
+    for index, value in enumerate(rows):
+        if _is_missing(value):
+            raise ValueError(f"y[{index}] is missing ({value!r}); every text needs a label.")
+        if isinstance(value, (list, tuple, np.ndarray, dict, set)):
+            raise TypeError(f"y[{index}] is a {type(value).__name__}; labels must be scalars (multi-label targets are not supported).")
+        if isinstance(value, (bool, np.bool_)):
+            kinds.add("bool")
+        elif isinstance(value, numbers.Number):
+            kinds.add("number")
+        elif isinstance(value, str):
+            kinds.add("str")
+        else:
+            kinds.add(type(value).__name__)
+    if len(kinds) > 1:
+        raise TypeError(
+            f"y mixes labels of different types ({', '.join(sorted(kinds))}); e.g. 1 and '1' would become the same "
+            "answer text. Convert all labels to one type."
+        )
+    labels = np.asarray(rows, dtype=object if kinds == {"str"} else None)
+    if labels.dtype == object and kinds == {"str"}:
+        labels = np.asarray([str(v) for v in rows])
+    return labels
