@@ -54,11 +54,12 @@ def allocate(counts: dict[Hashable, int], n: int, minimum: int = 0) -> dict[Hash
         weight = sum(counts[k] for k in room)
         exact = {k: rest * counts[k] / weight for k in room}
         give = {k: min(room[k], int(np.floor(exact[k]))) for k in room}
-        if sum(give.values()) == 0:
-            # hand out single examples by largest remainder
-            order = sorted(room, key=lambda k: (-(exact[k] - np.floor(exact[k])), -counts[k], str(k)))
-            for k in order[:rest]:
-                give[k] = 1
+        leftover = rest - sum(give.values())
+        # largest remainder first (ties: larger class, then name)
+        order = sorted((k for k in room if give[k] < room[k]),
+                       key=lambda k: (-(exact[k] - np.floor(exact[k])), -counts[k], str(k)))
+        for k in order[:leftover]:
+            give[k] += 1
         for k, g in give.items():
             alloc[k] += g
         rest = n - sum(alloc.values())

@@ -1,0 +1,120 @@
+"""The registry of benchmark methods (name -> how to build and run an estimator)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_METHODS", "LLM_METHODS", "METHODS", "MethodSpec", "expand_methods", "plan_units"]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method.
+
+    Attributes
+    ----------
+    name : str
+    description : str
+    build : callable
+        ``build(options) -> estimator`` with ``fit``/``predict`` on lists of
+        strings; ``options`` is the run's method options (e.g. ``llm_kwargs``).
+    needs_llm : bool
+        Needs ``llm_classifier`` (skipped with a reason when it is not importable).
+    reuses : str or None
+        Name of a method whose fitted model this one reuses when both run
+        (``llm-generate`` reuses ``llm-qlora``'s).
+    """
+
+    name: str
+    description: str
+    build: Callable[[dict], object]
+    needs_llm: bool = False
+    reuses: str | None = None
+
+
+def _tfidf(options: dict):
+    from .baselines import TfidfClassifier
+
+    return TfidfClassifier(**options.get("tfidf", {}))
+
+
+def _bert(options: dict):
+    from .baselines import BertClassifier
+
+    return BertClassifier(progress=options.get("progress", True), **options.get("bert", {}))
+
+
+def _bert_emb(options: dict):
+    from .baselines import BertEmbeddingClassifier
+
+    return BertEmbeddingClassifier(**options.get("bert_emb", {}))
+
+
+def _llm(method: str) -> Callable[[dict], object]:
+    def build(options: dict):
+        from .llm_methods import make_llm
+
+        return make_llm(method, options.get("llm_kwargs"))
+
+    return build
+
+
+def _llm_generate(options: dict):
+    from .llm_methods import GenerateAndParse, make_llm
+
+    return GenerateAndParse(make_llm("llm-qlora", options.get("llm_kwargs")))
+
+
+METHODS: dict[str, MethodSpec] = {
+    m.name: m
+    for m in [
+        MethodSpec("tfidf", "TF-IDF word 1-2 + char 2-5 grams, logistic regression (C by 3-fold CV)", _tfidf),
+        MethodSpec("bert-emb", "all-MiniLM-L6-v2 mean-pooled embeddings + logistic regression", _bert_emb),
+        MethodSpec("bert", "all-MiniLM-L6-v2 fine-tuned with a classification head (4 epochs, max 128 tokens)",
+                   _bert),
+        MethodSpec("llm-zero-shot", "LLMClassifier(max_steps=0): label scoring without training",
+                   _llm("llm-zero-shot"), needs_llm=True),
+        MethodSpec("llm-qlora", "LLMClassifier() defaults: QLoRA fine-tune, label scoring", _llm("llm-qlora"),
+                   needs_llm=True),
+        MethodSpec("llm-generate", "the llm-qlora model answering by generation, parsed to a label",
+                   _llm_generate, needs_llm=True, reuses="llm-qlora"),
+    ]
+}
+DEFAULT_METHODS = list(METHODS)
+LLM_METHODS = [m for m, s in METHODS.items() if s.needs_llm]
+METHOD_GROUPS = {"baselines": ["tfidf", "bert-emb", "bert"], "llm": LLM_METHODS, "all": DEFAULT_METHODS}
+
+
+def expand_methods(names: str | list[str]) -> list[str]:
+    """Expand a comma-separated list of methods and aliases (``baselines``, ``llm``, ``all``)."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    out: list[str] = []
+    for name in names:
+        for n in METHOD_GROUPS.get(name, [name]):
+            if n not in METHODS:
+                raise KeyError(f"unknown method {n!r}; known: {', '.join(list(METHODS) + list(METHOD_GROUPS))}")
+            if n not in out:
+                out.append(n)
+    return out
+
+
+def plan_units(methods: list[str]) -> list[list[str]]:
+    """Group methods into units that run in one process.
+
+    A method that reuses another's fitted model runs right after it, in the
+    same unit (so the model is fitted once); otherwise each method is a unit.
+    """
+    units: list[list[str]] = []
+    placed: set[str] = set()
+    for m in methods:
+        if m in placed or (METHODS[m].reuses in methods and METHODS[m].reuses != m):
+            continue  # runs with the method it reuses
+        unit = [m]
+        for other in methods:
+            if other not in placed and other != m and METHODS[other].reuses == m:
+                unit.append(other)
+        placed.update(unit)
+        units.append(unit)
+    return units

@@ -1,0 +1,291 @@
+"""Metrics and reports: the JSON result file, a Markdown summary and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+__all__ = [
+    "RESULTS_FILE",
+    "SUMMARY_FILE",
+    "compute_metrics",
+    "load_results",
+    "plot_confusion",
+    "plot_macro_f1",
+    "to_jsonable",
+    "write_json",
+    "write_markdown",
+    "write_report",
+]
+
+RESULTS_FILE = "results.json"
+SUMMARY_FILE = "summary.md"
+PLOTS_DIR = "plots"
+
+
+def compute_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str] | None = None) -> dict:
+    """Accuracy, macro- and weighted-F1, a per-class table and the confusion matrix.
+
+    Parameters
+    ----------
+    y_true, y_pred : sequence of str
+        True and predicted labels. Predictions outside ``labels`` (e.g. an
+        unparseable generated answer) count as errors and get their own
+        confusion-matrix column.
+    labels : sequence of str, optional
+        Class order (default: sorted union of the true labels).
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``macro_f1``, ``weighted_f1``, ``per_class`` (label ->
+        precision, recall, f1, support) and ``confusion`` (``labels``,
+        ``matrix`` with rows = true, columns = predicted).
+    """
+    y_true = [str(v) for v in y_true]
+    y_pred = [str(v) for v in y_pred]
+    labels = [str(v) for v in labels] if labels is not None else sorted(set(y_true))
+    extra = sorted(set(y_pred) - set(labels))
+    cm_labels = list(labels) + extra
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
+        "per_class": {
+            lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, lab in enumerate(labels)
+        },
+        "confusion": {
+            "labels": cm_labels,
+            "matrix": confusion_matrix(y_true, y_pred, labels=cm_labels).tolist(),
+        },
+    }
+
+
+def to_jsonable(obj):
+    """Convert numpy scalars/arrays, paths, sets and tuples so ``json.dump`` accepts them."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return to_jsonable(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    return repr(obj)
+
+
+def write_json(payload: dict, out_dir: str | Path) -> Path:
+    """Write ``payload`` to ``<out_dir>/results.json`` (atomically)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RESULTS_FILE
+    tmp = path.with_suffix(".json.part")
+    tmp.write_text(json.dumps(to_jsonable(payload), indent=1, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_results(out_dir: str | Path) -> dict:
+    """Read ``<out_dir>/results.json``."""
+    return json.loads((Path(out_dir) / RESULTS_FILE).read_text(encoding="utf-8"))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def plot_confusion(record: dict, path: str | Path) -> Path:
+    """Save the confusion matrix of one task x method record as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = record["metrics"]["confusion"]["labels"]
+    cm = np.asarray(record["metrics"]["confusion"]["matrix"], dtype=float)
+    n = len(labels)
+    size = min(18.0, max(4.0, 0.45 * n + 2.5))
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    row = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, row, out=np.zeros_like(cm), where=row > 0)
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), labels=labels, rotation=60 if n > 4 else 0, ha="right" if n > 4 else "center",
+                  fontsize=8 if n > 12 else 9)
+    ax.set_yticks(range(n), labels=labels, fontsize=8 if n > 12 else 9)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 25:
+        for i in range(cm.shape[0]):
+            for j in range(cm.shape[1]):
+                if cm[i, j]:
+                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7 if n > 12 else 9,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    m = record["metrics"]
+    ax.set_title(f"{record['task']} / {record['method']}: acc {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}",
+                 fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_macro_f1(records: list[dict], path: str | Path) -> Path:
+    """Grouped bar chart: macro-F1 per task (groups) and method (bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in records if r.get("status") == "ok"]
+    tasks = list(dict.fromkeys(r["task"] for r in ok))
+    methods = list(dict.fromkeys(r["method"] for r in ok))
+    value = {(r["task"], r["method"]): r["metrics"]["macro_f1"] for r in ok}
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(tasks) * max(1, len(methods)) / 3 + 3), 4.5))
+    width = 0.8 / max(1, len(methods))
+    x = np.arange(len(tasks))
+    for j, method in enumerate(methods):
+        ys = [value.get((t, method), np.nan) for t in tasks]
+        bars = ax.bar(x + (j - (len(methods) - 1) / 2) * width, ys, width, label=method)
+        for b, yv in zip(bars, ys):
+            if not np.isnan(yv):
+                ax.text(b.get_x() + b.get_width() / 2, yv + 0.01, f"{yv:.2f}", ha="center", va="bottom",
+                        fontsize=7, rotation=90 if len(methods) > 3 else 0)
+    ax.set_xticks(x, labels=tasks, rotation=20 if len(tasks) > 3 else 0)
+    ax.set_ylim(0, 1.12)
+    ax.set_ylabel("macro-F1")
+    ax.set_title("macro-F1 per task and method")
+    ax.legend(fontsize=8, ncol=min(len(methods), 4), loc="upper center", bbox_to_anchor=(0.5, -0.15))
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _fmt(v, spec: str = ".3f") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return format(v, spec)
+
+
+def write_markdown(payload: dict, out_dir: str | Path) -> Path:
+    """Write ``<out_dir>/summary.md``: the main table, LLM training figures, per-class tables."""
+    run = payload.get("run", {})
+    records = payload.get("results", [])
+    lines = ["# Benchmark results", ""]
+    lines.append(f"- command: `{run.get('command', '')}`")
+    for key in ("started", "finished", "n_train", "n_test", "seed", "preset"):
+        if key in run:
+            lines.append(f"- {key}: {run[key]}")
+    if run.get("machine"):
+        m = run["machine"]
+        lines.append(f"- machine: {m.get('cpu', '?')}, {m.get('cpus', '?')} cores, {m.get('memory_gb', '?')} GB, "
+                     f"{m.get('platform', '')}, Python {m.get('python', '')}")
+    if run.get("versions"):
+        lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()))
+    lines += ["", "## Summary", ""]
+    if run.get("macro_f1_png"):
+        lines += [f"![macro-F1 per task and method]({run['macro_f1_png']})", ""]
+    lines.append("| task | method | accuracy | macro-F1 | weighted-F1 | fit s | predict s | predict ex/s "
+                 "| peak RSS MB | note |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    for r in records:
+        m = r.get("metrics") or {}
+        note = r.get("error") or r.get("reason") or ""
+        extra = r.get("extra") or {}
+        if "n_unparseable" in extra:
+            note = f"{extra['n_unparseable']} unparseable " + note
+        if r.get("fit_reused_from"):
+            note = f"model reused from {r['fit_reused_from']} " + note
+        note = note.strip().splitlines()[0][:120] if note.strip() else ""
+        if r.get("status") != "ok":
+            note = f"**{r.get('status')}**: {note}"
+        lines.append(
+            f"| {r['task']} | {r['method']} | {_fmt(m.get('accuracy'))} | {_fmt(m.get('macro_f1'))} | "
+            f"{_fmt(m.get('weighted_f1'))} | {_fmt(r.get('fit_time_s'), '.1f')} | "
+            f"{_fmt(r.get('predict_time_s'), '.1f')} | {_fmt(r.get('predict_examples_per_s'), '.1f')} | "
+            f"{_fmt(r.get('peak_rss_mb'), '.0f')} | {note.replace('|', '/')} |"
+        )
+    trained = [r for r in records if r.get("status") == "ok" and r.get("history")]
+    if trained:
+        lines += ["", "## Training figures", "",
+                  "| task | method | train runtime s | train loss | samples/s | steps | total FLOs |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in trained:
+            h = r["history"]
+            steps = h.get("steps")
+            n_steps = len(steps) if isinstance(steps, list) else steps
+            lines.append(
+                f"| {r['task']} | {r['method']} | {_fmt(h.get('train_runtime'), '.1f')} | "
+                f"{_fmt(h.get('train_loss'), '.4f')} | {_fmt(h.get('train_samples_per_second'), '.2f')} | "
+                f"{n_steps if n_steps is not None else '—'} | {_fmt(h.get('total_flos'), '.3g')} |"
+            )
+    tasks = payload.get("tasks", {})
+    if tasks:
+        lines += ["", "## Tasks", "", "| task | classes | train | test | words/text | description |",
+                  "|---|---|---|---|---|---|"]
+        for name, meta in tasks.items():
+            if "error" in meta:
+                lines.append(f"| {name} | — | — | — | — | **missing**: {meta['error']} |")
+                continue
+            lines.append(f"| {name} | {meta.get('n_classes')} | {meta.get('n_train')} | {meta.get('n_test')} | "
+                         f"{_fmt(meta.get('words_per_text_mean'), '.0f')} | {meta.get('description', '')} |")
+    lines += ["", "## Per-class results", ""]
+    for r in records:
+        if r.get("status") != "ok":
+            continue
+        lines += [f"### {r['task']} / {r['method']}", ""]
+        png = r.get("confusion_png")
+        if png:
+            lines += [f"![confusion matrix]({png})", ""]
+        lines += ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        for lab, v in r["metrics"]["per_class"].items():
+            lines.append(f"| {lab} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |")
+        lines.append("")
+    path = Path(out_dir) / SUMMARY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_report(payload: dict, out_dir: str | Path) -> dict[str, Path]:
+    """Write the JSON file, a confusion-matrix PNG per task x method, the macro-F1 chart and the summary.
+
+    Returns
+    -------
+    dict
+        Paths written: ``json``, ``markdown``, ``macro_f1`` and one
+        ``confusion:<task>/<method>`` per successful record.
+    """
+    out = Path(out_dir)
+    written: dict[str, Path] = {}
+    records = payload.get("results", [])
+    for r in records:
+        if r.get("status") == "ok" and r.get("metrics"):
+            rel = f"{PLOTS_DIR}/confusion_{_slug(r['task'])}__{_slug(r['method'])}.png"
+            written[f"confusion:{r['task']}/{r['method']}"] = plot_confusion(r, out / rel)
+            r["confusion_png"] = rel
+    if any(r.get("status") == "ok" for r in records):
+        written["macro_f1"] = plot_macro_f1(records, out / PLOTS_DIR / "macro_f1.png")
+        payload.setdefault("run", {})["macro_f1_png"] = f"{PLOTS_DIR}/macro_f1.png"
+    written["json"] = write_json(payload, out)
+    written["markdown"] = write_markdown(payload, out)
+    return written

