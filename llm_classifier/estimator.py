@@ -392,6 +392,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
         """
+        check_is_fitted(self, "classes_")
         if self.inference == "score":
             return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
         texts = check_texts(X, "X")

@@ -13,6 +13,8 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from sklearn.base import BaseEstimator
+
 
 @runtime_checkable
 class Verbalizer(Protocol):
@@ -32,7 +34,7 @@ class LabelParser(Protocol):
         ...
 
 
-class DefaultVerbalizer:
+class DefaultVerbalizer(BaseEstimator):
     """Use each class's string form (``str(label)``), whitespace-normalised.
 
     Examples
@@ -44,11 +46,9 @@ class DefaultVerbalizer:
     def answers(self, classes: Sequence[Any]) -> list[str]:
         return [" ".join(str(label).split()) for label in classes]
 
-    def __repr__(self) -> str:
-        return "DefaultVerbalizer()"
 
 
-class MappingVerbalizer:
+class MappingVerbalizer(BaseEstimator):
     """Name classes through a mapping, e.g. ``{0: "negative", 1: "positive"}``.
 
     Parameters
@@ -69,11 +69,9 @@ class MappingVerbalizer:
             )
         return [str(self.mapping[label]) for label in classes]
 
-    def __repr__(self) -> str:
-        return f"MappingVerbalizer({dict(self.mapping)!r})"
 
 
-class FunctionVerbalizer:
+class FunctionVerbalizer(BaseEstimator):
     """Name classes with a function ``f(label) -> str``."""
 
     def __init__(self, func: Callable[[Any], str]):
@@ -82,8 +80,6 @@ class FunctionVerbalizer:
     def answers(self, classes: Sequence[Any]) -> list[str]:
         return [str(self.func(label)) for label in classes]
 
-    def __repr__(self) -> str:
-        return f"FunctionVerbalizer({self.func!r})"
 
 
 def resolve_verbalizer(verbalizer: Any) -> Verbalizer:
@@ -127,7 +123,7 @@ def _normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-class ExactParser:
+class ExactParser(BaseEstimator):
     """Accept the generated text only if it equals an answer (after stripping whitespace).
 
     Parameters
@@ -150,11 +146,9 @@ class ExactParser:
                 return index
         return None
 
-    def __repr__(self) -> str:
-        return f"ExactParser(case_sensitive={self.case_sensitive!r})"
 
 
-class DefaultParser:
+class DefaultParser(BaseEstimator):
     """A forgiving parser: exact, then case/punctuation-insensitive, then containment, then fuzzy.
 
     Steps, first match wins: the first line equals an answer; equal after
@@ -190,10 +184,17 @@ class DefaultParser:
             if candidate in normalised:
                 return normalised.index(candidate)
         by_length = sorted(range(len(answers)), key=lambda i: -len(normalised[i]))
+
+        def mentioned(text: str) -> list[int]:
+            return [i for i in by_length if normalised[i] and re.search(rf"\b{re.escape(normalised[i])}\b", text)]
+
+        in_first = mentioned(first_norm)
         for index in by_length:
             if normalised[index] and re.match(rf"{re.escape(normalised[index])}\b", first_norm):
-                return index
-        contained = [i for i in by_length if normalised[i] and re.search(rf"\b{re.escape(normalised[i])}\b", full_norm)]
+                # "positive or negative" names two answers: ambiguous, unless one contains the other.
+                if all(normalised[other] in normalised[index] for other in in_first):
+                    return index
+        contained = mentioned(full_norm)
         if len(contained) == 1:
             return contained[0]
         if self.cutoff < 1.0 and first_norm:
@@ -202,8 +203,6 @@ class DefaultParser:
                 return normalised.index(close[0])
         return None
 
-    def __repr__(self) -> str:
-        return f"DefaultParser(cutoff={self.cutoff!r})"
 
 
 PARSERS: dict[str, Callable[[], LabelParser]] = {

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from sklearn.base import BaseEstimator
+
 DEFAULT_INSTRUCTION = "Classify the text into one of these categories: {labels}. Answer with the category only."
 
 # A private-use-area marker: rendered in place of the text to find where the text sits.
@@ -35,7 +37,7 @@ def _instruction(instruction: str, labels: Sequence[str]) -> str:
     return instruction.replace("{labels}", _format_labels(labels))
 
 
-class AlpacaTemplate:
+class AlpacaTemplate(BaseEstimator):
     """The Alpaca instruction format of the seed recipe.
 
     ``### Instruction:`` / ``### Input:`` / ``### Response:``; works with base
@@ -65,11 +67,9 @@ class AlpacaTemplate:
         parts.append(f"### Input:\n{text}\n\n### Response:\n")
         return "".join(parts)
 
-    def __repr__(self) -> str:
-        return f"AlpacaTemplate(instruction={self.instruction!r}, examples={self.examples!r})"
 
 
-class ChatTemplate:
+class ChatTemplate(BaseEstimator):
     """The model's own chat template (``tokenizer.apply_chat_template``).
 
     The instruction and the text form the user turn; the prompt ends with the
@@ -111,11 +111,9 @@ class ChatTemplate:
         messages.append({"role": "user", "content": f"{instruction}\n\n{text}"})
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def __repr__(self) -> str:
-        return f"ChatTemplate(instruction={self.instruction!r}, system={self.system!r}, examples={self.examples!r})"
 
 
-class FormatTemplate:
+class FormatTemplate(BaseEstimator):
     """A user's format string with a ``{text}`` placeholder and optionally ``{labels}``.
 
     Parameters
@@ -135,11 +133,9 @@ class FormatTemplate:
     def render(self, text: str, labels: Sequence[str], tokenizer: Any = None) -> str:
         return self.template.format(text=text, labels=_format_labels(labels))
 
-    def __repr__(self) -> str:
-        return f"FormatTemplate({self.template!r})"
 
 
-class CallableTemplate:
+class CallableTemplate(BaseEstimator):
     """Wrap a function ``f(text, labels) -> str`` as a template."""
 
     def __init__(self, func: Callable[[str, Sequence[str]], str]):
@@ -148,8 +144,6 @@ class CallableTemplate:
     def render(self, text: str, labels: Sequence[str], tokenizer: Any = None) -> str:
         return self.func(text, list(labels))
 
-    def __repr__(self) -> str:
-        return f"CallableTemplate({self.func!r})"
 
 
 TEMPLATES: dict[str, Callable[[], PromptTemplate]] = {

@@ -85,7 +85,10 @@ def add_lora(model: Any, config: TrainConfig) -> Any:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    from ._logging import quiet_transformers
+
+    with quiet_transformers():
+        return get_peft_model(model, lora)
 
 
 class AnswerCollator:

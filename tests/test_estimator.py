@@ -1,0 +1,119 @@
+"""End-to-end behaviour of LLMClassifier on the tiny model (real code paths, no mocks)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from llm_classifier import LLMClassifier, MappingVerbalizer
+from llm_classifier.exceptions import UnparseableAnswerError
+
+
+def test_fit_predict_proba_contract(tiny_params, sentiment):
+    X, y = sentiment
+    clf = LLMClassifier(**tiny_params).fit(X, y)
+    assert clf.classes_.tolist() == ["negative", "positive"]
+    proba = clf.predict_proba(X)
+    assert proba.shape == (8, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+    assert np.all((proba >= 0) & (proba <= 1))
+    predictions = clf.predict(X)
+    assert set(predictions) <= set(clf.classes_)
+    np.testing.assert_array_equal(predictions, clf.classes_[proba.argmax(axis=1)])
+    assert 0.0 <= clf.score(X, y) <= 1.0
+
+
+def test_history_records_training(tiny_params, sentiment):
+    clf = LLMClassifier(**tiny_params).fit(*sentiment)
+    history = clf.history_
+    assert history["n_steps"] == 3
+    assert len(history["steps"]) == 3
+    assert all(np.isfinite(step["loss"]) for step in history["steps"])
+    for key in ("train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"):
+        assert key in history
+
+
+def test_training_changes_the_model_and_lowers_loss(tiny_params, sentiment):
+    X, y = sentiment
+    zero = LLMClassifier(**{**tiny_params, "max_steps": 0}).fit(X, y)
+    tuned = LLMClassifier(**{**tiny_params, "max_steps": 30, "learning_rate": 5e-3}).fit(X, y)
+    assert zero.history_["n_steps"] == 0 and zero.backend_.get_adapter() is None
+    losses = [step["loss"] for step in tuned.history_["steps"]]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    assert tuned.score(X, y) >= zero.score(X, y)
+    assert not np.allclose(zero.predict_proba(X), tuned.predict_proba(X))
+
+
+def test_integer_and_bool_labels_round_trip(tiny_params, sentiment):
+    X, y = sentiment
+    ints = [1 if label == "positive" else 0 for label in y]
+    clf = LLMClassifier(**tiny_params).fit(X, ints)
+    assert clf.classes_.dtype.kind == "i" and set(clf.predict(X)) <= {0, 1}
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 0}).fit(X, [v == 1 for v in ints])
+    assert clf.classes_.dtype == bool
+
+
+def test_pandas_inputs(tiny_params, sentiment):
+    X, y = sentiment
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 0}).fit(pd.DataFrame({"text": X}), pd.Series(y))
+    assert clf.predict(pd.Series(X)).shape == (8,)
+
+
+def test_verbalizer_mapping_and_multi_token_answers(tiny_params, sentiment):
+    X, y = sentiment
+    verbalizer = MappingVerbalizer({"negative": "thumbs down", "positive": "thumbs up"})
+    clf = LLMClassifier(**{**tiny_params, "verbalizer": verbalizer}).fit(X, y)
+    assert clf.answers_ == ["thumbs down", "thumbs up"]
+    assert min(len(ids) for ids in clf.answer_ids_) >= 3  # shared first token, then end of answer
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("prompt", ["alpaca", "chat", "Text: {text}\nLabels: {labels}\nAnswer:", lambda text, labels: f"{text} =>"])
+def test_prompt_variants(tiny_params, sentiment, prompt):
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 1, "prompt": prompt}).fit(*sentiment)
+    assert clf.predict(sentiment[0]).shape == (8,)
+
+
+def test_generate_mode_policies(tiny_params, sentiment):
+    X, y = sentiment
+    clf = LLMClassifier(**{**tiny_params, "inference": "generate", "max_new_tokens": 3}).fit(X, y)
+    generated = clf.generate(X)
+    assert len(generated) == 8 and all(isinstance(text, str) for text in generated)
+    predictions = clf.predict(X)  # a random tiny model answers nonsense: falls back to scoring
+    assert set(predictions) <= set(clf.classes_)
+    assert clf.n_unparseable_ == sum(clf.label_parser_.parse(t, clf.answers_) is None for t in generated)
+    clf.set_params(on_unparseable="positive")
+    if clf.n_unparseable_:
+        assert "positive" in set(clf.predict(X))
+        clf.set_params(on_unparseable="raise")
+        with pytest.raises(UnparseableAnswerError, match="match no class"):
+            clf.predict(X)
+
+
+def test_refit_starts_from_base_and_is_reproducible(tiny_params, sentiment):
+    X, y = sentiment
+    clf = LLMClassifier(**tiny_params).fit(X, y)
+    first = clf.predict_proba(X)
+    clf.fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba(X), first, atol=1e-6)
+
+
+def test_long_texts_are_truncated_with_one_warning(tiny_params, sentiment):
+    X, y = sentiment
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 0, "max_length": 96}).fit(X, y)
+    with pytest.warns(UserWarning, match="truncated") as record:
+        proba = clf.predict_proba(["word " * 500, "short"])
+    assert len([w for w in record if "truncated" in str(w.message)]) == 1
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_failed_refit_leaves_fitted_estimator_unchanged(tiny_params, sentiment):
+    X, y = sentiment
+    clf = LLMClassifier(**tiny_params).fit(X, y)
+    before = clf.predict_proba(X)
+    attributes = dict(vars(clf))
+    clf.set_params(model="/nonexistent/model/dir")
+    with pytest.raises(ValueError):
+        clf.fit(X, y)
+    clf.set_params(model=tiny_params["model"])
+    assert {k: id(v) for k, v in vars(clf).items() if k.endswith("_")} == {k: id(v) for k, v in attributes.items() if k.endswith("_")}
+    np.testing.assert_allclose(clf.predict_proba(X), before, atol=1e-9)

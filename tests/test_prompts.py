@@ -1,0 +1,69 @@
+import pytest
+
+from llm_classifier.prompts import (
+    TEXT_MARKER,
+    AlpacaTemplate,
+    CallableTemplate,
+    ChatTemplate,
+    FormatTemplate,
+    resolve_template,
+    split_template,
+)
+
+
+def test_alpaca_matches_seed_format():
+    prompt = AlpacaTemplate(instruction="Classify: {labels}").render("Nice.", ["neg", "pos"])
+    assert prompt == "### Instruction:\nClassify: neg, pos\n\n### Input:\nNice.\n\n### Response:\n"
+
+
+def test_alpaca_few_shot_examples_precede_input():
+    prompt = AlpacaTemplate(examples=[("good", "pos")]).render("bad", ["neg", "pos"])
+    assert prompt.index("### Response:\npos") < prompt.index("### Input:\nbad")
+
+
+def test_chat_template_uses_tokenizer(tiny_model):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    prompt = ChatTemplate(system="Be brief.", examples=[("good", "pos")]).render("bad", ["neg", "pos"], tokenizer)
+    assert prompt.startswith("<|im_start|>system\nBe brief.")
+    assert prompt.endswith("<|im_start|>assistant\n")
+    assert "<|im_start|>assistant\npos<|im_end|>" in prompt
+
+
+def test_chat_template_without_tokenizer_template_errors():
+    with pytest.raises(ValueError, match="chat template"):
+        ChatTemplate().render("x", ["a", "b"], tokenizer=None)
+
+
+def test_format_and_callable_templates():
+    assert FormatTemplate("T: {text} L: {labels}").render("x", ["a", "b"]) == "T: x L: a, b"
+    assert CallableTemplate(lambda text, labels: f"{text}|{len(labels)}").render("x", ["a", "b"]) == "x|2"
+
+
+def test_resolve_template_variants():
+    assert isinstance(resolve_template("alpaca"), AlpacaTemplate)
+    assert isinstance(resolve_template("auto", tokenizer=None), AlpacaTemplate)
+    assert isinstance(resolve_template("Text: {text}\nAnswer:"), FormatTemplate)
+    assert isinstance(resolve_template(lambda t, l: t), CallableTemplate)
+    template = AlpacaTemplate()
+    assert resolve_template(template) is template
+
+
+@pytest.mark.parametrize("bad", ["no placeholder here", "{text} and {other}", 42])
+def test_resolve_template_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="'prompt' parameter"):
+        resolve_template(bad)
+
+
+def test_split_template_around_text():
+    prefix, suffix = split_template(FormatTemplate("Q: {text}\nA:"), ["a", "b"])
+    assert (prefix, suffix) == ("Q: ", "\nA:")
+
+
+def test_split_template_requires_exactly_one_text():
+    with pytest.raises(ValueError, match="exactly once"):
+        split_template(CallableTemplate(lambda text, labels: "no text"), ["a", "b"])
+    with pytest.raises(ValueError, match="exactly once"):
+        split_template(CallableTemplate(lambda text, labels: text + text), ["a", "b"])
+    assert TEXT_MARKER not in "ordinary user text"

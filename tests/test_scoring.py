@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+import torch
+
+from llm_classifier.scoring import LabelTrie, score_labels, score_labels_naive
+
+
+def test_trie_shares_prefixes():
+    trie = LabelTrie.build([[5, 6, 2], [5, 7, 2], [9, 2]])
+    assert trie.n_nodes == 7  # 5 6 2 | (5) 7 2 | 9 2: the first token 5 is shared
+    assert trie.paths[0][0] == trie.paths[1][0]
+    assert trie.inner_nodes() == [0, 1, 3, 5]
+    ancestry = trie.ancestry()
+    assert ancestry[trie.paths[1][-1]].sum() == 3
+
+
+def test_trie_rejects_empty_answer():
+    with pytest.raises(ValueError, match="at least one token"):
+        LabelTrie.build([[1], []])
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    return model.eval()
+
+
+def test_fast_scoring_matches_naive_with_shared_multi_token_labels(tiny_lm):
+    rng = np.random.default_rng(0)
+    prompts = [list(rng.integers(10, 40000, size=n)) for n in (5, 17, 9, 30, 1, 12)]
+    answers = [[100, 200, 2], [100, 201, 2], [100, 200, 300, 2], [7, 2], [100, 2]]
+    fast = score_labels(tiny_lm, prompts, answers, pad_id=0, batch_size=4)
+    naive = score_labels_naive(tiny_lm, prompts, answers, pad_id=0, batch_size=7)
+    assert fast.shape == (6, 5)
+    np.testing.assert_allclose(fast, naive, atol=1e-4)
+
+
+def test_fast_scoring_real_label_tokens(tiny_lm, tiny_model):
+    from transformers import AutoTokenizer
+
+    from llm_classifier.tokenization import encode_answers
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    answers = encode_answers(tokenizer, ["money", "money-fx", "money-supply", "Ebner-Eschenbach", "earn"])
+    prompts = [tokenizer("Classify this text please: " * k)["input_ids"] for k in (1, 3, 2)]
+    fast = score_labels(tiny_lm, prompts, answers, pad_id=0, batch_size=2)
+    naive = score_labels_naive(tiny_lm, prompts, answers, pad_id=0)
+    np.testing.assert_allclose(fast, naive, atol=1e-4)
+    assert np.all(fast < 0)

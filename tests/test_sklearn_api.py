@@ -1,0 +1,103 @@
+"""The scikit-learn contract: checks from sklearn.utils.estimator_checks and meta-estimators."""
+
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils import estimator_checks as checks
+
+from llm_classifier import LLMClassifier
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        checks.check_no_attributes_set_in_init,
+        checks.check_estimator_cloneable,
+        checks.check_get_params_invariance,
+        checks.check_set_params,
+        checks.check_estimator_repr,
+        checks.check_parameters_default_constructible,
+        checks.check_estimator_tags_renamed,
+        checks.check_valid_tag_types,
+        checks.check_estimators_overwrite_params,
+    ],
+    ids=lambda check: check.__name__,
+)
+def test_sklearn_api_checks(check, tiny_params):
+    estimator = LLMClassifier(**tiny_params)
+    if check is checks.check_estimators_overwrite_params:
+        pytest.skip("needs numeric X; covered by test_fit_does_not_change_params")
+    check(type(estimator).__name__, estimator)
+
+
+def test_unfitted_errors(tiny_params, sentiment):
+    from sklearn.exceptions import NotFittedError
+
+    for method in ("predict", "predict_proba", "predict_log_proba", "generate"):
+        with pytest.raises(NotFittedError):
+            getattr(LLMClassifier(**tiny_params), method)(sentiment[0])
+
+
+def test_tags_declare_string_input():
+    tags = LLMClassifier().__sklearn_tags__()
+    assert tags.input_tags.string and not tags.input_tags.two_d_array
+    assert tags.estimator_type == "classifier"
+
+
+def test_fit_does_not_change_params(tiny_params, sentiment):
+    clf = LLMClassifier(**tiny_params)
+    before = clf.get_params()
+    clf.fit(*sentiment)
+    assert clf.get_params() == before
+
+
+def test_clone_is_unfitted_with_same_params(tiny_params, sentiment):
+    clf = LLMClassifier(**tiny_params).fit(*sentiment)
+    cloned = clone(clf)
+    assert cloned.get_params() == clf.get_params()
+    assert not hasattr(cloned, "classes_")
+
+
+@pytest.mark.parametrize("dump, load", [(pickle.dumps, pickle.loads), (None, None)], ids=["pickle", "joblib"])
+def test_pickle_round_trip(tiny_params, sentiment, tmp_path, dump, load):
+    X, y = sentiment
+    clf = LLMClassifier(**tiny_params).fit(X, y)
+    expected = clf.predict_proba(X)
+    if dump is None:
+        joblib.dump(clf, tmp_path / "clf.joblib")
+        restored = joblib.load(tmp_path / "clf.joblib")
+    else:
+        payload = dump(clf)
+        assert len(payload) < 5_000_000  # the base weights are not pickled
+        restored = load(payload)
+    np.testing.assert_allclose(restored.predict_proba(X), expected, atol=1e-6)
+
+
+def test_pipeline_and_grid_search(tiny_params, sentiment):
+    X, y = sentiment
+    pipe = Pipeline([("lower", FunctionTransformer(lambda texts: [t.lower() for t in texts])), ("clf", LLMClassifier(**tiny_params))])
+    grid = GridSearchCV(pipe, {"clf__max_steps": [0, 2], "clf__prompt": ["alpaca", "chat"]}, cv=2)
+    grid.fit(X, y)
+    assert set(grid.cv_results_["params"][0]) == {"clf__max_steps", "clf__prompt"}
+    assert len(grid.cv_results_["mean_test_score"]) == 4
+    assert set(grid.predict(X)) <= {"negative", "positive"}
+
+
+def test_grid_search_over_plugin_parameters(tiny_params, sentiment):
+    from llm_classifier import AlpacaTemplate
+
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 0, "prompt": AlpacaTemplate()})
+    assert "prompt__instruction" in clf.get_params(deep=True)
+    grid = GridSearchCV(clf, {"prompt__instruction": ["Sentiment? {labels}", "Classify: {labels}"]}, cv=2).fit(*sentiment)
+    assert len(grid.cv_results_["mean_test_score"]) == 2
+
+
+def test_cross_val_score(tiny_params, sentiment):
+    scores = cross_val_score(LLMClassifier(**tiny_params), *sentiment, cv=2)
+    assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
