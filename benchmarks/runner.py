@@ -166,11 +166,13 @@ def machine_info() -> dict:
 
 def versions() -> dict:
     """Versions of the libraries that affect results."""
+    from importlib import metadata
+
     out = {}
-    for mod in ("torch", "transformers", "sklearn", "numpy", "peft", "llm_classifier"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001
+    for dist in ("torch", "transformers", "scikit-learn", "numpy", "peft", "bitsandbytes", "llm_classifier"):
+        try:  # read the installed metadata: importing llm_classifier here would load torch & co.
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
             pass
     return out
 
