@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import os
 import random
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from numbers import Integral, Real
 from typing import Any
 
@@ -15,16 +16,17 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from .backends import resolve_backend
+from .distributed import is_main_process
 from .exceptions import UnparseableAnswerError
 from .labels import check_answers, resolve_parser, resolve_verbalizer
 from .models import DEFAULT_MODEL
 from .prompts import resolve_template, split_template
 from .tokenization import PromptEncoder, encode_answers
 from .training import OPTIMIZERS, SCHEDULERS, TrainConfig
-from .validation import check_labels, check_texts
+from .validation import check_labels, check_texts, iter_text_chunks
 
 
-def _progress(total: int, verbose: bool, desc: str) -> Any:
+def _progress(total: int | None, verbose: bool, desc: str) -> Any:
     if not verbose:
         return None
     from tqdm.auto import tqdm
@@ -316,30 +318,64 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     # -- prediction ------------------------------------------------------------------------
+    #: Texts validated, encoded and scored at a time by predict, predict_proba and generate:
+    #: memory holds one chunk's token ids, whatever the number of texts (lists, arrays,
+    #: generators and ``datasets`` columns are read lazily, chunk by chunk).
+    predict_chunk_size: int = 2048
+
+    def _encoder(self) -> PromptEncoder:
+        return PromptEncoder(self.backend_.tokenizer, self.prompt_prefix_, self.prompt_suffix_, self.max_length, max(map(len, self.answer_ids_)))
+
     def _encode(self, X: Any) -> list[list[int]]:
         check_is_fitted(self, "classes_")
         texts = check_texts(X, "X")
-        encoder = PromptEncoder(self.backend_.tokenizer, self.prompt_prefix_, self.prompt_suffix_, self.max_length, max(map(len, self.answer_ids_)))
-        return encoder.encode(texts).ids
+        return self._encoder().encode(texts).ids
+
+    def _encoded_chunks(self, X: Any) -> Iterator[tuple[int, list[str], list[list[int]]]]:
+        """``(start, texts, prompt_ids)`` per chunk of ``X``; warns once about truncation at the end."""
+        check_is_fitted(self, "classes_")
+        encoder = self._encoder()
+        start = n_truncated = 0
+        for texts in iter_text_chunks(X, "X", self.predict_chunk_size):
+            encoded = encoder.encode(texts, warn=False)
+            n_truncated += encoded.n_truncated
+            yield start, texts, encoded.ids
+            start += len(texts)
+        if n_truncated:
+            warnings.warn(
+                f"{n_truncated} of {start} texts are longer than max_length allows "
+                f"({encoder.budget} text tokens) and were truncated to their beginning.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def _bar(self, X: Any, desc: str) -> Any:
+        total = len(X) if hasattr(X, "__len__") else None
+        return _progress(total, bool(self.verbose) and is_main_process(), desc)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Log-probabilities of the classes, normalised over ``classes_``.
 
         Parameters
         ----------
-        X : sequence of str
+        X : iterable of str
+            A sequence, array, Series, generator or ``datasets`` column; it is read in
+            chunks of :attr:`predict_chunk_size` texts, so memory does not grow with it.
 
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        prompts = self._encode(X)
-        bar = _progress(len(prompts), bool(self.verbose), "Scoring")
+        check_is_fitted(self, "classes_")
+        bar = self._bar(X, "Scoring")
+        parts = []
         try:
-            scores = self.backend_.score(prompts, self.answer_ids_, batch_size=self.eval_batch_size, progress=bar)
+            for _, _, prompts in self._encoded_chunks(X):
+                parts.append(self.backend_.score(prompts, self.answer_ids_, batch_size=self.eval_batch_size, progress=bar))
         finally:
             if bar is not None:
                 bar.close()
+        scores = np.concatenate(parts)
         scores = scores - scores.max(axis=1, keepdims=True)
         return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
 
@@ -348,7 +384,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : sequence of str
+        X : iterable of str
+            Read in chunks, like :meth:`predict_log_proba`.
 
         Returns
         -------
@@ -362,20 +399,24 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : sequence of str
+        X : iterable of str
+            Read in chunks, like :meth:`predict_log_proba`.
 
         Returns
         -------
         list of str
         """
-        prompts = self._encode(X)
+        check_is_fitted(self, "classes_")
         max_new = self.max_new_tokens or max(map(len, self.answer_ids_)) + 8
-        bar = _progress(len(prompts), bool(self.verbose), "Generating")
+        bar = self._bar(X, "Generating")
+        out: list[str] = []
         try:
-            return self.backend_.generate(prompts, max_new_tokens=max_new, batch_size=self.eval_batch_size, progress=bar)
+            for _, _, prompts in self._encoded_chunks(X):
+                out.extend(self.backend_.generate(prompts, max_new_tokens=max_new, batch_size=self.eval_batch_size, progress=bar))
         finally:
             if bar is not None:
                 bar.close()
+        return out
 
     def predict(self, X: Any) -> np.ndarray:
         """Predict the class of each text (always one of ``classes_``).
@@ -386,7 +427,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : sequence of str
+        X : iterable of str
+            Read in chunks, like :meth:`predict_log_proba`.
 
         Returns
         -------
@@ -395,15 +437,29 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "classes_")
         if self.inference == "score":
             return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
-        texts = check_texts(X, "X")
-        generated = self.generate(texts)
+        max_new = self.max_new_tokens or max(map(len, self.answer_ids_)) + 8
+        bar = self._bar(X, "Generating")
+        parts, n_unparseable = [], 0
+        try:
+            for start, texts, prompts in self._encoded_chunks(X):
+                generated = self.backend_.generate(prompts, max_new_tokens=max_new, batch_size=self.eval_batch_size, progress=bar)
+                indices = self._parse_generated(start, texts, generated)
+                n_unparseable += sum(missing for _, missing in indices)
+                parts.append(np.asarray([index for index, _ in indices], dtype=int))
+        finally:
+            if bar is not None:
+                bar.close()
+        self.n_unparseable_ = n_unparseable
+        return self.classes_[np.concatenate(parts)]
+
+    def _parse_generated(self, start: int, texts: list[str], generated: list[str]) -> list[tuple[int, bool]]:
+        """Class index of each generated answer (and whether it was unparseable), per ``on_unparseable``."""
         indices = [self.label_parser_.parse(text, self.answers_) for text in generated]
         missing = [i for i, index in enumerate(indices) if index is None]
-        self.n_unparseable_ = len(missing)
         if missing:
             if self.on_unparseable == "raise":
                 raise UnparseableAnswerError(
-                    f"{len(missing)} of {len(texts)} generated answers match no class, e.g. row {missing[0]}: "
+                    f"{len(missing)} of {len(texts)} generated answers match no class, e.g. row {start + missing[0]}: "
                     f"{generated[missing[0]]!r}. Set on_unparseable='score' to fall back to label scoring."
                 )
             if self.on_unparseable == "score":
@@ -414,7 +470,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 fallback_index = int(np.flatnonzero(self.classes_ == self.on_unparseable)[0])
                 for i in missing:
                     indices[i] = fallback_index
-        return self.classes_[np.asarray(indices, dtype=int)]
+        missing_set = set(missing)
+        return [(int(index), i in missing_set) for i, index in enumerate(indices)]
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: Any) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,42 @@ def _as_rows(X: Any, name: str) -> list[Any]:
     raise TypeError(f"{name} must be a sequence of texts (a list, array or Series); got {type(X).__name__}.")
 
 
+def _iter_rows(X: Any, name: str) -> Iterator[Any]:
+    """Like :func:`_as_rows`, but lazily: rows are read as they are consumed."""
+    if isinstance(X, np.ndarray) and X.ndim in (1, 2):
+        return _iter_array(X, name)
+    if isinstance(X, (str, bytes, np.ndarray, Mapping, set, frozenset)) or getattr(X, "columns", None) is not None or not isinstance(X, Iterable):
+        return iter(_as_rows(X, name))  # DataFrames (a list of references), or the usual errors
+    return iter(X)
+
+
+def _iter_array(X: np.ndarray, name: str) -> Iterator[Any]:
+    if X.ndim == 2:
+        if X.shape[1] != 1:
+            raise ValueError(f"{name} must be 1-D or a single column; got an array of shape {X.shape}.")
+        X = X[:, 0]
+    return iter(X)
+
+
+def iter_text_chunks(X: Any, name: str = "X", chunk_size: int = 2048) -> Iterator[list[str]]:
+    """Validate and yield the texts of ``X`` in lists of at most ``chunk_size``.
+
+    Accepts everything :func:`check_texts` does plus any iterable (generators,
+    ``datasets`` columns such as ``ds["text"]``), and reads it lazily: memory holds one
+    chunk at a time. Errors name the row by its position in the whole input.
+    """
+    rows = _iter_rows(X, name)
+    start = 0
+    while True:
+        chunk = list(itertools.islice(rows, chunk_size))
+        if not chunk:
+            if start == 0:
+                raise ValueError(f"{name} is empty: at least one text is needed.")
+            return
+        yield _check_rows(chunk, name, start)
+        start += len(chunk)
+
+
 def check_texts(X: Any, name: str = "X") -> list[str]:
     """Return ``X`` as a list of ``str``, or raise naming the first bad row.
 
@@ -61,8 +98,13 @@ def check_texts(X: Any, name: str = "X") -> list[str]:
     rows = _as_rows(X, name)
     if not rows:
         raise ValueError(f"{name} is empty: at least one text is needed.")
+    return _check_rows(rows, name, 0)
+
+
+def _check_rows(rows: list[Any], name: str, start: int) -> list[str]:
+    """The rows as ``str``; ``start`` is the position of ``rows[0]`` in the input (for errors)."""
     texts: list[str] = []
-    for index, value in enumerate(rows):
+    for index, value in enumerate(rows, start=start):
         if isinstance(value, str):
             texts.append(str(value))
         elif isinstance(value, (bytes, bytearray)):

@@ -1,0 +1,67 @@
+"""Where this process stands in a multi-process run (``accelerate launch``, ``torchrun``)
+or a joblib worker pool, and how many CPU threads torch should use there.
+
+Nothing here starts processes: training across processes is ``transformers.Trainer``'s
+(DDP through accelerate), parallel model selection is joblib's. These helpers only make the
+library behave in them: one progress bar and one saved artifact per run, and no fight over
+the cores between joblib workers.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def process_rank() -> int:
+    """Global rank of this process (0 outside a distributed launch)."""
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return int(dist.get_rank())
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return int(os.environ.get("RANK", "0") or 0)
+
+
+def world_size() -> int:
+    """Number of processes of the launch (1 outside a distributed launch)."""
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return int(dist.get_world_size())
+    except ImportError:  # pragma: no cover
+        pass
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def is_main_process() -> bool:
+    """True on rank 0 (and always outside a distributed launch)."""
+    return process_rank() == 0
+
+
+def thread_limit(num_threads: int | None = None) -> int | None:
+    """The torch thread count this process should use, or None to keep torch's.
+
+    An explicit ``num_threads`` wins. Otherwise ``OMP_NUM_THREADS`` is honoured: joblib's
+    default (loky) backend sets it to ``cpu_count() // n_jobs`` in its workers, so
+    ``GridSearchCV(..., n_jobs=k)`` splits the cores between the k fits; users set it for
+    dask or ray workers, ``torchrun`` sets it to 1 per process unless told otherwise.
+    """
+    if num_threads:
+        return max(1, int(num_threads))
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return None
+
+
+def apply_thread_limit(num_threads: int | None = None) -> int:
+    """Set torch's intra-op thread count per :func:`thread_limit`; return the count in use."""
+    import torch
+
+    limit = thread_limit(num_threads)
+    if limit is not None and torch.get_num_threads() != limit:
+        torch.set_num_threads(limit)
+    return int(torch.get_num_threads())
