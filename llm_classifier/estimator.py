@@ -24,6 +24,7 @@ from .prompts import resolve_template, split_template
 from .tokenization import PromptEncoder, encode_answers
 from .training import OPTIMIZERS, SCHEDULERS, TrainConfig
 from .validation import check_labels, check_texts, iter_text_chunks
+from .validation import canonical_order, check_classes, check_on_unparseable, check_params, check_predict_params
 
 
 def _progress(total: int | None, verbose: bool, desc: str) -> Any:
@@ -277,19 +278,14 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             Refitting starts again from the base model. If fitting fails (or is
             interrupted), a previously fitted estimator is left exactly as it was.
         """
+        check_params(self)
         texts = check_texts(X, "X")
         labels = check_labels(y, len(texts))
-        classes = np.unique(labels)
-        if len(classes) < 2:
-            raise ValueError(f"y has a single class {classes[0]!r}; a classifier needs at least 2 classes.")
+        classes = check_classes(labels)
         parser = resolve_parser(self.label_parser)
         verbalizer = resolve_verbalizer(self.verbalizer)
         answers = check_answers(verbalizer.answers(list(classes)), list(classes))
-        if self.inference == "generate" and self.on_unparseable not in ("score", "raise") and self.on_unparseable not in set(classes.tolist()):
-            raise ValueError(
-                f"The 'on_unparseable' parameter of LLMClassifier must be 'score', 'raise' or one of the classes "
-                f"{classes.tolist()!r}. Got {self.on_unparseable!r} instead."
-            )
+        check_on_unparseable(self, classes)
         seed = self._seed()
         backend = resolve_backend(self.backend)
         backend.load(self.model, quantization=self.quantization, dtype=self.dtype, device=self.device)
@@ -298,6 +294,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         prefix, suffix = split_template(template, answers, backend.tokenizer)
         encoder = PromptEncoder(backend.tokenizer, prefix, suffix, self.max_length, max(map(len, answer_ids)))
         codes = np.searchsorted(classes, labels)
+        order = canonical_order(texts, codes)  # row order does not change the model
+        texts, codes = [texts[i] for i in order], codes[order]
         config = self._train_config(seed)
         if config.n_steps(len(texts)) == 0:
             history: dict[str, Any] = {"n_steps": 0, "n_examples": len(texts), "steps": []}
@@ -324,6 +322,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     predict_chunk_size: int = 2048
 
     def _encoder(self) -> PromptEncoder:
+        check_predict_params(self)  # parameters may have been set_params'ed since fit
         return PromptEncoder(self.backend_.tokenizer, self.prompt_prefix_, self.prompt_suffix_, self.max_length, max(map(len, self.answer_ids_)))
 
     def _encode(self, X: Any) -> list[list[int]]:

@@ -61,7 +61,7 @@ class MappingVerbalizer(BaseEstimator):
         self.mapping = mapping
 
     def answers(self, classes: Sequence[Any]) -> list[str]:
-        missing = [label for label in classes if label not in self.mapping]
+        missing = [label.item() if type(label).__module__ == "numpy" else label for label in classes if label not in self.mapping]
         if missing:
             raise ValueError(
                 f"The 'verbalizer' mapping of LLMClassifier has no answer for the classes {missing!r}; "
@@ -101,6 +101,7 @@ def resolve_verbalizer(verbalizer: Any) -> Verbalizer:
 def check_answers(answers: Sequence[str], classes: Sequence[Any]) -> list[str]:
     """Validate verbalized answers: strings, non-empty, one per class, pairwise distinct."""
     answers = list(answers)
+    classes = [label.item() if type(label).__module__ == "numpy" else label for label in classes]  # show 'a', not np.str_('a')
     if len(answers) != len(classes):
         raise ValueError(f"The verbalizer returned {len(answers)} answers for {len(classes)} classes.")
     seen: dict[str, Any] = {}

@@ -142,6 +142,22 @@ def _read_config(directory: Path) -> dict[str, Any]:
     return config
 
 
+def _check_adapter(adapter: dict[str, np.ndarray] | None, adapter_config: Any, directory: Path) -> None:
+    """The adapter's tensors must be LoRA factors of the saved rank (caught here, not at the first predict)."""
+    if adapter is None:
+        return
+    if not isinstance(adapter_config, dict) or "r" not in adapter_config:
+        raise IncompatibleArtifactError(f"{str(directory)!r} is incomplete: {ADAPTER_FILE} has no adapter_config in {CONFIG_FILE}.")
+    rank = int(adapter_config["r"])
+    for name, tensor in adapter.items():
+        axis = 0 if "lora_A" in name else 1 if "lora_B" in name else None
+        if axis is None or tensor.ndim != 2 or tensor.shape[axis] != rank or not np.all(np.isfinite(tensor)):
+            raise IncompatibleArtifactError(
+                f"{str(directory / ADAPTER_FILE)!r} does not match its configuration: the tensor {name!r} of shape "
+                f"{tuple(tensor.shape)} is not a finite LoRA factor of rank {rank}."
+            )
+
+
 def load(path: str | os.PathLike) -> Any:
     """Read a classifier written by :func:`save`; it predicts exactly as before saving."""
     from safetensors import SafetensorError
@@ -164,6 +180,7 @@ def load(path: str | os.PathLike) -> Any:
                 raise IncompatibleArtifactError(f"{str(directory / ADAPTER_FILE)!r} is truncated or corrupt: {exc}.") from None
         elif config.get("adapter_config") is not None:
             raise IncompatibleArtifactError(f"{str(directory)!r} is incomplete: {ADAPTER_FILE} is missing.")
+        _check_adapter(adapter, config.get("adapter_config"), directory)
         backend = resolve_backend(estimator.backend)
         backend.load(config["model"]["name"], quantization=estimator.quantization, dtype=estimator.dtype, device=estimator.device)
         if backend.resolved.fingerprint != config["model"]["fingerprint"]:

