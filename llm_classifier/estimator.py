@@ -22,7 +22,7 @@ from .labels import check_answers, resolve_parser, resolve_verbalizer
 from .models import DEFAULT_MODEL
 from .prompts import resolve_template, split_template
 from .tokenization import PromptEncoder, encode_answers
-from .training import OPTIMIZERS, SCHEDULERS, TrainConfig
+from .training import OBJECTIVES, OPTIMIZERS, SCHEDULERS, TrainConfig
 from .validation import check_labels, check_texts, iter_text_chunks
 from .validation import canonical_order, check_classes, check_on_unparseable, check_params, check_predict_params
 
@@ -91,6 +91,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "adamw", "adamw_8bit" (bitsandbytes), "paged_adamw_8bit", "adafactor" or "sgd".
     lr_scheduler : str, default="linear"
         "linear", "cosine", "constant", "constant_with_warmup", ...
+    objective : {"answer", "class", "answer+class"}, default="answer"
+        The training loss. "answer": mean cross-entropy of the answer tokens (the seed's
+        completion-only loss). "class": cross-entropy over the label set of the answers'
+        sequence log-probabilities, the quantity ``predict_proba`` normalises (all classes
+        are scored in the same tree-masked pass). "answer+class": their sum.
     max_length : int, default=512
         Maximum tokens of prompt plus answer; longer texts keep their beginning (one
         warning per call).
@@ -152,6 +157,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "lr_scheduler": [StrOptions(set(SCHEDULERS))],
+        "objective": [StrOptions(set(OBJECTIVES))],
         "max_length": [Interval(Integral, 8, None, closed="left")],
         "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_new_tokens": [Interval(Integral, 1, None, closed="left"), None],
@@ -185,6 +191,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         weight_decay: float = 0.01,
         optimizer: str = "adamw",
         lr_scheduler: str = "linear",
+        objective: str = "answer",
         max_length: int = 512,
         eval_batch_size: int = 16,
         max_new_tokens: int | None = None,
@@ -214,6 +221,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
+        self.objective = objective
         self.max_length = max_length
         self.eval_batch_size = eval_batch_size
         self.max_new_tokens = max_new_tokens
@@ -258,6 +266,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             weight_decay=self.weight_decay,
             optimizer=self.optimizer,
             lr_scheduler=self.lr_scheduler,
+            objective=self.objective,
             seed=seed,
             verbose=bool(self.verbose),
         )

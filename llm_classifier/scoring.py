@@ -87,10 +87,6 @@ class LabelTrie:
         return matrix
 
 
-def _decoder_and_head(model: Any) -> tuple[Any, Any]:
-    return model.get_decoder(), model.get_output_embeddings()
-
-
 def _logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
     logits = model.get_output_embeddings()(hidden).float()
     softcap = getattr(model.config, "final_logit_softcapping", None)
@@ -99,30 +95,48 @@ def _logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    """Indices grouped into batches of similar length (longest first), to limit padding."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
+@dataclass
+class TrieTensors:
+    """What a forward pass over a trie needs to turn hidden states into per-class scores."""
+
+    trie: LabelTrie
+    ancestry: torch.Tensor  # [nodes, nodes] bool
+    inner: list[int]  # nodes whose output predicts a child
+    edge_rows: torch.Tensor  # for each node, the output row predicting it (0 = last prompt token)
+    edge_tokens: torch.Tensor  # for each node, its token
+    paths: torch.Tensor  # [nodes, classes] 0/1: node lies on the class's answer
+
+    @classmethod
+    def build(cls, answers: Sequence[Sequence[int]]) -> TrieTensors:
+        trie = LabelTrie.build(answers)
+        inner = trie.inner_nodes()
+        row_of_node = {node: i + 1 for i, node in enumerate(inner)}
+        edge_rows = torch.tensor([0 if p < 0 else row_of_node[p] for p in trie.parents], dtype=torch.long)
+        paths = torch.zeros(trie.n_nodes, len(answers))
+        for label, path in enumerate(trie.paths):
+            paths[path, label] = 1.0
+        return cls(trie, trie.ancestry(), inner, edge_rows, torch.tensor(trie.tokens, dtype=torch.long), paths)
 
 
-def _tree_batch(
-    prompts: Sequence[Sequence[int]], trie: LabelTrie, ancestry: torch.Tensor, pad_id: int, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """Input ids, 4-D additive mask and position ids for prompts followed by the trie."""
+def tree_inputs(prompts: Sequence[Sequence[int]], tensors: TrieTensors, pad_id: int) -> dict[str, torch.Tensor]:
+    """Left-padded prompts followed by the trie's nodes, with a tree-shaped attention pattern.
+
+    Returns ``input_ids`` and ``position_ids`` ``[B, T]`` and ``allowed`` ``[B, 1, T, T]`` (bool:
+    query may attend to key). A node sees the valid prompt tokens and its own ancestors, at
+    the position it would have right after its prompt.
+    """
+    trie, ancestry = tensors.trie, tensors.ancestry
     batch, width = len(prompts), max(len(p) for p in prompts)
-    n_nodes = trie.n_nodes
-    total = width + n_nodes
+    total = width + trie.n_nodes
     ids = torch.full((batch, total), pad_id, dtype=torch.long)
     positions = torch.zeros((batch, total), dtype=torch.long)
     allowed = torch.zeros((batch, total, total), dtype=torch.bool)
     causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
-    node_tokens = torch.tensor(trie.tokens, dtype=torch.long)
     depths = torch.tensor(trie.depths, dtype=torch.long)
     for row, prompt in enumerate(prompts):
         length, start = len(prompt), width - len(prompt)
-        ids[row, start:width] = torch.tensor(prompt, dtype=torch.long)
-        ids[row, width:] = node_tokens
+        ids[row, start:width] = torch.as_tensor(list(prompt), dtype=torch.long)
+        ids[row, width:] = tensors.edge_tokens
         positions[row, start:width] = torch.arange(length)
         positions[row, width:] = length - 1 + depths
         valid = torch.zeros(width, dtype=torch.bool)
@@ -132,9 +146,32 @@ def _tree_batch(
         allowed[row, width:, width:] = ancestry
         pad_rows = torch.arange(start)
         allowed[row, pad_rows, pad_rows] = True  # padding attends to itself: no empty softmax rows
-    mask = torch.zeros((batch, 1, total, total), dtype=dtype)
-    mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
-    return ids, mask, positions, width
+    return {"input_ids": ids, "position_ids": positions, "allowed": allowed[:, None], "width": torch.tensor(width)}
+
+
+def tree_scores(model: Any, inputs: dict[str, torch.Tensor], tensors: TrieTensors) -> torch.Tensor:
+    """``[B, n_classes]`` sequence log-probabilities of every answer (differentiable)."""
+    device = inputs["input_ids"].device
+    dtype = model.get_output_embeddings().weight.dtype
+    if torch.is_autocast_enabled(device.type):
+        dtype = torch.get_autocast_dtype(device.type)
+    mask = torch.zeros(inputs["allowed"].shape, dtype=dtype, device=device)
+    mask.masked_fill_(~inputs["allowed"], torch.finfo(dtype).min)
+    hidden = model.get_decoder()(
+        input_ids=inputs["input_ids"], attention_mask=mask, position_ids=inputs["position_ids"], use_cache=False
+    ).last_hidden_state
+    width = int(inputs["width"])
+    keep = torch.tensor([width - 1] + [width + node for node in tensors.inner], device=device)
+    log_probs = torch.log_softmax(_logits(model, hidden[:, keep]), dim=-1)  # [B, rows, V]
+    edges = log_probs[:, tensors.edge_rows.to(device), tensors.edge_tokens.to(device)]  # [B, nodes]
+    return edges @ tensors.paths.to(device)
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Indices grouped into batches of similar length (longest first), to limit padding."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
 
 
 @torch.inference_mode()
@@ -164,32 +201,12 @@ def score_labels(
     -------
     ndarray of shape (n_prompts, n_classes), float64
     """
-    trie = LabelTrie.build(answers)
-    ancestry = trie.ancestry()
-    inner = trie.inner_nodes()
-    # Output rows: 0 is the last prompt token (predicts depth-1 tokens); 1.. the inner nodes.
-    row_of_node = {node: i + 1 for i, node in enumerate(inner)}
-    edge_rows = torch.tensor([0 if p < 0 else row_of_node[p] for p in trie.parents], dtype=torch.long)
-    edge_tokens = torch.tensor(trie.tokens, dtype=torch.long)
-    paths = torch.zeros(trie.n_nodes, len(answers), dtype=torch.float64)
-    for label, path in enumerate(trie.paths):
-        paths[path, label] = 1.0
-    dtype = next(model.parameters()).dtype
+    tensors = TrieTensors.build(answers)
     device = next(model.parameters()).device
-    decoder = model.get_decoder()
     out = np.empty((len(prompts), len(answers)), dtype=np.float64)
     for batch in length_batches([len(p) for p in prompts], batch_size):
-        ids, mask, positions, width = _tree_batch([prompts[i] for i in batch], trie, ancestry, pad_id, dtype)
-        hidden = decoder(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            position_ids=positions.to(device),
-            use_cache=False,
-        ).last_hidden_state
-        keep = torch.tensor([width - 1] + [width + node for node in inner], device=device)
-        log_probs = torch.log_softmax(_logits(model, hidden[:, keep]), dim=-1)  # [B, rows, V]
-        edges = log_probs[:, edge_rows.to(device), edge_tokens.to(device)].double().cpu()  # [B, nodes]
-        out[batch] = (edges @ paths).numpy()
+        inputs = {key: value.to(device) for key, value in tree_inputs([prompts[i] for i in batch], tensors, pad_id).items()}
+        out[batch] = tree_scores(model, inputs, tensors).double().cpu().numpy()
         if progress is not None:
             progress.update(len(batch))
     return out

@@ -29,6 +29,7 @@ OPTIMIZERS = {
     "adafactor": "adafactor",
     "sgd": "sgd",
 }
+OBJECTIVES = ("answer", "class", "answer+class")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial")
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -50,6 +51,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     optimizer: str = "adamw"
     lr_scheduler: str = "linear"
+    objective: str = "answer"
     seed: int = 0
     verbose: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -117,33 +119,94 @@ def answer_only_loss(model: Any, inputs: dict[str, Any]) -> Any:
     """Mean cross-entropy of the answer tokens, with logits only where they are predicted."""
     import torch
 
+    from .scoring import _logits
+
     labels = inputs["labels"]
-    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model.get_base_model().get_decoder()
-    hidden = decoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
+    hidden = model.get_decoder()(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
     hidden = hidden.last_hidden_state[:, :-1]
     targets = labels[:, 1:]
     where = targets != -100
-    logits = model.get_output_embeddings()(hidden[where]).float()
-    softcap = getattr(model.config, "final_logit_softcapping", None)
-    if softcap:
-        logits = torch.tanh(logits / softcap) * softcap
-    return torch.nn.functional.cross_entropy(logits, targets[where])
+    return torch.nn.functional.cross_entropy(_logits(model, hidden[where]), targets[where])
+
+
+def class_objective_loss(model: Any, inputs: dict[str, Any], tensors: Any, objective: str) -> Any:
+    """Loss from every class's sequence log-probability (one tree-masked forward pass).
+
+    ``"class"``: cross-entropy over the label set of ``log p(answer_k | prompt)``, the very
+    quantity ``predict_proba`` normalises. ``"answer+class"`` adds the true answer's mean
+    token negative log-likelihood (the ``"answer"`` loss), computed from the same pass.
+    """
+    import torch
+
+    from .scoring import tree_scores
+
+    scores = tree_scores(model, inputs, tensors)  # [B, K]
+    codes = inputs["codes"]
+    loss = torch.nn.functional.cross_entropy(scores, codes)
+    if objective == "answer+class":
+        lengths = tensors.paths.sum(dim=0).to(scores.device)[codes]
+        loss = loss - (scores.gather(1, codes[:, None])[:, 0] / lengths).mean()
+    return loss
+
+
+def _loss_module(model: Any, objective: str, tensors: Any) -> Any:
+    """Wrap the peft model so the Trainer's (and DDP's) forward call computes our loss."""
+    import torch
+
+    class ClassifierLoss(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.config = model.config
+            self._body_params = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n and "lm_head" not in n)
+
+        def forward(self, **inputs: Any) -> Any:
+            if objective == "answer":
+                return answer_only_loss(self.model, inputs)
+            return class_objective_loss(self.model, inputs, tensors, objective)
+
+        def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+            # Frozen base: forward (2 FLOPs per weight per token) + backward to the activations (2).
+            return int(4 * self._body_params * int(inputs["input_ids"].numel()))
+
+    return ClassifierLoss()
+
+
+class TreeCollator:
+    """Batch prompts followed by the label trie (for the class-level objectives)."""
+
+    def __init__(self, tensors: Any, pad_id: int):
+        self.tensors = tensors
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        from .scoring import tree_inputs
+
+        prompts = [f["input_ids"][: f["prompt_length"]] for f in features]
+        batch = tree_inputs(prompts, self.tensors, self.pad_id)
+        batch["codes"] = torch.tensor([f["code"] for f in features], dtype=torch.long)
+        return batch
 
 
 def build_dataset(prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], codes: np.ndarray) -> Any:
     """A ``datasets.Dataset`` of prompt + answer ids with lengths for grouping."""
     from datasets import Dataset
 
-    rows = {"input_ids": [], "prompt_length": [], "length": []}
+    rows = {"input_ids": [], "prompt_length": [], "length": [], "code": []}
     for prompt, code in zip(prompts, codes):
         sequence = list(prompt) + list(answers[int(code)])
         rows["input_ids"].append(sequence)
         rows["prompt_length"].append(len(prompt))
         rows["length"].append(len(sequence))
+        rows["code"].append(int(code))
     return Dataset.from_dict(rows)
 
 
-def train(model: Any, dataset: Any, config: TrainConfig, pad_id: int, use_cpu: bool, bf16: bool) -> dict[str, Any]:
+def train(
+    model: Any, dataset: Any, answers: Sequence[Sequence[int]], config: TrainConfig, pad_id: int, use_cpu: bool, bf16: bool
+) -> dict[str, Any]:
     """Train the adapters of ``model`` in place and return the run's history.
 
     Returns
@@ -157,10 +220,19 @@ def train(model: Any, dataset: Any, config: TrainConfig, pad_id: int, use_cpu: b
 
     from ._logging import quiet_transformers
 
-    class AnswerTrainer(Trainer):
+    from .scoring import TrieTensors
+
+    class ClassifierTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            loss = answer_only_loss(model, inputs)
+            loss = model(**inputs)
             return (loss, None) if return_outputs else loss
+
+    if config.objective == "answer":
+        tensors, collator = None, AnswerCollator(pad_id)
+    else:
+        tensors = TrieTensors.build(answers)
+        collator = TreeCollator(tensors, pad_id)
+    loss_module = _loss_module(model, config.objective, tensors)
 
     max_steps = config.n_steps(len(dataset), int(os.environ.get("WORLD_SIZE", "1")))
     with tempfile.TemporaryDirectory(prefix="llm_classifier_train_") as scratch, quiet_transformers():
@@ -188,7 +260,7 @@ def train(model: Any, dataset: Any, config: TrainConfig, pad_id: int, use_cpu: b
             dataloader_num_workers=0,
             **config.extra,
         )
-        trainer = AnswerTrainer(model=model, args=args, train_dataset=dataset, data_collator=AnswerCollator(pad_id))
+        trainer = ClassifierTrainer(model=loss_module, args=args, train_dataset=dataset, data_collator=collator)
         if not config.verbose:
             from transformers.trainer_callback import PrinterCallback
 

@@ -117,3 +117,15 @@ def test_failed_refit_leaves_fitted_estimator_unchanged(tiny_params, sentiment):
     clf.set_params(model=tiny_params["model"])
     assert {k: id(v) for k, v in vars(clf).items() if k.endswith("_")} == {k: id(v) for k, v in attributes.items() if k.endswith("_")}
     np.testing.assert_allclose(clf.predict_proba(X), before, atol=1e-9)
+
+
+@pytest.mark.parametrize("objective", ["class", "answer+class"])
+def test_class_level_objectives_train(tiny_params, sentiment, objective):
+    X, y = sentiment
+    verbalizer = {"negative": "thumbs down", "positive": "thumbs up"}  # shared first token
+    clf = LLMClassifier(**{**tiny_params, "objective": objective, "max_steps": 25, "learning_rate": 5e-3, "verbalizer": verbalizer}).fit(X, y)
+    losses = [step["loss"] for step in clf.history_["steps"]]
+    assert np.isfinite(losses).all() and np.mean(losses[-5:]) < np.mean(losses[:5])
+    if objective == "class":
+        assert losses[0] < 2.0  # a cross-entropy over 2 classes starts near log 2, not near log |V|
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0)
