@@ -9,6 +9,7 @@ touches the model (or even its tokenizer); docs/reliability.md lists the same ca
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -254,3 +255,114 @@ def test_load_rejects_damaged_artifacts(fitted, tmp_path, case, damage, error, p
     target = damage(directory)
     with pytest.raises(error, match=pattern):
         LLMClassifier.load(target if isinstance(target, Path) else directory)
+
+
+# -- inputs that are allowed, and must work ----------------------------------------------------
+
+
+def test_empty_and_whitespace_texts_are_allowed(tiny_model):
+    """Decided: empty and whitespace-only texts are classified from the prompt alone."""
+    X = ["", "   ", "\n\t", "good film", "", "bad film"]
+    y = ["pos", "neg", "pos", "neg", "neg", "pos"]
+    clf = LLMClassifier(model=tiny_model, quantization=None, dtype="float32", max_steps=1, batch_size=4, random_state=0).fit(X, y)
+    proba = clf.predict_proba(["", " ", "\x00"])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def _truncation_warnings(call):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        result = call()
+    return result, [w for w in record if "truncated" in str(w.message)]
+
+
+def test_long_texts_keep_instruction_and_answer_with_one_warning(tiny_model):
+    """Over-long texts lose their end (never the instruction or the answer position), with one warning per call."""
+    from llm_classifier.tokenization import PromptEncoder
+
+    params = dict(model=tiny_model, quantization=None, dtype="float32", max_steps=1, batch_size=2, max_length=64, random_state=0)
+    long = "word " * 400
+    clf, caught = _truncation_warnings(lambda: LLMClassifier(**params).fit([long, "good", long, "bad"], ["pos", "pos", "neg", "neg"]))
+    assert len(caught) == 1 and caught[0].category is UserWarning
+    assert re.search(r"2 of 4 texts are longer than max_length .* truncated to their beginning", str(caught[0].message))
+    encoder = PromptEncoder(clf.backend_.tokenizer, clf.prompt_prefix_, clf.prompt_suffix_, 64, max(map(len, clf.answer_ids_)))
+    (ids,) = encoder.encode([long], warn=False).ids
+    assert ids[: len(encoder.prefix_ids)] == encoder.prefix_ids and ids[-len(encoder.suffix_ids) :] == encoder.suffix_ids
+    assert len(ids) + max(map(len, clf.answer_ids_)) <= 64
+    proba, caught = _truncation_warnings(lambda: clf.predict_proba([long, "short", long]))
+    assert len(caught) == 1
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_a_thousand_classes_work(tiny_model):
+    """1,000 classes (one trie of ~2,000 answer tokens after each prompt) score in one pass per batch.
+
+    The default instruction lists every class and does not fit in max_length (see
+    test_thousand_classes_with_labels_in_the_prompt_fail_clearly), so a prompt without
+    {labels} is used. Memory grows as eval_batch_size x trie nodes x vocabulary: keep
+    eval_batch_size small for very many classes (docs/reliability.md).
+    """
+    labels = [f"class{i}" for i in range(1000)]
+    clf = LLMClassifier(model=tiny_model, quantization=None, dtype="float32", max_steps=0, prompt="Text: {text}\nClass:", eval_batch_size=2)
+    clf.fit(labels, labels)
+    proba = clf.predict_proba(["class7", "something else", ""])
+    assert proba.shape == (3, 1000)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert set(clf.predict(["class7"])) <= set(labels)
+
+
+# -- a fit that fails half-way leaves a fitted estimator as it was ------------------------------
+
+
+def _state(clf):
+    return {name: value for name, value in vars(clf).items() if name.endswith("_") and not name.startswith("_")}
+
+
+def _assert_unchanged(clf, before_state, before_adapter, before_proba):
+    after = _state(clf)
+    assert after.keys() == before_state.keys()
+    assert all(after[name] is before_state[name] for name in after)
+    adapter = clf.backend_.get_adapter()
+    assert adapter.keys() == before_adapter.keys()
+    for name in adapter:
+        np.testing.assert_array_equal(adapter[name], before_adapter[name])
+    np.testing.assert_array_equal(clf.predict_proba(X4), before_proba)
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, RuntimeError])
+def test_fit_interrupted_during_training_leaves_estimator_unchanged(tiny_model, monkeypatch, interruption):
+    import llm_classifier.training as training
+
+    clf = LLMClassifier(model=tiny_model, quantization=None, dtype="float32", max_steps=2, batch_size=2, random_state=0).fit(X4, Y4)
+    before_state, before_proba = _state(clf), clf.predict_proba(X4)
+    before_adapter = {name: value.copy() for name, value in clf.backend_.get_adapter().items()}
+    real_loss, calls = training.answer_only_loss, []
+
+    def failing_loss(model, inputs):
+        calls.append(1)
+        if len(calls) == 2:  # after one optimizer step of the new fit
+            raise interruption("interrupted half-way")
+        return real_loss(model, inputs)
+
+    monkeypatch.setattr(training, "answer_only_loss", failing_loss)
+    clf.set_params(max_steps=3, random_state=1)
+    with pytest.raises(interruption, match="half-way"):
+        clf.fit(["other", "texts", "entirely", "now"], ["a", "b", "a", "b"])
+    assert len(calls) == 2
+    _assert_unchanged(clf, before_state, before_adapter, before_proba)
+
+
+def test_fit_failing_after_training_leaves_estimator_unchanged(tiny_model, monkeypatch):
+    clf = LLMClassifier(model=tiny_model, quantization=None, dtype="float32", max_steps=2, batch_size=2, random_state=0).fit(X4, Y4)
+    before_state, before_proba = _state(clf), clf.predict_proba(X4)
+    before_adapter = {name: value.copy() for name, value in clf.backend_.get_adapter().items()}
+    real_fit = TransformersBackend.fit
+
+    def fit_then_fail(self, *args, **kwargs):
+        real_fit(self, *args, **kwargs)  # the new backend trains completely...
+        raise KeyboardInterrupt  # ...and the user interrupts before fit returns
+
+    monkeypatch.setattr(TransformersBackend, "fit", fit_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X4[::-1], ["x", "y", "x", "y"])
+    _assert_unchanged(clf, before_state, before_adapter, before_proba)

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,3 +95,75 @@ def test_load_never_imports_foreign_classes(fitted, tmp_path):
     config_path.write_text(json.dumps(config))
     with pytest.raises(IncompatibleArtifactError, match="not one of llm_classifier's own"):
         LLMClassifier.load(tmp_path / "clf")
+
+
+def _lora_parameters(config: dict, r: int) -> int:
+    """LoRA parameters of rank r on the seven attention/MLP projections of a Llama-style config."""
+    hidden, inter = config["hidden_size"], config["intermediate_size"]
+    head_dim = config.get("head_dim") or hidden // config["num_attention_heads"]
+    q_out, kv_out = config["num_attention_heads"] * head_dim, config["num_key_value_heads"] * head_dim
+    shapes = [(hidden, q_out), (hidden, kv_out), (hidden, kv_out), (q_out, hidden), (hidden, inter), (hidden, inter), (inter, hidden)]
+    return config["num_hidden_layers"] * sum(r * (fan_in + fan_out) for fan_in, fan_out in shapes)
+
+
+def test_artifact_holds_the_adapter_only(fitted, tmp_path, tiny_model, real_tokenizer_dir):
+    """The artifact is the LoRA weights (float32) plus a small JSON; the base is referenced, not copied.
+
+    For the default model (SmolLM2-135M, 30 layers) with the default r=16 on all seven
+    projections that is ~4.9M parameters, about 19.5 MB; for r=8 about 9.8 MB.
+    """
+    from safetensors.numpy import load_file
+
+    fitted.save(tmp_path / "clf")
+    adapter = load_file(str(tmp_path / "clf" / "adapter.safetensors"))
+    tiny_config = json.loads((Path(tiny_model) / "config.json").read_text())
+    n_params = sum(value.size for value in adapter.values())
+    assert n_params == _lora_parameters(tiny_config, fitted.lora_r)
+    assert all(value.dtype == np.float32 for value in adapter.values())
+    adapter_bytes = (tmp_path / "clf" / "adapter.safetensors").stat().st_size
+    assert 4 * n_params <= adapter_bytes <= 4 * n_params + 64_000  # the weights and the safetensors header
+    assert (tmp_path / "clf" / "classifier.json").stat().st_size < 50_000
+    default_config = json.loads((Path(real_tokenizer_dir) / "config.json").read_text())
+    default_bytes = 4 * _lora_parameters(default_config, 16)
+    assert 15e6 < default_bytes < 25e6  # ~19.5 MB: against 540 MB for the dense float32 base
+
+
+def test_load_never_unpickles_or_runs_remote_code(fitted, sentiment, tmp_path, monkeypatch):
+    import pickle
+
+    import torch
+    import transformers
+
+    fitted.save(tmp_path / "clf")
+    expected = fitted.predict_proba(sentiment[0])
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("load must not unpickle anything")
+
+    for module, name in [(pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")]:
+        monkeypatch.setattr(module, name, forbidden)
+    seen = []
+    for auto in (transformers.AutoTokenizer, transformers.AutoModelForCausalLM):
+        real = auto.from_pretrained
+
+        def spy(*args, _real=real, **kwargs):
+            seen.append(kwargs.get("trust_remote_code", False))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(auto, "from_pretrained", spy)
+    loaded = LLMClassifier.load(tmp_path / "clf")
+    np.testing.assert_allclose(loaded.predict_proba(sentiment[0]), expected, atol=1e-6)
+    assert seen and not any(seen)
+
+
+def test_default_precision_round_trip_and_refit_are_exact(tiny_model, sentiment, tmp_path):
+    """With the defaults (4-bit NF4 base, dtype="auto": bfloat16 on CPUs that compute it),
+    a saved classifier reloads to the same probabilities and a same-seed refit is identical."""
+    X, y = sentiment
+    params = dict(model=tiny_model, max_steps=1, batch_size=4, random_state=0)
+    clf = LLMClassifier(**params).fit(X, y)
+    assert clf.backend_.quantization == "4bit"
+    expected = clf.predict_proba(X)
+    clf.save(tmp_path / "clf")
+    np.testing.assert_allclose(LLMClassifier.load(tmp_path / "clf").predict_proba(X), expected, atol=1e-6)
+    np.testing.assert_array_equal(LLMClassifier(**params).fit(X, y).predict_proba(X), expected)
