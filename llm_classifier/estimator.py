@@ -91,6 +91,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "adamw", "adamw_8bit" (bitsandbytes), "paged_adamw_8bit", "adafactor" or "sgd".
     lr_scheduler : str, default="linear"
         "linear", "cosine", "constant", "constant_with_warmup", ...
+    calibration : {"auto", "prior"} or None, default="auto"
+        "prior" scores up to 256 training texts after fitting and rescales predictions so
+        that their mean matches the training label frequencies (removes the model's bias
+        towards some answers). "auto" applies it to zero-shot classifiers only.
     objective : {"answer", "class", "answer+class"}, default="answer"
         The training loss. "answer": mean cross-entropy of the answer tokens (the seed's
         completion-only loss). "class": cross-entropy over the label set of the answers'
@@ -158,6 +162,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "lr_scheduler": [StrOptions(set(SCHEDULERS))],
         "objective": [StrOptions(set(OBJECTIVES))],
+        "calibration": [StrOptions({"auto", "prior"}), None],
         "max_length": [Interval(Integral, 8, None, closed="left")],
         "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_new_tokens": [Interval(Integral, 1, None, closed="left"), None],
@@ -192,6 +197,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         optimizer: str = "adamw",
         lr_scheduler: str = "linear",
         objective: str = "answer",
+        calibration: str | None = "auto",
         max_length: int = 512,
         eval_batch_size: int = 16,
         max_new_tokens: int | None = None,
@@ -222,6 +228,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.objective = objective
+        self.calibration = calibration
         self.max_length = max_length
         self.eval_batch_size = eval_batch_size
         self.max_new_tokens = max_new_tokens
@@ -311,6 +318,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         else:
             prompts = encoder.encode(texts).ids
             history = backend.fit(prompts, answer_ids, codes, config)
+        correction = None
+        if self.calibration == "prior" or (self.calibration == "auto" and history["n_steps"] == 0):
+            correction = self._prior_correction(backend, encoder, texts, codes, answer_ids, len(classes), seed)
         # Everything above works on locals: only now does the estimator change.
         self.classes_ = classes
         self.answers_ = answers
@@ -322,7 +332,26 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.prompt_suffix_ = suffix
         self.history_ = history
         self.random_seed_ = seed
+        self.log_prior_correction_ = correction
         return self
+
+    #: Training texts scored to estimate the model's label prior for ``calibration="prior"``.
+    calibration_size: int = 256
+
+    def _prior_correction(self, backend: Any, encoder: Any, texts: list[str], codes: np.ndarray, answer_ids: list, n_classes: int, seed: int) -> np.ndarray:
+        """``log pi_k - log q_k``: the training label frequencies over the model's mean prediction.
+
+        Adding it to the log-scores removes the model's bias towards some answers (the
+        label-prior bias that dominates zero-shot predictions), as in contextual calibration.
+        """
+        rng = np.random.default_rng(seed)
+        sample = rng.choice(len(texts), size=min(self.calibration_size, len(texts)), replace=False)
+        scores = backend.score(encoder.encode([texts[i] for i in sample], warn=False).ids, answer_ids, batch_size=self.eval_batch_size)
+        scores = scores - scores.max(axis=1, keepdims=True)
+        proba = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+        mean_prediction = np.clip(proba.mean(axis=0), 1e-12, None)
+        frequencies = np.bincount(codes, minlength=n_classes) / len(codes)
+        return np.log(frequencies) - np.log(mean_prediction)
 
     # -- prediction ------------------------------------------------------------------------
     #: Texts validated, encoded and scored at a time by predict, predict_proba and generate:
@@ -384,6 +413,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             if bar is not None:
                 bar.close()
         scores = np.concatenate(parts)
+        correction = getattr(self, "log_prior_correction_", None)
+        if correction is not None:
+            scores = scores + correction
         scores = scores - scores.max(axis=1, keepdims=True)
         return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
 

@@ -110,6 +110,7 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
         "adapter_config": backend.get_adapter_config(),
         "history": history,
         "random_seed": int(estimator.random_seed_),
+        "log_prior_correction": None if getattr(estimator, "log_prior_correction_", None) is None else estimator.log_prior_correction_.tolist(),
     }
     adapter = backend.get_adapter()
     adapter_path = directory / ADAPTER_FILE
@@ -200,6 +201,8 @@ def load(path: str | os.PathLike) -> Any:
         estimator.label_parser_ = _decode_param(config["label_parser"], None) or __import__("llm_classifier").DefaultParser()
         estimator.history_ = dict(config.get("history", {}))
         estimator.random_seed_ = int(config["random_seed"])
+        correction = config.get("log_prior_correction")
+        estimator.log_prior_correction_ = None if correction is None else np.asarray(correction, dtype=np.float64)
         estimator.backend_ = backend
     except KeyError as exc:
         raise IncompatibleArtifactError(f"{str(directory)!r} is incomplete: the field {exc} is missing.") from None
