@@ -518,10 +518,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         """Save the fitted classifier to a directory (adapter in safetensors, the rest as JSON).
 
         The base model is referenced by name and checksum, not copied. See
-        :func:`llm_classifier.persistence.save`.
+        :func:`llm_classifier.persistence.save`. In a multi-process launch (``accelerate
+        launch``, ``torchrun``) only the main process writes; every rank holds the same model.
         """
         from .persistence import save
 
+        if not is_main_process():
+            return
         save(self, path)
 
     @classmethod

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..distributed import apply_thread_limit
 from ..models import ResolvedModel, resolve_model
 from ..tokenization import special_ids
 
@@ -63,7 +64,10 @@ class TransformersBackend:
     attn_implementation : str, default="sdpa"
         Attention kernel passed to ``from_pretrained``.
     num_threads : int or None, default=None
-        ``torch.set_num_threads`` for this process; None leaves torch's default.
+        ``torch.set_num_threads`` for this process when the model is loaded. None follows
+        ``OMP_NUM_THREADS`` when it is set (joblib's loky workers get ``cpu_count() // n_jobs``
+        there, so parallel searches share the cores) and torch's default otherwise. The count
+        in use is recorded as ``n_threads_``.
     trust_remote_code : bool, default=False
         Allow model code from the hub (off unless you ask for it).
     """
@@ -87,8 +91,7 @@ class TransformersBackend:
 
         from .._logging import quiet_transformers
 
-        if self.num_threads:
-            torch.set_num_threads(int(self.num_threads))
+        self.n_threads_ = apply_thread_limit(self.num_threads)
         self.resolved: ResolvedModel = resolve_model(model)
         self.quantization = quantization
         self.device = resolve_device(device)
@@ -157,6 +160,7 @@ class TransformersBackend:
     def inference_model(self) -> Any:
         """The dense model with the adapter merged, built on first use."""
         if self._inference_model is None:
+            self.n_threads_ = apply_thread_limit(self.num_threads)  # e.g. unpickled in a joblib worker
             model = self._dense_base()
             if self._adapter is not None:
                 from .._logging import quiet_transformers
@@ -185,7 +189,7 @@ class TransformersBackend:
         model = add_lora(base, config)
         dataset = build_dataset(prompts, answers, codes)
         bf16 = self.torch_dtype == torch.bfloat16
-        history = train(model, dataset, config, self.pad_id, use_cpu=self.device == "cpu", bf16=bf16)
+        history = train(model, dataset, answers, config, self.pad_id, use_cpu=self.device == "cpu", bf16=bf16)
         from peft import get_peft_model_state_dict
 
         state = get_peft_model_state_dict(model)
