@@ -87,6 +87,10 @@ class LabelTrie:
         return matrix
 
 
+#: Most float32 logits held at once when scoring (about 1 GB).
+LOGIT_ELEMENTS = 256 * 1024 * 1024
+
+
 def _logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
     logits = model.get_output_embeddings()(hidden).float()
     softcap = getattr(model.config, "final_logit_softcapping", None)
@@ -162,9 +166,19 @@ def tree_scores(model: Any, inputs: dict[str, torch.Tensor], tensors: TrieTensor
     ).last_hidden_state
     width = int(inputs["width"])
     keep = torch.tensor([width - 1] + [width + node for node in tensors.inner], device=device)
-    log_probs = torch.log_softmax(_logits(model, hidden[:, keep]), dim=-1)  # [B, rows, V]
-    edges = log_probs[:, tensors.edge_rows.to(device), tensors.edge_tokens.to(device)]  # [B, nodes]
-    return edges @ tensors.paths.to(device)
+    edge_rows, edge_tokens = tensors.edge_rows.to(device), tensors.edge_tokens.to(device)
+    # Full-vocabulary log-softmax only at the rows that predict a label token, a chunk of rows
+    # at a time so that thousands of classes do not hold [B, rows, V] logits at once.
+    chunk = max(1, LOGIT_ELEMENTS // (hidden.shape[0] * model.config.vocab_size))
+    nodes, values = [], []
+    for start in range(0, len(keep), chunk):
+        log_probs = torch.log_softmax(_logits(model, hidden[:, keep[start : start + chunk]]), dim=-1)
+        selected = torch.nonzero((edge_rows >= start) & (edge_rows < start + chunk))[:, 0]
+        nodes.append(selected)
+        values.append(log_probs[:, edge_rows[selected] - start, edge_tokens[selected]])
+    order = torch.cat(nodes)
+    edges = torch.cat(values, dim=1)[:, torch.argsort(order)]  # [B, nodes] in node order
+    return edges @ tensors.paths.to(device=device, dtype=edges.dtype)
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:

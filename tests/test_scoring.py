@@ -49,3 +49,14 @@ def test_fast_scoring_real_label_tokens(tiny_lm, tiny_model):
     naive = score_labels_naive(tiny_lm, prompts, answers, pad_id=0)
     np.testing.assert_allclose(fast, naive, atol=1e-4)
     assert np.all(fast < 0)
+
+
+def test_logits_are_computed_in_chunks_with_the_same_result(tiny_lm, monkeypatch):
+    import llm_classifier.scoring as scoring
+
+    rng = np.random.default_rng(1)
+    prompts = [list(rng.integers(10, 40000, size=n)) for n in (4, 11, 7)]
+    answers = [[int(a), int(b), 2] for a, b in rng.integers(10, 40000, size=(40, 2))] + [[100, 2], [100, 5, 2]]
+    whole = score_labels(tiny_lm, prompts, answers, pad_id=0)
+    monkeypatch.setattr(scoring, "LOGIT_ELEMENTS", 3 * tiny_lm.config.vocab_size * 3)  # 3 rows per chunk
+    np.testing.assert_allclose(score_labels(tiny_lm, prompts, answers, pad_id=0), whole, atol=1e-6)

@@ -1,0 +1,310 @@
+"""Speed benchmark: our label scoring and training against the naive ways, side by side.
+
+    python3 -m benchmarks.speed --out results/speed            # default model, ~15 minutes on 2 cores
+    python3 -m benchmarks.speed --random-weights smollm2-135m  # no model files needed (e.g. on a GPU)
+    python3 -m benchmarks.speed --random-weights llama-3.1-8b --device cuda
+
+Every ratio is measured in one run, on the same model, data and prompt, and printed
+with the raw figures behind it. Sections:
+
+* ``peak``     - the machine's own bf16 (or fp32) matrix-multiply rate;
+* ``scoring``  - label-trie scoring at 52 vs 2 classes (same prompt text), the naive
+  one-sequence-per-class scorer, our batched greedy generate-and-parse, and the seed's
+  one-at-a-time ``generate``; achieved FLOP/s as a share of the peak;
+* ``training`` - ``LLMClassifier.fit`` vs a plain TRL ``SFTTrainer`` + peft QLoRA run written
+  the seed's way (4-bit bitsandbytes compute, no length grouping, full-vocabulary logits), in
+  separate processes: tokens/s, final loss, peak memory, share of the peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ARCHITECTURES = {
+    # SmolLM2-135M's shape, and a Llama-3.1-8B-sized config, both with SmolLM2's tokenizer.
+    "smollm2-135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3, head_dim=64),
+    "llama-3.1-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, head_dim=128),
+}
+SCORING_TEMPLATE = "Reuters newswire story:\n{text}\n\nTopic:"  # does not list the labels
+
+
+def measure_peak(dtype: str = "bfloat16", size: int = 2048, seconds: float = 3.0) -> float:
+    """Best matmul rate (FLOP/s) of ``size``-square matrices in ``dtype`` on this machine."""
+    import torch
+
+    torch_dtype = getattr(torch, dtype)
+    a = torch.randn(size, size).to(torch_dtype)
+    b = torch.randn(size, size).to(torch_dtype)
+    torch.matmul(a, b)
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        best = max(best, 2 * size**3 / (time.perf_counter() - start))
+    return best
+
+
+def random_weights_model(name: str, out: Path) -> str:
+    """Write a randomly initialised checkpoint of a named architecture with SmolLM2's tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from llm_classifier.models import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("smollm2-135m-instruct").path)
+    config = LlamaConfig(vocab_size=len(tokenizer), tie_word_embeddings=True, max_position_embeddings=8192,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **ARCHITECTURES[name])
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)
+
+
+def forward_flops(model: Any, n_tokens: int, n_logit_rows: int, attention_pairs: int) -> float:
+    """FLOPs of forward passes: 2 per weight per token, the output layer where computed, attention."""
+    config = model.config
+    embedding = config.vocab_size * config.hidden_size
+    body = sum(p.numel() for p in model.parameters()) - embedding * (1 if config.tie_word_embeddings else 2)
+    head_dim = getattr(config, "head_dim", config.hidden_size // config.num_attention_heads)
+    attention = 4 * config.num_hidden_layers * config.num_attention_heads * head_dim * attention_pairs
+    return 2.0 * body * n_tokens + 2.0 * embedding * n_logit_rows + attention
+
+
+def _timed(function: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def scoring_section(model_name: str, n_texts: int, n_naive: int, n_seed: int, device: str, peak: float) -> dict[str, Any]:
+    """Label scoring at 52 and 2 classes vs the naive scorer and generation."""
+    from benchmarks.tasks import load_task
+    from llm_classifier import FormatTemplate, LLMClassifier
+    from llm_classifier.scoring import LabelTrie, score_labels, score_labels_naive
+
+    train_x, train_y, test_x, _, _ = load_task("news-r52", n_train=520, n_test=max(n_texts, 60))
+    texts = list(test_x[:n_texts])
+    common = dict(model=model_name, prompt=FormatTemplate(SCORING_TEMPLATE), max_steps=0, max_length=256, device=device, eval_batch_size=16)
+    clf52 = LLMClassifier(**common).fit(train_x, train_y)
+    two = [label in ("earn", "acq") for label in train_y]
+    clf2 = LLMClassifier(**common).fit([x for x, keep in zip(train_x, two) if keep], [y for y, keep in zip(train_y, two) if keep])
+    backend = clf52.backend_
+    model = backend.inference_model
+    clf2.backend_._inference_model = model  # one model in memory for both
+    clf52.predict_proba(texts[:4])  # warm-up
+    prompts = clf52._encode(texts)
+    _, t52 = _timed(clf52.predict_proba, texts)
+    _, t2 = _timed(clf2.predict_proba, texts)
+    _, t_naive = _timed(score_labels_naive, model, prompts[:n_naive], clf52.answer_ids_, pad_id=backend.pad_id, batch_size=16)
+    clf52.set_params(inference="generate")
+    predictions, t_generate = _timed(clf52.predict, texts)
+    unparseable = clf52.n_unparseable_
+    t_seed = _seed_generate(model, backend, prompts[:n_seed])
+    trie = LabelTrie.build(clf52.answer_ids_)
+    n_nodes, inner = trie.n_nodes, len(trie.inner_nodes())
+    tokens = sum(len(p) + n_nodes for p in prompts)
+    pairs = sum((len(p) + n_nodes) ** 2 for p in prompts)  # the tree mask is applied over the full square
+    useful = forward_flops(model, tokens, len(prompts) * (1 + inner), pairs)
+    per = lambda seconds, n: seconds / n * 1000.0  # ms per text
+    result = {
+        "n_texts": len(texts),
+        "mean_prompt_tokens": float(np.mean([len(p) for p in prompts])),
+        "trie_nodes_52": n_nodes,
+        "ms_per_text_52_classes": per(t52, len(texts)),
+        "ms_per_text_2_classes": per(t2, len(texts)),
+        "ratio_52_over_2": t52 / t2,
+        "ms_per_text_naive_52": per(t_naive, n_naive),
+        "speedup_vs_naive_52": per(t_naive, n_naive) / per(t52, len(texts)),
+        "ms_per_text_generate_batched": per(t_generate, len(texts)),
+        "unparseable_generated": int(unparseable),
+        "ms_per_text_seed_generate": per(t_seed, n_seed),
+        "speedup_vs_generate": per(t_generate, len(texts)) / per(t52, len(texts)),
+        "speedup_vs_seed_generate": per(t_seed, n_seed) / per(t52, len(texts)),
+        "scoring_flops_per_s": useful / t52,
+        "share_of_peak": useful / t52 / peak,
+    }
+    return result
+
+
+def _seed_generate(model: Any, backend: Any, prompts: list[list[int]]) -> float:
+    """The seed's way: one example at a time, ``generate`` with a generous ``max_new_tokens``."""
+    import torch
+
+    start = time.perf_counter()
+    for prompt in prompts:
+        ids = torch.tensor([prompt], device=model.device)
+        with torch.inference_mode():
+            output = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=64, do_sample=False, pad_token_id=backend.pad_id)
+        backend.tokenizer.decode(output[0, len(prompt):], skip_special_tokens=True)
+    return time.perf_counter() - start
+
+
+TRAIN_CHILD = r'''
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+kind, model_name, steps, device = {kind!r}, {model_name!r}, {steps}, {device!r}
+from benchmarks.tasks import load_task
+train_x, train_y, _, _, _ = load_task("sentiment", n_train=400, n_test=20)
+train_x, train_y = train_x[:{n_examples}], train_y[:{n_examples}]
+if kind == "ours":
+    from llm_classifier import LLMClassifier
+    clf = LLMClassifier(model=model_name, max_steps=steps, batch_size=8, learning_rate=2e-4, warmup_steps=2, random_state=0, device=device)
+    clf.fit(train_x, train_y)
+    h = clf.history_
+    losses = [s["loss"] for s in h["steps"]]
+    tokens = h["n_tokens"] / h["n_examples"] * 8 * steps
+    out = dict(runtime=h["train_runtime"], losses=losses, tokens=tokens, params=None)
+else:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from trl import SFTConfig, SFTTrainer
+    from llm_classifier.models import resolve_model
+    from llm_classifier.prompts import ChatTemplate
+    path = resolve_model(model_name).path if not model_name.startswith("/") else model_name
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    labels = sorted(set(train_y))
+    template = ChatTemplate()
+    rows = dict(prompt=[template.render(x, labels, tokenizer) for x in train_x], completion=[y + tokenizer.eos_token for y in train_y])
+    bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(path, quantization_config=bnb, dtype=torch.bfloat16, device_map=device)
+    lora = LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj","k_proj","v_proj","o_proj","gate_proj","up_proj","down_proj"], task_type="CAUSAL_LM")
+    args = SFTConfig(output_dir="/tmp/plain_sft", per_device_train_batch_size=8, max_steps=steps, learning_rate=2e-4, warmup_steps=2,
+                     lr_scheduler_type="linear", logging_steps=1, save_strategy="no", report_to=[], use_cpu=device == "cpu",
+                     bf16=True, seed=0, completion_only_loss=True, dataset_text_field=None, max_length=512, disable_tqdm=True)
+    tokenizer.pad_token = "<|endoftext|>"
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_dict(rows), processing_class=tokenizer, peft_config=lora)
+    result = trainer.train()
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    n_tok = [len(tokenizer(p + c, add_special_tokens=False)["input_ids"]) for p, c in zip(rows["prompt"], rows["completion"])]
+    tokens = sum(n_tok) / len(n_tok) * 8 * steps
+    out = dict(runtime=result.metrics["train_runtime"], losses=losses, tokens=tokens)
+out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print("RESULT" + json.dumps(out))
+'''
+
+
+def _train_child(kind: str, model_name: str, steps: int, n_examples: int, device: str) -> dict[str, Any]:
+    code = TRAIN_CHILD.format(root=str(Path(__file__).resolve().parent.parent), kind=kind, model_name=model_name, steps=steps, n_examples=n_examples, device=device)
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT")]
+    if completed.returncode != 0 or not lines:
+        raise RuntimeError(f"{kind} training run failed:\n{completed.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT"):])
+
+
+def training_section(model_name: str, steps: int, device: str, peak: float, skip_plain: bool) -> dict[str, Any]:
+    """LLMClassifier.fit vs a plain TRL SFTTrainer QLoRA run, same data and hyperparameters."""
+    from transformers import AutoConfig
+
+    from llm_classifier.models import resolve_model
+
+    n_examples = steps * 8
+    ours = _train_child("ours", model_name, steps, n_examples, device)
+    result: dict[str, Any] = {"steps": steps, "batch_size": 8, "ours": ours}
+    path = resolve_model(model_name).path if not model_name.startswith("/") else model_name
+    config = AutoConfig.from_pretrained(path)
+    head_dim = getattr(config, "head_dim", config.hidden_size // config.num_attention_heads)
+    body = config.num_hidden_layers * (
+        config.hidden_size * (config.num_attention_heads + 2 * config.num_key_value_heads) * head_dim
+        + config.num_attention_heads * head_dim * config.hidden_size
+        + 3 * config.hidden_size * config.intermediate_size
+    )
+    # Frozen base: forward (2 FLOPs/weight/token) + backward to the activations (2 more); the
+    # LoRA weights' own gradients and the output layer at the answer positions are small.
+    flops_per_token = 4.0 * body
+    ours["tokens_per_s"] = ours["tokens"] / ours["runtime"]
+    ours["share_of_peak"] = ours["tokens_per_s"] * flops_per_token / peak
+    ours["final_loss"] = float(np.mean(ours["losses"][-3:]))
+    if not skip_plain:
+        plain = _train_child("plain", model_name, steps, n_examples, device)
+        plain["tokens_per_s"] = plain["tokens"] / plain["runtime"]
+        plain["share_of_peak"] = plain["tokens_per_s"] * flops_per_token / peak
+        plain["final_loss"] = float(np.mean(plain["losses"][-3:]))
+        result["plain_trl_qlora"] = plain
+        result["speedup_tokens_per_s"] = ours["tokens_per_s"] / plain["tokens_per_s"]
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Speed benchmark of label scoring and training.")
+    parser.add_argument("--out", default="results/speed")
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--random-weights", choices=sorted(ARCHITECTURES), help="use random weights of this architecture")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--n-texts", type=int, default=64, help="texts scored per configuration")
+    parser.add_argument("--n-naive", type=int, default=8, help="texts for the naive scorer (slow)")
+    parser.add_argument("--n-seed", type=int, default=8, help="texts for the seed's one-at-a-time generate")
+    parser.add_argument("--train-steps", type=int, default=8)
+    parser.add_argument("--sections", default="peak,scoring,training")
+    parser.add_argument("--skip-plain", action="store_true", help="skip the plain TRL run (slow on CPU)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sections = set(args.sections.split(","))
+    model_name = args.model
+    if args.random_weights:
+        model_name = random_weights_model(args.random_weights, Path(tempfile.mkdtemp(prefix="speed-model-")))
+    import torch
+
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "model": args.model if not args.random_weights else f"random {args.random_weights}",
+                              "device": device, "threads": torch.get_num_threads(), "cpu": _cpu_name()}
+    peak = measure_peak()
+    report["peak_bf16_flops_per_s"] = peak
+    print(f"peak bf16 matmul: {peak / 1e9:.0f} GFLOP/s", flush=True)
+    if "scoring" in sections:
+        report["scoring"] = scoring_section(model_name, args.n_texts, args.n_naive, args.n_seed, device, peak)
+        _print_scoring(report["scoring"])
+    if "training" in sections:
+        report["training"] = training_section(model_name, args.train_steps, device, peak, args.skip_plain)
+        _print_training(report["training"])
+    (out / "speed.json").write_text(json.dumps(report, indent=1))
+    print(f"wrote {out / 'speed.json'}")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() + f" x{os.cpu_count()}"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _print_scoring(s: dict[str, Any]) -> None:
+    print(f"scoring {s['n_texts']} Reuters texts ({s['mean_prompt_tokens']:.0f} prompt tokens on average)")
+    print(f"  52 classes (trie of {s['trie_nodes_52']} nodes): {s['ms_per_text_52_classes']:.1f} ms/text")
+    print(f"   2 classes:                          {s['ms_per_text_2_classes']:.1f} ms/text  -> ratio 52/2 = {s['ratio_52_over_2']:.2f} (target <= 2)")
+    print(f"  naive, one sequence per class, 52:   {s['ms_per_text_naive_52']:.1f} ms/text -> ours is {s['speedup_vs_naive_52']:.1f}x faster (target >= 10)")
+    print(f"  batched greedy generate + parse:     {s['ms_per_text_generate_batched']:.1f} ms/text -> scoring is {s['speedup_vs_generate']:.2f}x as fast (target >= 1); {s['unparseable_generated']} unparseable")
+    print(f"  seed's one-at-a-time generate:       {s['ms_per_text_seed_generate']:.1f} ms/text -> scoring is {s['speedup_vs_seed_generate']:.1f}x as fast")
+    print(f"  scoring: {s['scoring_flops_per_s'] / 1e9:.0f} GFLOP/s = {100 * s['share_of_peak']:.0f}% of the bf16 peak (target >= 50%)", flush=True)
+
+
+def _print_training(t: dict[str, Any]) -> None:
+    ours = t["ours"]
+    print(f"training {t['steps']} steps of batch {t['batch_size']}")
+    print(f"  ours:  {ours['tokens_per_s']:.0f} tokens/s, final loss {ours['final_loss']:.3f}, peak RSS {ours['peak_rss_mb']:.0f} MB, {100 * ours['share_of_peak']:.0f}% of peak")
+    if "plain_trl_qlora" in t:
+        plain = t["plain_trl_qlora"]
+        print(f"  plain TRL SFTTrainer QLoRA: {plain['tokens_per_s']:.0f} tokens/s, final loss {plain['final_loss']:.3f}, peak RSS {plain['peak_rss_mb']:.0f} MB, {100 * plain['share_of_peak']:.0f}% of peak")
+        print(f"  -> ours is {t['speedup_tokens_per_s']:.1f}x the plain run's tokens/s (target >= 2)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
