@@ -386,6 +386,16 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 stacklevel=3,
             )
 
+    def _per_chunk(self, X: Any, desc: str, work: Any) -> list[Any]:
+        """Apply ``work(prompt_ids, progress_bar)`` to each encoded chunk of ``X``."""
+        check_is_fitted(self, "classes_")
+        bar = self._bar(X, desc)
+        try:
+            return [work(prompts, bar) for _, _, prompts in self._encoded_chunks(X)]
+        finally:
+            if bar is not None:
+                bar.close()
+
     def _bar(self, X: Any, desc: str) -> Any:
         total = len(X) if hasattr(X, "__len__") else None
         return _progress(total, bool(self.verbose) and is_main_process(), desc)
@@ -403,15 +413,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        check_is_fitted(self, "classes_")
-        bar = self._bar(X, "Scoring")
-        parts = []
-        try:
-            for _, _, prompts in self._encoded_chunks(X):
-                parts.append(self.backend_.score(prompts, self.answer_ids_, batch_size=self.eval_batch_size, progress=bar))
-        finally:
-            if bar is not None:
-                bar.close()
+        parts = self._per_chunk(X, "Scoring", lambda prompts, bar: self.backend_.score(
+            prompts, self.answer_ids_, batch_size=self.eval_batch_size, progress=bar))
         scores = np.concatenate(parts)
         correction = getattr(self, "log_prior_correction_", None)
         if correction is not None:
@@ -448,15 +451,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "classes_")
         max_new = self.max_new_tokens or max(map(len, self.answer_ids_)) + 8
-        bar = self._bar(X, "Generating")
-        out: list[str] = []
-        try:
-            for _, _, prompts in self._encoded_chunks(X):
-                out.extend(self.backend_.generate(prompts, max_new_tokens=max_new, batch_size=self.eval_batch_size, progress=bar))
-        finally:
-            if bar is not None:
-                bar.close()
-        return out
+        parts = self._per_chunk(X, "Generating", lambda prompts, bar: self.backend_.generate(
+            prompts, max_new_tokens=max_new, batch_size=self.eval_batch_size, progress=bar))
+        return [text for part in parts for text in part]
 
     def predict(self, X: Any) -> np.ndarray:
         """Predict the class of each text (always one of ``classes_``).
