@@ -96,7 +96,7 @@ def scoring_section(model_name: str, n_texts: int, n_naive: int, n_seed: int, de
 
     train_x, train_y, test_x, _, _ = load_task("news-r52", n_train=520, n_test=max(n_texts, 60))
     texts = list(test_x[:n_texts])
-    common = dict(model=model_name, prompt=FormatTemplate(SCORING_TEMPLATE), max_steps=0, max_length=256, device=device, eval_batch_size=16)
+    common = dict(model=model_name, prompt=FormatTemplate(SCORING_TEMPLATE), max_steps=0, calibration=None, device=device, eval_batch_size=16)
     clf52 = LLMClassifier(**common).fit(train_x, train_y)
     two = [label in ("earn", "acq") for label in train_y]
     clf2 = LLMClassifier(**common).fit([x for x, keep in zip(train_x, two) if keep], [y for y, keep in zip(train_y, two) if keep])
