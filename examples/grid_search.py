@@ -8,14 +8,17 @@ Searches the training length (zero-shot vs 20 QLoRA steps) and the prompt templa
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 import time
 
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from benchmarks.tasks import load_task
-from llm_classifier import LLMClassifier
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's data loaders
+from benchmarks.tasks import load_task  # noqa: E402
+from llm_classifier import LLMClassifier  # noqa: E402
 
 
 def normalise_whitespace(texts):

@@ -11,14 +11,17 @@ reloads the classifier.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 import argparse
 import tempfile
 import time
 
 from sklearn.metrics import classification_report
 
-from benchmarks.tasks import load_task
-from llm_classifier import LLMClassifier
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's data loaders
+from benchmarks.tasks import load_task  # noqa: E402
+from llm_classifier import LLMClassifier  # noqa: E402
 
 
 def main() -> None:
