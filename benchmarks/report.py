@@ -138,6 +138,13 @@ def plot_confusion(record: dict, path: str | Path) -> Path:
     ax.set_title(f"{record['task']} / {record['method']}: acc {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}",
                  fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
+    return _save_figure(fig, path)
+
+
+def _save_figure(fig, path: str | Path) -> Path:
+    """Lay out, write (creating the folder) and close ``fig``."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,12 +179,7 @@ def plot_macro_f1(records: list[dict], path: str | Path) -> Path:
     ax.set_ylabel("macro-F1")
     ax.set_title("macro-F1 per task and method")
     ax.legend(fontsize=8, ncol=min(len(methods), 4), loc="upper center", bbox_to_anchor=(0.5, -0.15))
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def _fmt(v, spec: str = ".3f") -> str:

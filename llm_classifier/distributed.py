@@ -12,28 +12,26 @@ from __future__ import annotations
 import os
 
 
-def process_rank() -> int:
-    """Global rank of this process (0 outside a distributed launch)."""
+def _launch_value(getter: str, variable: str, default: int) -> int:
+    """From the initialised process group if there is one, else the launcher's environment."""
     try:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
-            return int(dist.get_rank())
+            return int(getattr(dist, getter)())
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-    return int(os.environ.get("RANK", "0") or 0)
+    return int(os.environ.get(variable, "") or default)
+
+
+def process_rank() -> int:
+    """Global rank of this process (0 outside a distributed launch)."""
+    return _launch_value("get_rank", "RANK", 0)
 
 
 def world_size() -> int:
     """Number of processes of the launch (1 outside a distributed launch)."""
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return int(dist.get_world_size())
-    except ImportError:  # pragma: no cover
-        pass
-    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+    return _launch_value("get_world_size", "WORLD_SIZE", 1)
 
 
 def is_main_process() -> bool:

@@ -11,6 +11,7 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state
@@ -347,9 +348,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         rng = np.random.default_rng(seed)
         sample = rng.choice(len(texts), size=min(self.calibration_size, len(texts)), replace=False)
         scores = backend.score(encoder.encode([texts[i] for i in sample], warn=False).ids, answer_ids, batch_size=self.eval_batch_size)
-        scores = scores - scores.max(axis=1, keepdims=True)
-        proba = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
-        mean_prediction = np.clip(proba.mean(axis=0), 1e-12, None)
+        mean_prediction = np.clip(softmax(scores, axis=1).mean(axis=0), 1e-12, None)
         frequencies = np.bincount(codes, minlength=n_classes) / len(codes)
         return np.log(frequencies) - np.log(mean_prediction)
 
@@ -387,11 +386,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             )
 
     def _per_chunk(self, X: Any, desc: str, work: Any) -> list[Any]:
-        """Apply ``work(prompt_ids, progress_bar)`` to each encoded chunk of ``X``."""
+        """Apply ``work(start, texts, prompt_ids, progress_bar)`` to each encoded chunk of ``X``."""
         check_is_fitted(self, "classes_")
         bar = self._bar(X, desc)
         try:
-            return [work(prompts, bar) for _, _, prompts in self._encoded_chunks(X)]
+            return [work(start, texts, prompts, bar) for start, texts, prompts in self._encoded_chunks(X)]
         finally:
             if bar is not None:
                 bar.close()
@@ -413,14 +412,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        parts = self._per_chunk(X, "Scoring", lambda prompts, bar: self.backend_.score(
+        parts = self._per_chunk(X, "Scoring", lambda start, texts, prompts, bar: self.backend_.score(
             prompts, self.answer_ids_, batch_size=self.eval_batch_size, progress=bar))
         scores = np.concatenate(parts)
         correction = getattr(self, "log_prior_correction_", None)
         if correction is not None:
             scores = scores + correction
-        scores = scores - scores.max(axis=1, keepdims=True)
-        return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+        return log_softmax(scores, axis=1)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probability of each class: the answers' scores normalised over ``classes_``.
@@ -449,11 +447,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         -------
         list of str
         """
-        check_is_fitted(self, "classes_")
-        max_new = self.max_new_tokens or max(map(len, self.answer_ids_)) + 8
-        parts = self._per_chunk(X, "Generating", lambda prompts, bar: self.backend_.generate(
-            prompts, max_new_tokens=max_new, batch_size=self.eval_batch_size, progress=bar))
+        parts = self._per_chunk(X, "Generating", lambda start, texts, prompts, bar: self._generate_ids(prompts, bar))
         return [text for part in parts for text in part]
+
+    def _generate_ids(self, prompts: list[list[int]], bar: Any) -> list[str]:
+        max_new = self.max_new_tokens or max(map(len, self.answer_ids_)) + 8
+        return self.backend_.generate(prompts, max_new_tokens=max_new, batch_size=self.eval_batch_size, progress=bar)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predict the class of each text (always one of ``classes_``).
@@ -474,20 +473,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "classes_")
         if self.inference == "score":
             return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
-        max_new = self.max_new_tokens or max(map(len, self.answer_ids_)) + 8
-        bar = self._bar(X, "Generating")
-        parts, n_unparseable = [], 0
-        try:
-            for start, texts, prompts in self._encoded_chunks(X):
-                generated = self.backend_.generate(prompts, max_new_tokens=max_new, batch_size=self.eval_batch_size, progress=bar)
-                indices = self._parse_generated(start, texts, generated)
-                n_unparseable += sum(missing for _, missing in indices)
-                parts.append(np.asarray([index for index, _ in indices], dtype=int))
-        finally:
-            if bar is not None:
-                bar.close()
-        self.n_unparseable_ = n_unparseable
-        return self.classes_[np.concatenate(parts)]
+        parts = self._per_chunk(X, "Generating", lambda start, texts, prompts, bar: self._parse_generated(
+            start, texts, self._generate_ids(prompts, bar)))
+        self.n_unparseable_ = sum(missing for part in parts for _, missing in part)
+        return self.classes_[np.asarray([index for part in parts for index, _ in part], dtype=int)]
 
     def _parse_generated(self, start: int, texts: list[str], generated: list[str]) -> list[tuple[int, bool]]:
         """Class index of each generated answer (and whether it was unparseable), per ``on_unparseable``."""

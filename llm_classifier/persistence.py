@@ -166,6 +166,8 @@ def load(path: str | os.PathLike) -> Any:
 
     from .backends import resolve_backend
     from .estimator import LLMClassifier
+    from .labels import DefaultParser
+    from .tokenization import encode_answers
 
     directory = Path(path)
     config = _read_config(directory)
@@ -190,7 +192,6 @@ def load(path: str | os.PathLike) -> Any:
                 f"but the classifier was trained on {config['model']['fingerprint'][:16]}...; install the same model."
             )
         backend.set_adapter(adapter, config.get("adapter_config"))
-        from .tokenization import encode_answers
 
         estimator.classes_ = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
         estimator.answers_ = list(config["answers"])
@@ -198,7 +199,7 @@ def load(path: str | os.PathLike) -> Any:
         estimator.prompt_prefix_ = config["prompt_prefix"]
         estimator.prompt_suffix_ = config["prompt_suffix"]
         estimator.template_ = _decode_param(config["template"], None)
-        estimator.label_parser_ = _decode_param(config["label_parser"], None) or __import__("llm_classifier").DefaultParser()
+        estimator.label_parser_ = _decode_param(config["label_parser"], None) or DefaultParser()
         estimator.history_ = dict(config.get("history", {}))
         estimator.random_seed_ = int(config["random_seed"])
         correction = config.get("log_prior_correction")

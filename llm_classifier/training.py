@@ -13,7 +13,6 @@ come from the engine users already know). Two things differ from a plain run:
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -219,7 +218,7 @@ def train(
     from transformers import Trainer, TrainingArguments
 
     from ._logging import quiet_transformers
-
+    from .distributed import world_size
     from .scoring import TrieTensors
 
     class ClassifierTrainer(Trainer):
@@ -234,7 +233,7 @@ def train(
         collator = TreeCollator(tensors, pad_id)
     loss_module = _loss_module(model, config.objective, tensors)
 
-    max_steps = config.n_steps(len(dataset), int(os.environ.get("WORLD_SIZE", "1")))
+    max_steps = config.n_steps(len(dataset), world_size())
     with tempfile.TemporaryDirectory(prefix="llm_classifier_train_") as scratch, quiet_transformers():
         args = TrainingArguments(
             output_dir=scratch,

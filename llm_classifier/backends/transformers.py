@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .._logging import quiet_transformers
 from ..distributed import apply_thread_limit
 from ..models import ResolvedModel, resolve_model
 from ..tokenization import special_ids
@@ -89,8 +90,6 @@ class TransformersBackend:
         import torch
         from transformers import AutoTokenizer
 
-        from .._logging import quiet_transformers
-
         self.n_threads_ = apply_thread_limit(self.num_threads)
         self.resolved: ResolvedModel = resolve_model(model)
         self.quantization = quantization
@@ -114,7 +113,8 @@ class TransformersBackend:
                 load_in_4bit=True,
                 bnb_4bit_quant_type="nf4",
                 bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=self.torch_dtype if self.torch_dtype != torch.float16 or self.device != "cpu" else torch.float32,
+                # bitsandbytes' CPU path has no float16 kernels
+                bnb_4bit_compute_dtype=torch.float32 if (self.device == "cpu" and self.torch_dtype == torch.float16) else self.torch_dtype,
             )
         if self.quantization == "8bit":
             return BitsAndBytesConfig(load_in_8bit=True)
@@ -123,8 +123,6 @@ class TransformersBackend:
     def _load_base(self) -> Any:
         """The base model as training sees it (quantised when asked)."""
         from transformers import AutoModelForCausalLM
-
-        from .._logging import quiet_transformers
 
         with quiet_transformers():
             model = AutoModelForCausalLM.from_pretrained(
@@ -141,15 +139,11 @@ class TransformersBackend:
 
     def _dense_base(self) -> Any:
         """The base for inference: the quantised weights dequantised once to ``torch_dtype``."""
-        from .._logging import quiet_transformers
-
         model = self._load_base()
         if self.quantization:
             with quiet_transformers():
                 model = model.dequantize(dtype=self.torch_dtype)
-            for attribute in ("hf_quantizer",):
-                if hasattr(model, attribute):
-                    setattr(model, attribute, None)
+            model.hf_quantizer = None
             model.is_quantized = False
             model.config.quantization_config = None
             if hasattr(model.config, "_pre_quantization_dtype"):
@@ -163,8 +157,6 @@ class TransformersBackend:
             self.n_threads_ = apply_thread_limit(self.num_threads)  # e.g. unpickled in a joblib worker
             model = self._dense_base()
             if self._adapter is not None:
-                from .._logging import quiet_transformers
-
                 with quiet_transformers():
                     model = _merge_adapter(model, self._adapter, self._adapter_config)
             self._inference_model = _freeze(model)
@@ -179,7 +171,6 @@ class TransformersBackend:
     def fit(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], codes: np.ndarray, config: Any) -> dict[str, Any]:
         import torch
 
-        from .._logging import quiet_transformers
         from ..training import add_lora, build_dataset, lora_targets, train
 
         self.release()
