@@ -93,14 +93,26 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     lr_scheduler : str, default="linear"
         "linear", "cosine", "constant", "constant_with_warmup", ...
     calibration : {"auto", "prior"} or None, default="auto"
-        "prior" scores up to 256 training texts after fitting and rescales predictions so
-        that their mean matches the training label frequencies (removes the model's bias
-        towards some answers). "auto" applies it to zero-shot classifiers only.
+        "prior" scores up to 256 training texts after fitting (the held-out validation
+        texts when ``early_stopping`` is on) and rescales predictions so that their mean
+        matches the label frequencies (removes the model's bias towards some answers).
+        "auto" applies it to zero-shot classifiers only.
     objective : {"answer", "class", "answer+class"}, default="answer"
         The training loss. "answer": mean cross-entropy of the answer tokens (the seed's
         completion-only loss). "class": cross-entropy over the label set of the answers'
         sequence log-probabilities, the quantity ``predict_proba`` normalises (all classes
         are scored in the same tree-masked pass). "answer+class": their sum.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training texts (stratified), score them
+        10 times during training as ``predict_proba`` would, keep the adapter with the
+        lowest validation log-loss and stop after ``n_iter_no_change`` evaluations
+        without improvement. ``num_train_epochs``/``max_steps`` then cap the run.
+        The scores are in ``history_["validation"]``.
+    validation_fraction : float, default=0.1
+        Share of each class held out when ``early_stopping`` is on (in (0, 0.5]).
+    n_iter_no_change : int or None, default=3
+        Evaluations without improvement before stopping; None trains to the end and
+        still restores the best adapter.
     max_length : int, default=512
         Maximum tokens of prompt plus answer; longer texts keep their beginning (one
         warning per call).
@@ -164,6 +176,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "lr_scheduler": [StrOptions(set(SCHEDULERS))],
         "objective": [StrOptions(set(OBJECTIVES))],
         "calibration": [StrOptions({"auto", "prior"}), None],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 0.5, closed="right")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
         "max_length": [Interval(Integral, 8, None, closed="left")],
         "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_new_tokens": [Interval(Integral, 1, None, closed="left"), None],
@@ -199,6 +214,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         lr_scheduler: str = "linear",
         objective: str = "answer",
         calibration: str | None = "auto",
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int | None = 3,
         max_length: int = 512,
         eval_batch_size: int = 16,
         max_new_tokens: int | None = None,
@@ -230,6 +248,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.lr_scheduler = lr_scheduler
         self.objective = objective
         self.calibration = calibration
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.max_length = max_length
         self.eval_batch_size = eval_batch_size
         self.max_new_tokens = max_new_tokens
@@ -275,6 +296,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             optimizer=self.optimizer,
             lr_scheduler=self.lr_scheduler,
             objective=self.objective,
+            patience=self.n_iter_no_change,
+            eval_batch_size=self.eval_batch_size,
             seed=seed,
             verbose=bool(self.verbose),
         )
@@ -314,14 +337,22 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         order = canonical_order(texts, codes)  # row order does not change the model
         texts, codes = [texts[i] for i in order], codes[order]
         config = self._train_config(seed)
+        calibration_texts, calibration_codes = texts, codes
         if config.n_steps(len(texts)) == 0:
             history: dict[str, Any] = {"n_steps": 0, "n_examples": len(texts), "steps": []}
+        elif self.early_stopping:
+            held = self._validation_rows(codes, seed)
+            calibration_texts = [t for t, h in zip(texts, held) if h]
+            calibration_codes = codes[held]
+            validation = (encoder.encode(calibration_texts, warn=False).ids, calibration_codes)
+            prompts = encoder.encode([t for t, h in zip(texts, held) if not h]).ids
+            history = backend.fit(prompts, answer_ids, codes[~held], config, validation=validation)
         else:
             prompts = encoder.encode(texts).ids
             history = backend.fit(prompts, answer_ids, codes, config)
         correction = None
         if self.calibration == "prior" or (self.calibration == "auto" and history["n_steps"] == 0):
-            correction = self._prior_correction(backend, encoder, texts, codes, answer_ids, len(classes), seed)
+            correction = self._prior_correction(backend, encoder, calibration_texts, calibration_codes, answer_ids, len(classes), seed)
         # Everything above works on locals: only now does the estimator change.
         self.classes_ = classes
         self.answers_ = answers
@@ -335,6 +366,18 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.random_seed_ = seed
         self.log_prior_correction_ = correction
         return self
+
+    def _validation_rows(self, codes: np.ndarray, seed: int) -> np.ndarray:
+        from .early_stopping import stratified_holdout
+
+        held = stratified_holdout(codes, self.validation_fraction, seed)
+        if not held.any():
+            raise ValueError(
+                f"early_stopping=True needs a validation slice, but validation_fraction={self.validation_fraction} "
+                f"of {len(codes)} training texts holds out none (every class needs at least 2 examples); "
+                "add examples or set early_stopping=False."
+            )
+        return held
 
     #: Training texts scored to estimate the model's label prior for ``calibration="prior"``.
     calibration_size: int = 256

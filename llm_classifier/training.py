@@ -51,6 +51,11 @@ class TrainConfig:
     optimizer: str = "adamw"
     lr_scheduler: str = "linear"
     objective: str = "answer"
+    #: evaluations of the validation slice over the run (when one is given)
+    n_evaluations: int = 10
+    #: evaluations without improvement before stopping (``None``: never stop early)
+    patience: int | None = None
+    eval_batch_size: int = 16
     seed: int = 0
     verbose: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -204,16 +209,24 @@ def build_dataset(prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[i
 
 
 def train(
-    model: Any, dataset: Any, answers: Sequence[Sequence[int]], config: TrainConfig, pad_id: int, use_cpu: bool, bf16: bool
+    model: Any, dataset: Any, answers: Sequence[Sequence[int]], config: TrainConfig, pad_id: int, use_cpu: bool, bf16: bool,
+    validation: tuple[Sequence[Sequence[int]], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Train the adapters of ``model`` in place and return the run's history.
+
+    With ``validation = (prompts, codes)`` the held-out slice is scored
+    ``config.n_evaluations`` times during the run, training stops after
+    ``config.patience`` evaluations without a lower log-loss, and the best
+    adapter weights are restored at the end (see :mod:`.early_stopping`).
 
     Returns
     -------
     dict
         ``steps`` (per-step loss, learning rate, ...) and the trainer's summary
         (``train_runtime``, ``train_samples_per_second``, ``train_steps_per_second``,
-        ``total_flos``, ``train_loss``), plus ``n_steps`` and ``n_examples``.
+        ``total_flos``, ``train_loss``), plus ``n_steps`` and ``n_examples``;
+        with a validation slice also ``validation`` (log-loss and accuracy per
+        evaluation), ``best_step`` and ``stopped_early``.
     """
     from transformers import Trainer, TrainingArguments
 
@@ -264,9 +277,22 @@ def train(
             from transformers.trainer_callback import PrinterCallback
 
             trainer.remove_callback(PrinterCallback)
+        monitor = None
+        if validation is not None:
+            from .early_stopping import BestAdapterCallback
+
+            monitor = BestAdapterCallback(model, validation[0], validation[1], answers, pad_id,
+                                          eval_steps=math.ceil(max_steps / max(1, config.n_evaluations)),
+                                          patience=config.patience, batch_size=config.eval_batch_size)
+            trainer.add_callback(monitor)
         output = trainer.train()
         steps = [entry for entry in trainer.state.log_history if "loss" in entry]
+        if monitor is not None:
+            monitor.restore()
     history = dict(output.metrics)
+    if monitor is not None:
+        history.update(validation=monitor.history, best_step=monitor.best_step,
+                       stopped_early=int(trainer.state.global_step) < max_steps)
     history.update(
         steps=steps,
         n_steps=int(trainer.state.global_step),

@@ -31,8 +31,14 @@ class Backend(Protocol):
         answers: Sequence[Sequence[int]],
         codes: np.ndarray,
         config: Any,
+        validation: tuple[Sequence[Sequence[int]], np.ndarray] | None = None,
     ) -> dict[str, Any]:
-        """Train adapters on ``prompt + answers[code]`` with the loss on the answer; return the history."""
+        """Train adapters on ``prompt + answers[code]`` with the loss on the answer; return the history.
+
+        ``validation = (prompts, codes)``, when given, is a held-out slice to monitor:
+        keep the adapter with the lowest validation log-loss (and stop early if
+        ``config.patience`` says so).
+        """
         ...
 
     def score(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], *, batch_size: int) -> np.ndarray:

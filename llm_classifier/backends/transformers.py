@@ -168,7 +168,8 @@ class TransformersBackend:
         gc.collect()
 
     # -- training ------------------------------------------------------------------------
-    def fit(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], codes: np.ndarray, config: Any) -> dict[str, Any]:
+    def fit(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], codes: np.ndarray, config: Any,
+            validation: tuple[Sequence[Sequence[int]], np.ndarray] | None = None) -> dict[str, Any]:
         import torch
 
         from ..training import add_lora, build_dataset, lora_targets, train
@@ -180,7 +181,8 @@ class TransformersBackend:
         model = add_lora(base, config)
         dataset = build_dataset(prompts, answers, codes)
         bf16 = self.torch_dtype == torch.bfloat16
-        history = train(model, dataset, answers, config, self.pad_id, use_cpu=self.device == "cpu", bf16=bf16)
+        history = train(model, dataset, answers, config, self.pad_id, use_cpu=self.device == "cpu", bf16=bf16,
+                        validation=validation)
         from peft import get_peft_model_state_dict
 
         state = get_peft_model_state_dict(model)

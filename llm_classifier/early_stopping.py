@@ -1,0 +1,137 @@
+"""Validation during fine-tuning: a held-out slice, best-adapter restore and early stopping.
+
+With ``LLMClassifier(early_stopping=True)`` a stratified share of the training texts
+is held out. Every ``eval_steps`` optimizer steps :class:`BestAdapterCallback`
+scores it exactly as ``predict_proba`` would (all classes, normalised over the
+label set), keeps a copy of the adapter weights with the lowest validation
+log-loss, stops training after ``patience`` evaluations without improvement and,
+at the end, puts the best weights back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BestAdapterCallback", "stratified_holdout"]
+
+
+def stratified_holdout(codes: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of the rows held out for validation, ``fraction`` of each class.
+
+    A class with a single example is never held out (it could not be learnt); every
+    other class gives at least one and keeps at least one example for training.
+    """
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(codes), dtype=bool)
+    for code in np.unique(codes):
+        rows = np.flatnonzero(codes == code)
+        if len(rows) < 2:
+            continue
+        n = min(len(rows) - 1, max(1, round(fraction * len(rows))))
+        held[rng.choice(rows, size=n, replace=False)] = True
+    return held
+
+
+def validation_scores(log_scores: np.ndarray, codes: np.ndarray) -> dict[str, float]:
+    """Log-loss and accuracy of class log-scores normalised over the label set."""
+    from scipy.special import log_softmax
+
+    log_proba = log_softmax(log_scores, axis=1)
+    rows = np.arange(len(codes))
+    return {
+        "log_loss": float(-log_proba[rows, codes].mean()),
+        "accuracy": float((log_proba.argmax(axis=1) == codes).mean()),
+    }
+
+
+def _callback_base() -> type:
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class BestAdapterCallback(_callback_base()):  # type: ignore[misc]
+    """Score the validation slice during training; keep the best adapter; stop early.
+
+    Parameters
+    ----------
+    model : peft model
+        The model being trained (its LoRA weights are copied and restored).
+    prompts : sequence of token-id lists
+        Encoded validation prompts.
+    codes : ndarray of int
+        Their class codes.
+    answers : sequence of token-id lists
+        The answer of every class (as scored by ``predict_proba``).
+    pad_id : int
+    eval_steps : int
+        Evaluate every this many optimizer steps (and after the last step).
+    patience : int or None
+        Stop after this many evaluations without a lower validation log-loss
+        (``None``: train to the end, still restoring the best adapter).
+    batch_size : int
+        Prompts scored per forward pass.
+    """
+
+    def __init__(self, model: Any, prompts: Sequence[Sequence[int]], codes: np.ndarray, answers: Sequence[Sequence[int]],
+                 pad_id: int, eval_steps: int, patience: int | None, batch_size: int) -> None:
+        self.model = model
+        self.prompts = prompts
+        self.codes = np.asarray(codes)
+        self.answers = answers
+        self.pad_id = pad_id
+        self.eval_steps = max(1, int(eval_steps))
+        self.patience = patience
+        self.batch_size = batch_size
+        self.history: list[dict[str, float]] = []
+        self.best: dict[str, Any] | None = None
+        self.best_step: int | None = None
+        self._best_loss = math.inf
+        self._since_best = 0
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        """Score the validation slice with the current adapter; remember it if it is the best so far."""
+        import torch
+
+        from .scoring import score_labels
+
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                scores = score_labels(self.model, self.prompts, self.answers, pad_id=self.pad_id, batch_size=self.batch_size)
+        finally:
+            self.model.train(was_training)
+        record = {"step": int(step), **validation_scores(scores, self.codes)}
+        self.history.append(record)
+        if record["log_loss"] < self._best_loss - 1e-6:
+            self._best_loss = record["log_loss"]
+            self.best_step = int(step)
+            self.best = {name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad}
+            self._since_best = 0
+        else:
+            self._since_best += 1
+        return record
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if state.global_step % self.eval_steps and state.global_step < state.max_steps:
+            return control
+        self.evaluate(state.global_step)
+        if self.patience is not None and self._since_best >= self.patience:
+            control.should_training_stop = True
+        return control
+
+    def restore(self) -> None:
+        """Put the best adapter weights back into the model."""
+        if self.best is None:
+            return
+        import torch
+
+        with torch.no_grad():
+            for name, param in self.model.named_parameters():
+                if name in self.best:
+                    param.copy_(self.best[name])

@@ -1,0 +1,82 @@
+"""Validation slice, best-adapter restore and early stopping (tiny model)."""
+
+import numpy as np
+import pytest
+from scipy.special import log_softmax
+
+from llm_classifier import LLMClassifier
+from llm_classifier.early_stopping import stratified_holdout, validation_scores
+from llm_classifier.validation import canonical_order
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5])
+def test_holdout_is_stratified_and_keeps_every_class(fraction):
+    codes = np.repeat(np.arange(4), [1, 2, 10, 40])
+    held = stratified_holdout(codes, fraction, seed=0)
+    assert not held[codes == 0].any()  # a singleton class is never held out
+    for code in (1, 2, 3):
+        n = (codes == code).sum()
+        assert 1 <= held[codes == code].sum() <= n - 1
+    assert held[codes == 3].sum() == round(fraction * 40)
+    assert np.array_equal(held, stratified_holdout(codes, fraction, seed=0))
+
+
+def test_validation_scores_match_definition():
+    scores = np.log(np.array([[0.2, 0.6], [0.9, 0.3]]))
+    codes = np.array([1, 1])
+    result = validation_scores(scores, codes)
+    expected = -np.mean(log_softmax(scores, axis=1)[[0, 1], [1, 1]])
+    assert result["log_loss"] == pytest.approx(expected)
+    assert result["accuracy"] == 0.5
+
+
+def test_early_stopping_restores_the_best_adapter(tiny_params, sentiment):
+    X, y = sentiment
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 12, "learning_rate": 5e-3, "early_stopping": True,
+                           "validation_fraction": 0.25, "n_iter_no_change": None, "calibration": None}).fit(X, y)
+    history = clf.history_
+    records = history["validation"]
+    assert [r["step"] for r in records] == list(range(2, 13, 2))  # 10 evaluations asked, every ceil(12/10) steps
+    best = min(records, key=lambda r: r["log_loss"])
+    assert history["best_step"] == best["step"]
+    assert history["stopped_early"] is False
+
+    # The held-out rows, as fit chose them: scoring them now gives the best evaluation's log-loss.
+    codes = np.searchsorted(clf.classes_, y)
+    order = canonical_order(list(X), codes)
+    texts, codes = [X[i] for i in order], codes[order]
+    held = stratified_holdout(codes, 0.25, clf.random_seed_)
+    assert history["n_examples"] == len(X) - held.sum()
+    proba = clf.predict_proba([t for t, h in zip(texts, held) if h])
+    log_loss = -np.mean(np.log(proba[np.arange(held.sum()), codes[held]]))
+    assert log_loss == pytest.approx(best["log_loss"], abs=1e-4)
+
+
+def test_early_stopping_stops_after_patience(tiny_params, sentiment):
+    X, y = sentiment
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 30, "learning_rate": 5e-2, "early_stopping": True,
+                           "validation_fraction": 0.25, "n_iter_no_change": 1}).fit(X, y)
+    history = clf.history_
+    losses = [r["log_loss"] for r in history["validation"]]
+    if history["stopped_early"]:
+        assert history["n_steps"] < 30
+        assert losses[-1] >= min(losses[:-1])  # the last evaluation did not improve
+    else:
+        assert all(b < a for a, b in zip(losses, losses[1:]))  # it never stalled
+    assert clf.predict(X[:3]).shape == (3,)
+
+
+def test_early_stopping_without_a_validation_slice_is_an_error(tiny_params):
+    clf = LLMClassifier(**{**tiny_params, "early_stopping": True})
+    with pytest.raises(ValueError, match="validation_fraction"):
+        clf.fit(["a", "b", "c"], ["x", "y", "z"])
+    assert not hasattr(clf, "classes_")
+
+
+@pytest.mark.parametrize("params, name", [({"validation_fraction": 0.0}, "validation_fraction"),
+                                          ({"validation_fraction": 0.7}, "validation_fraction"),
+                                          ({"n_iter_no_change": 0}, "n_iter_no_change"),
+                                          ({"early_stopping": "yes"}, "early_stopping")])
+def test_bad_early_stopping_parameters(tiny_params, sentiment, params, name):
+    with pytest.raises(ValueError, match=name):
+        LLMClassifier(**{**tiny_params, **params}).fit(*sentiment)
