@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--list", action="store_true", help="list tasks and methods, then exit")
     p.add_argument("--report-only", metavar="DIR", help="rewrite summary.md and plots from DIR/results.json")
+    p.add_argument("--merge", metavar="DIR", nargs="+",
+                   help="merge the results.json of several runs into --out (a later run wins per task x method)")
     return p
 
 
@@ -71,6 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         from .report import load_results, write_report
 
         written = write_report(load_results(args.report_only), args.report_only)
+        print(f"wrote {written['markdown']}")
+        return 0
+
+    if args.merge:
+        from .report import load_results, merge_results, write_report
+
+        if not args.out:
+            raise SystemExit("--merge needs --out")
+        written = write_report(merge_results([load_results(d) for d in args.merge]), args.out)
         print(f"wrote {written['markdown']}")
         return 0
 

@@ -188,6 +188,48 @@ def _fmt(v, spec: str = ".3f") -> str:
     return format(v, spec)
 
 
+def merge_results(payloads: Sequence[dict]) -> dict:
+    """One payload from several runs: a later run's record replaces an earlier one's for the same task x method.
+
+    The merged ``run`` section keeps every source run (``merged_from``: command, dates,
+    git commit, machine, versions) so the report says where each figure came from.
+    """
+    records: dict[tuple[str, str], dict] = {}
+    tasks: dict[str, dict] = {}
+    for index, payload in enumerate(payloads):
+        tasks.update(payload.get("tasks", {}))
+        for record in payload.get("results", []):
+            records[(record["task"], record["method"])] = {**record, "run_index": index}
+    runs = [payload.get("run", {}) for payload in payloads]
+    first = runs[0] if runs else {}
+    merged_run = {
+        "command": " + ".join(r.get("command", "?") for r in runs),
+        "started": min((r["started"] for r in runs if r.get("started")), default=None),
+        "finished": max((r["finished"] for r in runs if r.get("finished")), default=None),
+        **{key: first[key] for key in ("n_train", "n_test", "seed", "machine", "versions") if key in first},
+        "merged_from": [{key: r.get(key) for key in ("command", "started", "finished", "git_commit", "n_train",
+                                                   "n_test", "seed", "versions")} for r in runs],
+    }
+    task_order = list(dict.fromkeys(task for task, _ in records))
+    method_order = list(dict.fromkeys(method for _, method in records))
+    ordered = sorted(records.values(), key=lambda r: (task_order.index(r["task"]), method_order.index(r["method"])))
+    return {"run": merged_run, "tasks": tasks, "results": ordered}
+
+
+def _overview(records: list[dict]) -> list[str]:
+    """A task x method table of ``accuracy / macro-F1``."""
+    ok = [r for r in records if r.get("status") == "ok" and r.get("metrics")]
+    tasks = list(dict.fromkeys(r["task"] for r in records))
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    cell = {(r["task"], r["method"]): r["metrics"] for r in ok}
+    lines = ["| task | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for task in tasks:
+        values = [f"{cell[(task, m)]['accuracy']:.3f} / {cell[(task, m)]['macro_f1']:.3f}" if (task, m) in cell else "—"
+                  for m in methods]
+        lines.append(f"| {task} | " + " | ".join(values) + " |")
+    return lines
+
+
 def write_markdown(payload: dict, out_dir: str | Path) -> Path:
     """Write ``<out_dir>/summary.md``: the main table, LLM training figures, per-class tables."""
     run = payload.get("run", {})
@@ -203,7 +245,12 @@ def write_markdown(payload: dict, out_dir: str | Path) -> Path:
                      f"{m.get('platform', '')}, Python {m.get('python', '')}")
     if run.get("versions"):
         lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()))
-    lines += ["", "## Summary", ""]
+    for source in run.get("merged_from", []):
+        lines.append(f"- merged from: `{source.get('command')}` ({source.get('started')} to {source.get('finished')}, "
+                     f"commit {source.get('git_commit')})")
+    lines += ["", "## Summary", "", "Accuracy / macro-F1:", ""]
+    lines += _overview(records)
+    lines.append("")
     if run.get("macro_f1_png"):
         lines += [f"![macro-F1 per task and method]({run['macro_f1_png']})", ""]
     lines.append("| task | method | accuracy | macro-F1 | weighted-F1 | fit s | predict s | predict ex/s "

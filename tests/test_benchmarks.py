@@ -322,3 +322,31 @@ def test_cli_runs_tfidf_in_process(tmp_path, capsys):
     assert data["tasks"]["sentiment"]["n_classes"] == 2
     assert (out / "summary.md").exists() and (out / "plots" / "confusion_sentiment__tfidf.png").exists()
     assert main(["--report-only", str(out)]) == 0
+
+
+def test_merge_keeps_the_later_run_per_task_and_method(tmp_path):
+    from benchmarks.__main__ import main
+
+    rng = np.random.default_rng(1)
+    first = {"run": {"command": "run one", "started": "2026-11-29T10:00", "finished": "2026-11-29T11:00",
+                     "git_commit": "aaa", "n_train": 40, "n_test": 40, "seed": 0},
+             "tasks": {"t1": {"n_classes": 2}},
+             "results": [_fake_record("t1", "tfidf", ["a", "b"], rng),
+                         {"task": "t1", "method": "llm-qlora", "status": "error", "error": "stopped"}]}
+    second = {"run": {"command": "run two", "started": "2026-11-29T12:00", "finished": "2026-11-29T13:00",
+                      "git_commit": "bbb", "n_train": 40, "n_test": 40, "seed": 0},
+              "tasks": {"t2": {"n_classes": 2}},
+              "results": [_fake_record("t1", "llm-qlora", ["a", "b"], rng), _fake_record("t2", "tfidf", ["a", "b"], rng)]}
+    for name, payload in (("one", first), ("two", second)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(payload))
+    out = tmp_path / "merged"
+    assert main(["--merge", str(tmp_path / "one"), str(tmp_path / "two"), "--out", str(out)]) == 0
+    data = json.loads((out / "results.json").read_text())
+    by_key = {(r["task"], r["method"]): r for r in data["results"]}
+    assert set(by_key) == {("t1", "tfidf"), ("t1", "llm-qlora"), ("t2", "tfidf")}
+    assert by_key[("t1", "llm-qlora")]["status"] == "ok" and by_key[("t1", "llm-qlora")]["run_index"] == 1
+    assert [r["git_commit"] for r in data["run"]["merged_from"]] == ["aaa", "bbb"]
+    assert set(data["tasks"]) == {"t1", "t2"}
+    md = (out / "summary.md").read_text()
+    assert "merged from: `run one`" in md and "| t2 | " in md and "Accuracy / macro-F1" in md
