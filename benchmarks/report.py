@@ -69,6 +69,37 @@ def compute_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequen
     }
 
 
+def probability_metrics(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str], n_bins: int = 10) -> dict:
+    """Log-loss and expected calibration error (top label, equal-width bins) of predicted probabilities.
+
+    Parameters
+    ----------
+    y_true : sequence of str
+    proba : ndarray of shape (n_samples, n_classes)
+        Rows follow ``classes``.
+    classes : sequence of str
+    n_bins : int, default 10
+
+    Returns
+    -------
+    dict
+        ``log_loss`` (natural log; a true label outside ``classes`` gets probability
+        1e-15) and ``ece``.
+    """
+    index = {str(c): k for k, c in enumerate(classes)}
+    proba = np.asarray(proba, dtype=np.float64)
+    rows = np.arange(len(proba))
+    cols = np.array([index.get(str(v), -1) for v in y_true])
+    p_true = np.where(cols >= 0, proba[rows, np.maximum(cols, 0)], 0.0)
+    log_loss = float(-np.mean(np.log(np.clip(p_true, 1e-15, 1.0))))
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == cols
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    ece = sum(abs(correct[bins == b].mean() - confidence[bins == b].mean()) * (bins == b).mean()
+              for b in range(n_bins) if (bins == b).any())
+    return {"log_loss": log_loss, "ece": float(ece)}
+
+
 def to_jsonable(obj):
     """Convert numpy scalars/arrays, paths, sets and tuples so ``json.dump`` accepts them."""
     if isinstance(obj, dict):
@@ -253,9 +284,9 @@ def write_markdown(payload: dict, out_dir: str | Path) -> Path:
     lines.append("")
     if run.get("macro_f1_png"):
         lines += [f"![macro-F1 per task and method]({run['macro_f1_png']})", ""]
-    lines.append("| task | method | accuracy | macro-F1 | weighted-F1 | fit s | predict s | predict ex/s "
+    lines.append("| task | method | accuracy | macro-F1 | weighted-F1 | log-loss | ECE | fit s | predict s | predict ex/s "
                  "| peak RSS MB | note |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in records:
         m = r.get("metrics") or {}
         note = r.get("error") or r.get("reason") or ""
@@ -269,7 +300,8 @@ def write_markdown(payload: dict, out_dir: str | Path) -> Path:
             note = f"**{r.get('status')}**: {note}"
         lines.append(
             f"| {r['task']} | {r['method']} | {_fmt(m.get('accuracy'))} | {_fmt(m.get('macro_f1'))} | "
-            f"{_fmt(m.get('weighted_f1'))} | {_fmt(r.get('fit_time_s'), '.1f')} | "
+            f"{_fmt(m.get('weighted_f1'))} | {_fmt(m.get('log_loss'))} | {_fmt(m.get('ece'))} | "
+            f"{_fmt(r.get('fit_time_s'), '.1f')} | "
             f"{_fmt(r.get('predict_time_s'), '.1f')} | {_fmt(r.get('predict_examples_per_s'), '.1f')} | "
             f"{_fmt(r.get('peak_rss_mb'), '.0f')} | {note.replace('|', '/')} |"
         )

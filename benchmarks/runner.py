@@ -13,8 +13,10 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
+
 from .methods import METHODS, plan_units
-from .report import compute_metrics, to_jsonable, write_json, write_report
+from .report import compute_metrics, probability_metrics, to_jsonable, write_json, write_report
 from .tasks import MissingDataError, load_task
 
 __all__ = ["run_benchmark", "run_unit"]
@@ -103,12 +105,19 @@ def run_unit(task: str, methods: list[str], n_train: int | None, n_test: int | N
                 rec["fit_examples_per_s"] = len(data.train_texts) / rec["fit_time_s"] if rec["fit_time_s"] else None
             fitted[method] = est
             t0 = time.perf_counter()
-            pred = est.predict(data.test_texts)
+            proba = None
+            if hasattr(est, "predict_proba"):  # predictions are the argmax: one pass gives both
+                proba = est.predict_proba(data.test_texts)
+                pred = np.asarray(est.classes_)[np.argmax(proba, axis=1)]
+            else:
+                pred = est.predict(data.test_texts)
             rec["predict_time_s"] = time.perf_counter() - t0
             rec["predict_examples_per_s"] = (len(data.test_texts) / rec["predict_time_s"]
                                              if rec["predict_time_s"] else None)
             rec["peak_rss_mb"] = _peak_rss_mb()
             rec["metrics"] = compute_metrics(data.test_labels, [str(p) for p in pred], labels)
+            if proba is not None:
+                rec["metrics"].update(probability_metrics(data.test_labels, proba, [str(c) for c in est.classes_]))
             rec["history"] = _history(est) if reused is None else None
             rec["extra"] = _extra(est, method)
             rec["status"] = "ok"

@@ -318,7 +318,7 @@ def test_cli_runs_tfidf_in_process(tmp_path, capsys):
     data = json.loads((out / "results.json").read_text())
     [rec] = data["results"]
     assert rec["status"] == "ok" and rec["n_test"] == 30 and rec["peak_rss_mb"] > 0
-    assert set(rec["metrics"]) >= {"accuracy", "macro_f1", "weighted_f1", "per_class", "confusion"}
+    assert set(rec["metrics"]) >= {"accuracy", "macro_f1", "weighted_f1", "per_class", "confusion", "log_loss", "ece"}
     assert data["tasks"]["sentiment"]["n_classes"] == 2
     assert (out / "summary.md").exists() and (out / "plots" / "confusion_sentiment__tfidf.png").exists()
     assert main(["--report-only", str(out)]) == 0
@@ -350,3 +350,16 @@ def test_merge_keeps_the_later_run_per_task_and_method(tmp_path):
     assert set(data["tasks"]) == {"t1", "t2"}
     md = (out / "summary.md").read_text()
     assert "merged from: `run one`" in md and "| t2 | " in md and "Accuracy / macro-F1" in md
+
+
+def test_probability_metrics_match_sklearn():
+    from sklearn.metrics import log_loss
+
+    from benchmarks.report import probability_metrics
+
+    proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.55, 0.45]])
+    y = ["a", "a", "b", "b"]
+    result = probability_metrics(y, proba, ["a", "b"], n_bins=2)
+    assert result["log_loss"] == pytest.approx(log_loss(y, proba, labels=["a", "b"]))
+    # bin [0.5, 1): all four rows; accuracy 2/4, mean confidence (0.9+0.6+0.8+0.55)/4
+    assert result["ece"] == pytest.approx(abs(0.5 - 0.7125))
