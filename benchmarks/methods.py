@@ -55,15 +55,20 @@ def _llm(method: str) -> Callable[[dict], object]:
     def build(options: dict):
         from .llm_methods import make_llm
 
-        return make_llm(method, options.get("llm_kwargs"))
+        return make_llm(method, _llm_kwargs(options))
 
     return build
+
+
+def _llm_kwargs(options: dict) -> dict:
+    """``--llm-kwargs``, seeded by the run's seed unless they set ``random_state`` themselves."""
+    return {"random_state": options.get("seed", 0), **(options.get("llm_kwargs") or {})}
 
 
 def _llm_generate(options: dict):
     from .llm_methods import GenerateAndParse, make_llm
 
-    return GenerateAndParse(make_llm("llm-qlora", options.get("llm_kwargs")))
+    return GenerateAndParse(make_llm("llm-qlora", _llm_kwargs(options)))
 
 
 METHODS: dict[str, MethodSpec] = {

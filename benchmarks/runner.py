@@ -74,6 +74,7 @@ def run_unit(task: str, methods: list[str], n_train: int | None, n_test: int | N
         Records with status ``ok``, ``skipped`` or ``error``.
     """
     data = load_task(task, n_train=n_train, n_test=n_test, seed=seed)
+    options = {**options, "seed": seed}  # seeds the LLM methods (random_state) like the split
     labels = sorted(set(data.train_labels) | set(data.test_labels))
     fitted: dict[str, object] = {}
     records = []

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from benchmarks import sources
+from benchmarks.llm_methods import llm_available
 from benchmarks.methods import expand_methods, plan_units
 from benchmarks.report import compute_metrics, write_report
 from benchmarks.splits import allocate, sample_split
@@ -363,3 +364,13 @@ def test_probability_metrics_match_sklearn():
     assert result["log_loss"] == pytest.approx(log_loss(y, proba, labels=["a", "b"]))
     # bin [0.5, 1): all four rows; accuracy 2/4, mean confidence (0.9+0.6+0.8+0.55)/4
     assert result["ece"] == pytest.approx(abs(0.5 - 0.7125))
+
+
+def test_llm_methods_are_seeded_by_the_run_seed():
+    from benchmarks.methods import METHODS
+
+    if not llm_available()[0]:
+        pytest.skip("llm_classifier not importable")
+    assert METHODS["llm-qlora"].build({"seed": 7}).random_state == 7
+    assert METHODS["llm-zero-shot"].build({"seed": 7, "llm_kwargs": {"random_state": 3}}).random_state == 3
+    assert METHODS["llm-generate"].build({"seed": 2}).clf.random_state == 2
