@@ -77,7 +77,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Dropout on the LoRA input.
     target_modules : list of str, str or None, default=None
         Modules to adapt; None means q/k/v/o/gate/up/down projections where present.
-    learning_rate : float, default=2e-4
+    learning_rate : float or "auto", default=2e-4
+        Peak AdamW learning rate. "auto" takes the seed recipe's 2e-4 at hidden size
+        4096 (Llama-3.1-8B) and scales it by ``4096 / hidden_size``, kept within
+        [2e-4, 1e-3]: 1e-3 for SmolLM2-135M and gemma-3-270m. The rate used is in
+        ``history_["learning_rate"]``.
     max_steps : int or None, default=None
         Optimizer steps; None trains for ``num_train_epochs``; 0 means zero-shot
         (``fit`` only learns the classes).
@@ -165,7 +169,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "lora_alpha": [Interval(Real, 0, None, closed="neither")],
         "lora_dropout": [Interval(Real, 0, 1, closed="left")],
         "target_modules": [list, tuple, str, None],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "max_steps": [Interval(Integral, 0, None, closed="left"), None],
         "num_train_epochs": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -203,7 +207,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         lora_alpha: float = 16,
         lora_dropout: float = 0.0,
         target_modules: Sequence[str] | str | None = None,
-        learning_rate: float = 2e-4,
+        learning_rate: float | str = 2e-4,
         max_steps: int | None = None,
         num_train_epochs: float = 2.0,
         batch_size: int = 8,

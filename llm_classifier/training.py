@@ -41,7 +41,7 @@ class TrainConfig:
     lora_alpha: float = 16
     lora_dropout: float = 0.0
     target_modules: Sequence[str] | str | None = None
-    learning_rate: float = 2e-4
+    learning_rate: float | str = 2e-4
     max_steps: int | None = None
     num_train_epochs: float = 2.0
     batch_size: int = 8
@@ -66,6 +66,28 @@ class TrainConfig:
             return int(self.max_steps)
         per_step = self.batch_size * self.gradient_accumulation_steps * world_size
         return max(1, math.ceil(self.num_train_epochs * n_examples / per_step))
+
+
+#: ``learning_rate="auto"``: the seed recipe's 2e-4 at a hidden size of 4096 (Llama-3.1-8B),
+#: scaled by 4096 / hidden_size (Adam's best step size shrinks about as 1 / width), kept in [2e-4, 1e-3]
+AUTO_LR_REFERENCE = (2e-4, 4096)
+AUTO_LR_RANGE = (2e-4, 1e-3)
+
+
+def resolve_learning_rate(learning_rate: float | str, model: Any) -> float:
+    """The learning rate to use: ``learning_rate`` itself, or the width rule for ``"auto"``.
+
+    ``"auto"`` gives 2e-4 for a 4096-wide model (the seed recipe), about 5e-4 at width
+    1536 and 1e-3 for models of width 820 or less (SmolLM2-135M: 576, gemma-3-270m: 640).
+    """
+    if learning_rate != "auto":
+        return float(learning_rate)
+    config = getattr(model, "config", None)
+    hidden = getattr(config, "hidden_size", None) or getattr(getattr(config, "text_config", None), "hidden_size", None)
+    if not hidden:
+        return AUTO_LR_REFERENCE[0]
+    rate = AUTO_LR_REFERENCE[0] * AUTO_LR_REFERENCE[1] / hidden
+    return float(min(max(rate, AUTO_LR_RANGE[0]), AUTO_LR_RANGE[1]))
 
 
 def lora_targets(model: Any, target_modules: Sequence[str] | str | None) -> list[str] | str:
@@ -247,12 +269,13 @@ def train(
     loss_module = _loss_module(model, config.objective, tensors)
 
     max_steps = config.n_steps(len(dataset), world_size())
+    learning_rate = resolve_learning_rate(config.learning_rate, model)
     with tempfile.TemporaryDirectory(prefix="llm_classifier_train_") as scratch, quiet_transformers():
         args = TrainingArguments(
             output_dir=scratch,
             per_device_train_batch_size=config.batch_size,
             gradient_accumulation_steps=config.gradient_accumulation_steps,
-            learning_rate=config.learning_rate,
+            learning_rate=learning_rate,
             max_steps=max_steps,
             warmup_steps=config.warmup_steps,
             weight_decay=config.weight_decay,
@@ -297,6 +320,7 @@ def train(
         steps=steps,
         n_steps=int(trainer.state.global_step),
         n_examples=len(dataset),
+        learning_rate=learning_rate,
         n_tokens=int(sum(dataset["length"])),
     )
     return history
