@@ -77,7 +77,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Dropout on the LoRA input.
     target_modules : list of str, str or None, default=None
         Modules to adapt; None means q/k/v/o/gate/up/down projections where present.
-    learning_rate : float or "auto", default=2e-4
+    learning_rate : float or "auto", default="auto"
         Peak AdamW learning rate. "auto" takes the seed recipe's 2e-4 at hidden size
         4096 (Llama-3.1-8B) and scales it by ``4096 / hidden_size``, kept within
         [2e-4, 1e-3]: 1e-3 for SmolLM2-135M and gemma-3-270m. The rate used is in
@@ -207,7 +207,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         lora_alpha: float = 16,
         lora_dropout: float = 0.0,
         target_modules: Sequence[str] | str | None = None,
-        learning_rate: float | str = 2e-4,
+        learning_rate: float | str = "auto",
         max_steps: int | None = None,
         num_train_epochs: float = 2.0,
         batch_size: int = 8,

@@ -41,7 +41,7 @@ class TrainConfig:
     lora_alpha: float = 16
     lora_dropout: float = 0.0
     target_modules: Sequence[str] | str | None = None
-    learning_rate: float | str = 2e-4
+    learning_rate: float | str = "auto"
     max_steps: int | None = None
     num_train_epochs: float = 2.0
     batch_size: int = 8

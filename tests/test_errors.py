@@ -94,7 +94,7 @@ FIT_CASES = [
     ("lora_r-float", {"lora_r": 8.5}, X4, Y4, InvalidParameterError, r"'lora_r' parameter .* an int", BEFORE_LOAD),
     ("lora_alpha-negative", {"lora_alpha": -1}, X4, Y4, InvalidParameterError, r"'lora_alpha' parameter .* Got -1", BEFORE_LOAD),
     ("lora_dropout-one", {"lora_dropout": 1.0}, X4, Y4, InvalidParameterError, r"'lora_dropout' parameter .* \[0\.0, 1\.0\)", BEFORE_LOAD),
-    ("learning_rate-zero", {"learning_rate": 0}, X4, Y4, InvalidParameterError, r"'learning_rate' parameter .* \(0\.0, inf\)\. Got 0", BEFORE_LOAD),
+    ("learning_rate-zero", {"learning_rate": 0}, X4, Y4, InvalidParameterError, r"'learning_rate' parameter .* \(0\.0, inf\) or a str among \{'auto'\}\. Got 0", BEFORE_LOAD),
     ("learning_rate-nan", {"learning_rate": float("nan")}, X4, Y4, InvalidParameterError, r"'learning_rate' parameter .* Got nan", BEFORE_LOAD),
     ("learning_rate-str", {"learning_rate": "1e-4"}, X4, Y4, InvalidParameterError, r"'learning_rate' parameter .* Got '1e-4'", BEFORE_LOAD),
     ("batch_size-zero", {"batch_size": 0}, X4, Y4, InvalidParameterError, r"'batch_size' parameter .* Got 0", BEFORE_LOAD),
@@ -109,7 +109,7 @@ FIT_CASES = [
     ("random_state-str", {"random_state": "seed"}, X4, Y4, InvalidParameterError, r"'random_state' parameter", BEFORE_LOAD),
     # -- the model (resolved at the very start of loading, before any weights) --
     ("model-missing-path", {"model": "/no/such/model"}, X4, Y4, ModelNotFoundError, r"'model' parameter of LLMClassifier is '/no/such/model', which is neither", AFTER_LOAD),
-    ("model-unknown-alias", {"model": "smollm3"}, X4, Y4, ModelNotFoundError, r"neither a packaged model alias \(smollm2-135m-instruct\)", AFTER_LOAD),
+    ("model-unknown-alias", {"model": "smollm3"}, X4, Y4, ModelNotFoundError, r"neither a packaged model alias \(gemma-3-270m, smollm2-135m-instruct\)", AFTER_LOAD),
     ("model-missing-gguf", {"model": "/no/such/model.gguf"}, X4, Y4, ModelNotFoundError, r"GGUF file '/no/such/model.gguf' .* does not exist", AFTER_LOAD),
     # -- needs the tokenizer --
     ("max_length-no-room", {"max_length": 16}, X4, Y4, ValueError, r"'max_length' parameter of LLMClassifier \(16\) leaves no room for the text", AFTER_LOAD),
