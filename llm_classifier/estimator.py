@@ -341,14 +341,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         order = canonical_order(texts, codes)  # row order does not change the model
         texts, codes = [texts[i] for i in order], codes[order]
         config = self._train_config(seed)
-        calibration_texts, calibration_codes = texts, codes
+        calibration_texts = texts
         if config.n_steps(len(texts)) == 0:
             history: dict[str, Any] = {"n_steps": 0, "n_examples": len(texts), "steps": []}
         elif self.early_stopping:
             held = self._validation_rows(codes, seed)
             calibration_texts = [t for t, h in zip(texts, held) if h]
-            calibration_codes = codes[held]
-            validation = (encoder.encode(calibration_texts, warn=False).ids, calibration_codes)
+            validation = (encoder.encode(calibration_texts, warn=False).ids, codes[held])
             prompts = encoder.encode([t for t, h in zip(texts, held) if not h]).ids
             history = backend.fit(prompts, answer_ids, codes[~held], config, validation=validation)
         else:
@@ -356,7 +355,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             history = backend.fit(prompts, answer_ids, codes, config)
         correction = None
         if self.calibration == "prior" or (self.calibration == "auto" and history["n_steps"] == 0):
-            correction = self._prior_correction(backend, encoder, calibration_texts, calibration_codes, answer_ids, len(classes), seed)
+            correction = self._prior_correction(backend, encoder, calibration_texts, codes, answer_ids, len(classes), seed)
         # Everything above works on locals: only now does the estimator change.
         self.classes_ = classes
         self.answers_ = answers
@@ -387,10 +386,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     calibration_size: int = 256
 
     def _prior_correction(self, backend: Any, encoder: Any, texts: list[str], codes: np.ndarray, answer_ids: list, n_classes: int, seed: int) -> np.ndarray:
-        """``log pi_k - log q_k``: the training label frequencies over the model's mean prediction.
+        """``log pi_k - log q_k``: the training label frequencies over the model's mean prediction on ``texts``.
 
-        Adding it to the log-scores removes the model's bias towards some answers (the
-        label-prior bias that dominates zero-shot predictions), as in contextual calibration.
+        ``codes`` are all training labels (``pi``); ``texts`` are the texts scored for ``q``
+        (the training texts, or the held-out slice with early stopping). Adding the result
+        to the log-scores removes the model's bias towards some answers (the label-prior
+        bias that dominates zero-shot predictions), as in contextual calibration.
         """
         rng = np.random.default_rng(seed)
         sample = rng.choice(len(texts), size=min(self.calibration_size, len(texts)), replace=False)

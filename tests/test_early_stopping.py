@@ -80,3 +80,12 @@ def test_early_stopping_without_a_validation_slice_is_an_error(tiny_params):
 def test_bad_early_stopping_parameters(tiny_params, sentiment, params, name):
     with pytest.raises(ValueError, match=name):
         LLMClassifier(**{**tiny_params, **params}).fit(*sentiment)
+
+
+def test_prior_calibration_on_the_held_out_slice_keeps_every_class(tiny_params, sentiment):
+    X, y = sentiment
+    X, y = X + ["a lone example"], y + ["rare"]  # a singleton class is never held out
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 4, "early_stopping": True, "validation_fraction": 0.25,
+                           "calibration": "prior"}).fit(X, y)
+    assert np.all(np.isfinite(clf.log_prior_correction_))
+    assert clf.predict_proba(X[:4]).shape == (4, 3)
