@@ -165,10 +165,11 @@ def resolve_model(model: str) -> ResolvedModel:
 def _assembled_gguf(packaged: PackagedModel) -> Path:
     """Join a chunked GGUF once into the cache (the package's own ``assemble``); checked by sha256."""
     target = cache_dir() / "gguf" / packaged.filename
-    if not target.is_file():
-        module = importlib.import_module(packaged.package)  # only chunked-GGUF packages are imported
-        target.parent.mkdir(parents=True, exist_ok=True)
-        module.assemble(output_path=target)
+    if target.is_file():
+        return target  # checked when it was assembled; not re-hashed (250 MB) on every fit
+    module = importlib.import_module(packaged.package)  # only chunked-GGUF packages are imported
+    target.parent.mkdir(parents=True, exist_ok=True)
+    module.assemble(output_path=target)
     if _file_sha256(target) != packaged.sha256:
         target.unlink()
         raise ModelNotFoundError(f"The GGUF assembled from {packaged.package!r} does not have the expected sha256; "
