@@ -90,6 +90,8 @@ class BestAdapterCallback(_callback_base()):  # type: ignore[misc]
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Any] | None = None
         self.best_step: int | None = None
+        #: the validation slice's class log-scores under the best adapter (for calibration)
+        self.best_scores: np.ndarray | None = None
         self._best_loss = math.inf
         self._since_best = 0
 
@@ -112,6 +114,7 @@ class BestAdapterCallback(_callback_base()):  # type: ignore[misc]
             self._best_loss = record["log_loss"]
             self.best_step = int(step)
             self.best = {name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad}
+            self.best_scores = scores
             self._since_best = 0
         else:
             self._since_best += 1

@@ -11,12 +11,13 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from scipy.special import log_softmax, softmax
+from scipy.special import log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from .backends import resolve_backend
+from .calibration import fit_calibration
 from .distributed import is_main_process
 from .exceptions import UnparseableAnswerError
 from .labels import check_answers, resolve_parser, resolve_verbalizer
@@ -96,11 +97,15 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "adamw", "adamw_8bit" (bitsandbytes), "paged_adamw_8bit", "adafactor" or "sgd".
     lr_scheduler : str, default="linear"
         "linear", "cosine", "constant", "constant_with_warmup", ...
-    calibration : {"auto", "prior"} or None, default="auto"
-        "prior" scores up to 256 training texts after fitting (the held-out validation
-        texts when ``early_stopping`` is on) and rescales predictions so that their mean
-        matches the label frequencies (removes the model's bias towards some answers).
-        "auto" applies it to zero-shot classifiers only.
+    calibration : {"auto", "prior", "affine"} or None, default="auto"
+        A correction of the class log-scores fitted after training on scored texts:
+        the held-out validation slice when ``early_stopping`` is on (its scores under
+        the restored adapter, at no extra cost), else up to 256 training texts.
+        "prior" shifts them so that the mean prediction matches the training label
+        frequencies (removes the model's bias towards some answers); "affine" fits a
+        temperature and a per-class shift by maximum likelihood (see
+        :mod:`llm_classifier.calibration`). "auto" is "prior" for zero-shot
+        classifiers and nothing otherwise.
     objective : {"answer", "class", "answer+class"}, default="answer"
         The training loss. "answer": mean cross-entropy of the answer tokens (the seed's
         completion-only loss). "class": cross-entropy over the label set of the answers'
@@ -147,6 +152,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     history_ : dict
         Per-step training loss (``history_["steps"]``) and the run's figures
         (``train_runtime``, ``train_samples_per_second``, ``total_flos``, ``train_loss``...).
+    calibration_ : Calibration or None
+        The fitted correction of the class log-scores (``calibration``), or None.
 
     Examples
     --------
@@ -179,7 +186,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "lr_scheduler": [StrOptions(set(SCHEDULERS))],
         "objective": [StrOptions(set(OBJECTIVES))],
-        "calibration": [StrOptions({"auto", "prior"}), None],
+        "calibration": [StrOptions({"auto", "prior", "affine"}), None],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 0.5, closed="right")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
@@ -341,21 +348,26 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         order = canonical_order(texts, codes)  # row order does not change the model
         texts, codes = [texts[i] for i in order], codes[order]
         config = self._train_config(seed)
-        calibration_texts = texts
+        held = None
         if config.n_steps(len(texts)) == 0:
             history: dict[str, Any] = {"n_steps": 0, "n_examples": len(texts), "steps": []}
         elif self.early_stopping:
             held = self._validation_rows(codes, seed)
-            calibration_texts = [t for t, h in zip(texts, held) if h]
-            validation = (encoder.encode(calibration_texts, warn=False).ids, codes[held])
+            validation = (encoder.encode([t for t, h in zip(texts, held) if h], warn=False).ids, codes[held])
             prompts = encoder.encode([t for t, h in zip(texts, held) if not h]).ids
             history = backend.fit(prompts, answer_ids, codes[~held], config, validation=validation)
         else:
             prompts = encoder.encode(texts).ids
             history = backend.fit(prompts, answer_ids, codes, config)
-        correction = None
-        if self.calibration == "prior" or (self.calibration == "auto" and history["n_steps"] == 0):
-            correction = self._prior_correction(backend, encoder, calibration_texts, codes, answer_ids, len(classes), seed)
+        validation_scores = history.pop("validation_scores", None)
+        calibration = None
+        method = self._calibration_method(history)
+        if method is not None:
+            if validation_scores is not None:
+                scores, scored_codes = validation_scores, codes[held]
+            else:
+                scores, scored_codes = self._score_sample(backend, encoder, texts, codes, answer_ids, seed)
+            calibration = fit_calibration(method, scores, scored_codes, codes, len(classes))
         # Everything above works on locals: only now does the estimator change.
         self.classes_ = classes
         self.answers_ = answers
@@ -367,7 +379,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.prompt_suffix_ = suffix
         self.history_ = history
         self.random_seed_ = seed
-        self.log_prior_correction_ = correction
+        self.calibration_ = calibration
         return self
 
     def _validation_rows(self, codes: np.ndarray, seed: int) -> np.ndarray:
@@ -382,23 +394,24 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             )
         return held
 
-    #: Training texts scored to estimate the model's label prior for ``calibration="prior"``.
+    #: Training texts scored to fit the calibration when there is no validation slice.
     calibration_size: int = 256
 
-    def _prior_correction(self, backend: Any, encoder: Any, texts: list[str], codes: np.ndarray, answer_ids: list, n_classes: int, seed: int) -> np.ndarray:
-        """``log pi_k - log q_k``: the training label frequencies over the model's mean prediction on ``texts``.
+    def _calibration_method(self, history: dict[str, Any]) -> str | None:
+        """The calibration to fit: ``calibration``, with "auto" resolved for this run."""
+        if self.calibration != "auto":
+            return self.calibration
+        if history["n_steps"] == 0:
+            return "prior"
+        return None
 
-        ``codes`` are all training labels (``pi``); ``texts`` are the texts scored for ``q``
-        (the training texts, or the held-out slice with early stopping). Adding the result
-        to the log-scores removes the model's bias towards some answers (the label-prior
-        bias that dominates zero-shot predictions), as in contextual calibration.
-        """
+    def _score_sample(self, backend: Any, encoder: Any, texts: list[str], codes: np.ndarray, answer_ids: list,
+                      seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Class log-scores and labels of up to :attr:`calibration_size` training texts."""
         rng = np.random.default_rng(seed)
-        sample = rng.choice(len(texts), size=min(self.calibration_size, len(texts)), replace=False)
-        scores = backend.score(encoder.encode([texts[i] for i in sample], warn=False).ids, answer_ids, batch_size=self.eval_batch_size)
-        mean_prediction = np.clip(softmax(scores, axis=1).mean(axis=0), 1e-12, None)
-        frequencies = np.bincount(codes, minlength=n_classes) / len(codes)
-        return np.log(frequencies) - np.log(mean_prediction)
+        sample = np.sort(rng.choice(len(texts), size=min(self.calibration_size, len(texts)), replace=False))
+        prompts = encoder.encode([texts[i] for i in sample], warn=False).ids
+        return backend.score(prompts, answer_ids, batch_size=self.eval_batch_size), codes[sample]
 
     # -- prediction ------------------------------------------------------------------------
     #: Texts validated, encoded and scored at a time by predict, predict_proba and generate:
@@ -463,9 +476,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         parts = self._per_chunk(X, "Scoring", lambda start, texts, prompts, bar: self.backend_.score(
             prompts, self.answer_ids_, batch_size=self.eval_batch_size, progress=bar))
         scores = np.concatenate(parts)
-        correction = getattr(self, "log_prior_correction_", None)
-        if correction is not None:
-            scores = scores + correction
+        calibration = getattr(self, "calibration_", None)
+        if calibration is not None:
+            scores = calibration.apply(scores)
         return log_softmax(scores, axis=1)
 
     def predict_proba(self, X: Any) -> np.ndarray:

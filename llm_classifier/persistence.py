@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .calibration import Calibration
 from .exceptions import IncompatibleArtifactError
 
 FORMAT = "llm_classifier"
@@ -110,7 +111,7 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
         "adapter_config": backend.get_adapter_config(),
         "history": history,
         "random_seed": int(estimator.random_seed_),
-        "log_prior_correction": None if getattr(estimator, "log_prior_correction_", None) is None else estimator.log_prior_correction_.tolist(),
+        "calibration": _encode_calibration(getattr(estimator, "calibration_", None)),
     }
     adapter = backend.get_adapter()
     adapter_path = directory / ADAPTER_FILE
@@ -202,9 +203,23 @@ def load(path: str | os.PathLike) -> Any:
         estimator.label_parser_ = _decode_param(config["label_parser"], None) or DefaultParser()
         estimator.history_ = dict(config.get("history", {}))
         estimator.random_seed_ = int(config["random_seed"])
-        correction = config.get("log_prior_correction")
-        estimator.log_prior_correction_ = None if correction is None else np.asarray(correction, dtype=np.float64)
+        estimator.calibration_ = _decode_calibration(config)
         estimator.backend_ = backend
     except KeyError as exc:
         raise IncompatibleArtifactError(f"{str(directory)!r} is incomplete: the field {exc} is missing.") from None
     return estimator
+
+
+def _encode_calibration(calibration: Calibration | None) -> dict[str, Any] | None:
+    if calibration is None:
+        return None
+    return {"bias": calibration.bias.tolist(), "temperature": float(calibration.temperature)}
+
+
+def _decode_calibration(config: dict[str, Any]) -> Calibration | None:
+    """The saved calibration; files of version 0.1 stored only the prior's log offsets."""
+    saved = config.get("calibration")
+    if saved is not None:
+        return Calibration(bias=np.asarray(saved["bias"], dtype=np.float64), temperature=float(saved["temperature"]))
+    legacy = config.get("log_prior_correction")
+    return None if legacy is None else Calibration(bias=np.asarray(legacy, dtype=np.float64))

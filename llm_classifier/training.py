@@ -248,7 +248,8 @@ def train(
         (``train_runtime``, ``train_samples_per_second``, ``train_steps_per_second``,
         ``total_flos``, ``train_loss``), plus ``n_steps`` and ``n_examples``;
         with a validation slice also ``validation`` (log-loss and accuracy per
-        evaluation), ``best_step`` and ``stopped_early``.
+        evaluation), ``best_step``, ``stopped_early`` and ``validation_scores``
+        (the slice's class log-scores under the restored adapter).
     """
     from transformers import Trainer, TrainingArguments
 
@@ -315,7 +316,7 @@ def train(
     history = dict(output.metrics)
     if monitor is not None:
         history.update(validation=monitor.history, best_step=monitor.best_step,
-                       stopped_early=int(trainer.state.global_step) < max_steps)
+                       stopped_early=int(trainer.state.global_step) < max_steps, validation_scores=monitor.best_scores)
     history.update(
         steps=steps,
         n_steps=int(trainer.state.global_step),

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from scipy.special import log_softmax
+from scipy.special import log_softmax, softmax
 
 from llm_classifier import LLMClassifier
+from llm_classifier.calibration import fit_affine
 from llm_classifier.early_stopping import stratified_holdout, validation_scores
 from llm_classifier.validation import canonical_order
 
@@ -87,5 +88,22 @@ def test_prior_calibration_on_the_held_out_slice_keeps_every_class(tiny_params, 
     X, y = X + ["a lone example"], y + ["rare"]  # a singleton class is never held out
     clf = LLMClassifier(**{**tiny_params, "max_steps": 4, "early_stopping": True, "validation_fraction": 0.25,
                            "calibration": "prior"}).fit(X, y)
-    assert np.all(np.isfinite(clf.log_prior_correction_))
+    assert np.all(np.isfinite(clf.calibration_.bias))
     assert clf.predict_proba(X[:4]).shape == (4, 3)
+
+
+def test_affine_calibration_is_fitted_on_the_held_out_scores(tiny_params, sentiment):
+    X, y = sentiment
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 6, "learning_rate": 5e-3, "early_stopping": True,
+                           "validation_fraction": 0.25, "calibration": "affine"}).fit(X, y)
+    assert "validation_scores" not in clf.history_
+    codes = np.searchsorted(clf.classes_, y)
+    order = canonical_order(list(X), codes)
+    held = stratified_holdout(codes[order], 0.25, clf.random_seed_)
+    rows = order[held]
+    raw = clf.backend_.score(clf._encode([X[i] for i in rows]), clf.answer_ids_, batch_size=8)
+    expected = fit_affine(raw, codes[rows])
+    assert clf.calibration_.temperature == pytest.approx(expected.temperature, rel=1e-2)
+    np.testing.assert_allclose(clf.calibration_.bias, expected.bias, atol=1e-2)
+    proba = clf.predict_proba([X[i] for i in rows])
+    np.testing.assert_allclose(proba, softmax(clf.calibration_.apply(raw), axis=1), atol=1e-6)

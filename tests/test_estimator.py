@@ -135,7 +135,7 @@ def test_prior_calibration_matches_training_frequencies(tiny_params, sentiment):
     X, y = sentiment
     raw = LLMClassifier(**{**tiny_params, "max_steps": 0, "calibration": None}).fit(X, y)
     calibrated = LLMClassifier(**{**tiny_params, "max_steps": 0}).fit(X, y)  # "auto": zero-shot is calibrated
-    assert raw.log_prior_correction_ is None and calibrated.log_prior_correction_.shape == (2,)
+    assert raw.calibration_ is None and calibrated.calibration_.bias.shape == (2,)
     np.testing.assert_allclose(calibrated.predict_proba(X).mean(axis=0), [0.5, 0.5], atol=0.05)
     tuned = LLMClassifier(**tiny_params).fit(X, y)
-    assert tuned.log_prior_correction_ is None  # "auto" leaves fine-tuned models alone
+    assert tuned.calibration_ is None  # "auto" leaves fine-tuned models alone

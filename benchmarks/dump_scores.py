@@ -1,0 +1,64 @@
+"""Fit one LLMClassifier configuration on a task and save its raw label scores.
+
+    python3 -m benchmarks.dump_scores authors-de results/scores/authors-de-zs.npz '{"max_steps": 0}'
+
+Saves ``log p(answer_k | prompt)`` (no calibration) for the test texts, for every
+training text when the model is zero-shot, and for the held-out validation slice
+when ``early_stopping`` is on, with the class codes, so that calibration methods
+(``benchmarks.calibration_study``) can be compared offline on the same scores.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+from benchmarks.tasks import load_task
+from llm_classifier import LLMClassifier
+from llm_classifier.early_stopping import stratified_holdout
+from llm_classifier.validation import canonical_order
+
+
+def _raw_scores(clf: LLMClassifier, texts: list[str]) -> np.ndarray:
+    return clf.backend_.score(clf._encode(texts), clf.answer_ids_, batch_size=clf.eval_batch_size)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 2:
+        raise SystemExit(__doc__)
+    task, out, kwargs = args[0], args[1], json.loads(args[2]) if len(args) > 2 else {}
+    kwargs = {"random_state": 0, **kwargs, "calibration": None}
+    X_train, y_train, X_test, y_test, _ = load_task(task, n_train=500, n_test=200)
+    start = time.perf_counter()
+    clf = LLMClassifier(**kwargs).fit(X_train, y_train)
+    fit_s = time.perf_counter() - start
+    classes = clf.classes_
+    saved: dict[str, object] = {
+        "classes": np.asarray(classes, dtype=str),
+        "train_codes": np.searchsorted(classes, y_train),
+        "test_codes": np.searchsorted(classes, y_test),
+        "test_scores": _raw_scores(clf, list(X_test)),
+        "fit_s": fit_s,
+        "history": json.dumps(clf.history_, default=str),
+        "kwargs": json.dumps(kwargs),
+    }
+    if clf.history_["n_steps"] == 0:
+        saved["train_scores"] = _raw_scores(clf, list(X_train))
+    if kwargs.get("early_stopping"):
+        codes = np.searchsorted(classes, y_train)
+        order = canonical_order(list(X_train), codes)
+        held = stratified_holdout(codes[order], clf.validation_fraction, clf.random_seed_)
+        rows = order[held]
+        saved["validation_scores"] = _raw_scores(clf, [X_train[i] for i in rows])
+        saved["validation_codes"] = codes[rows]
+    np.savez(out, **saved)
+    test_pred = saved["test_scores"].argmax(axis=1)  # type: ignore[union-attr]
+    print(f"DUMPED {task} {out} fit_s={fit_s:.0f} raw_accuracy={(test_pred == saved['test_codes']).mean():.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
