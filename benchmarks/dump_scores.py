@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     if clf.history_["n_steps"] == 0:
         saved["train_scores"] = _raw_scores(clf, list(X_train))
-    if kwargs.get("early_stopping"):
+    if clf.history_.get("early_stopping"):
         codes = np.searchsorted(classes, y_train)
         order = canonical_order(list(X_train), codes)
         held = stratified_holdout(codes[order], clf.validation_fraction, clf.random_seed_)

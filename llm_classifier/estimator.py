@@ -86,8 +86,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     max_steps : int or None, default=None
         Optimizer steps; None trains for ``num_train_epochs``; 0 means zero-shot
         (``fit`` only learns the classes).
-    num_train_epochs : float, default=2.0
-        Epochs over the training texts, when ``max_steps`` is None.
+    num_train_epochs : float or "auto", default="auto"
+        Epochs over the training texts, when ``max_steps`` is None. "auto" is 4 when
+        early stopping is on (a cap: the best adapter is kept) and 2 otherwise.
     batch_size : int, default=8
         Texts per device per training micro-batch.
     gradient_accumulation_steps : int, default=1
@@ -105,18 +106,22 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         frequencies (removes the model's bias towards some answers); "affine" fits a
         temperature and a per-class shift by maximum likelihood (see
         :mod:`llm_classifier.calibration`). "auto" is "prior" for zero-shot
-        classifiers and nothing otherwise.
+        classifiers, "affine" when early stopping holds out a validation slice and
+        nothing otherwise (a map fitted on texts the model was trained on would learn
+        its over-confidence on them).
     objective : {"answer", "class", "answer+class"}, default="answer"
         The training loss. "answer": mean cross-entropy of the answer tokens (the seed's
         completion-only loss). "class": cross-entropy over the label set of the answers'
         sequence log-probabilities, the quantity ``predict_proba`` normalises (all classes
         are scored in the same tree-masked pass). "answer+class": their sum.
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the training texts (stratified), score them
         10 times during training as ``predict_proba`` would, keep the adapter with the
         lowest validation log-loss and stop after ``n_iter_no_change`` evaluations
         without improvement. ``num_train_epochs``/``max_steps`` then cap the run.
-        The scores are in ``history_["validation"]``.
+        The scores are in ``history_["validation"]``. "auto" turns it on when there are
+        at least 200 training texts (a slice of 20 or more) and a class with two
+        examples; ``history_["early_stopping"]`` says whether it ran.
     validation_fraction : float, default=0.1
         Share of each class held out when ``early_stopping`` is on (in (0, 0.5]).
     n_iter_no_change : int or None, default=3
@@ -178,7 +183,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "target_modules": [list, tuple, str, None],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "max_steps": [Interval(Integral, 0, None, closed="left"), None],
-        "num_train_epochs": [Interval(Real, 0, None, closed="neither")],
+        "num_train_epochs": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "gradient_accumulation_steps": [Interval(Integral, 1, None, closed="left")],
         "warmup_steps": [Interval(Integral, 0, None, closed="left")],
@@ -187,7 +192,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "lr_scheduler": [StrOptions(set(SCHEDULERS))],
         "objective": [StrOptions(set(OBJECTIVES))],
         "calibration": [StrOptions({"auto", "prior", "affine"}), None],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 0.5, closed="right")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
         "max_length": [Interval(Integral, 8, None, closed="left")],
@@ -216,7 +221,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         target_modules: Sequence[str] | str | None = None,
         learning_rate: float | str = "auto",
         max_steps: int | None = None,
-        num_train_epochs: float = 2.0,
+        num_train_epochs: float | str = "auto",
         batch_size: int = 8,
         gradient_accumulation_steps: int = 1,
         warmup_steps: int = 5,
@@ -225,7 +230,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         lr_scheduler: str = "linear",
         objective: str = "answer",
         calibration: str | None = "auto",
-        early_stopping: bool = False,
+        early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = 3,
         max_length: int = 512,
@@ -291,7 +296,29 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         torch.manual_seed(seed)
         return seed
 
-    def _train_config(self, seed: int) -> TrainConfig:
+    #: ``early_stopping="auto"`` holds out a validation slice from this many training texts on.
+    early_stopping_min_texts: int = 200
+
+    def _early_stopping_rows(self, codes: np.ndarray, seed: int) -> np.ndarray | None:
+        """The held-out validation rows when early stopping runs, else None."""
+        if self.max_steps == 0 or self.early_stopping is False:
+            return None
+        if self.early_stopping == "auto" and len(codes) < self.early_stopping_min_texts:
+            return None
+        from .early_stopping import stratified_holdout
+
+        held = stratified_holdout(codes, self.validation_fraction, seed)
+        if held.any():
+            return held
+        if self.early_stopping == "auto":
+            return None
+        raise ValueError(
+            f"early_stopping=True needs a validation slice, but validation_fraction={self.validation_fraction} "
+            f"of {len(codes)} training texts holds out none (every class needs at least 2 examples); "
+            "add examples or set early_stopping=False."
+        )
+
+    def _train_config(self, seed: int, early_stopping: bool = False) -> TrainConfig:
         return TrainConfig(
             lora_r=self.lora_r,
             lora_alpha=self.lora_alpha,
@@ -299,7 +326,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             target_modules=copy.copy(self.target_modules),
             learning_rate=self.learning_rate,
             max_steps=self.max_steps,
-            num_train_epochs=self.num_train_epochs,
+            num_train_epochs=(4.0 if early_stopping else 2.0) if self.num_train_epochs == "auto" else self.num_train_epochs,
             batch_size=self.batch_size,
             gradient_accumulation_steps=self.gradient_accumulation_steps,
             warmup_steps=self.warmup_steps,
@@ -347,12 +374,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         codes = np.searchsorted(classes, labels)
         order = canonical_order(texts, codes)  # row order does not change the model
         texts, codes = [texts[i] for i in order], codes[order]
-        config = self._train_config(seed)
-        held = None
+        held = self._early_stopping_rows(codes, seed)
+        config = self._train_config(seed, early_stopping=held is not None)
         if config.n_steps(len(texts)) == 0:
             history: dict[str, Any] = {"n_steps": 0, "n_examples": len(texts), "steps": []}
-        elif self.early_stopping:
-            held = self._validation_rows(codes, seed)
+        elif held is not None:
             validation = (encoder.encode([t for t, h in zip(texts, held) if h], warn=False).ids, codes[held])
             prompts = encoder.encode([t for t, h in zip(texts, held) if not h]).ids
             history = backend.fit(prompts, answer_ids, codes[~held], config, validation=validation)
@@ -360,8 +386,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             prompts = encoder.encode(texts).ids
             history = backend.fit(prompts, answer_ids, codes, config)
         validation_scores = history.pop("validation_scores", None)
+        history["early_stopping"] = validation_scores is not None
+        history["num_train_epochs"] = None if config.max_steps is not None else config.num_train_epochs
         calibration = None
-        method = self._calibration_method(history)
+        method = self._calibration_method(history, validation_scores is not None)
         if method is not None:
             if validation_scores is not None:
                 scores, scored_codes = validation_scores, codes[held]
@@ -382,28 +410,16 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.calibration_ = calibration
         return self
 
-    def _validation_rows(self, codes: np.ndarray, seed: int) -> np.ndarray:
-        from .early_stopping import stratified_holdout
-
-        held = stratified_holdout(codes, self.validation_fraction, seed)
-        if not held.any():
-            raise ValueError(
-                f"early_stopping=True needs a validation slice, but validation_fraction={self.validation_fraction} "
-                f"of {len(codes)} training texts holds out none (every class needs at least 2 examples); "
-                "add examples or set early_stopping=False."
-            )
-        return held
-
     #: Training texts scored to fit the calibration when there is no validation slice.
     calibration_size: int = 256
 
-    def _calibration_method(self, history: dict[str, Any]) -> str | None:
+    def _calibration_method(self, history: dict[str, Any], validated: bool) -> str | None:
         """The calibration to fit: ``calibration``, with "auto" resolved for this run."""
         if self.calibration != "auto":
             return self.calibration
         if history["n_steps"] == 0:
             return "prior"
-        return None
+        return "affine" if validated else None
 
     def _score_sample(self, backend: Any, encoder: Any, texts: list[str], codes: np.ndarray, answer_ids: list,
                       seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -107,3 +107,27 @@ def test_affine_calibration_is_fitted_on_the_held_out_scores(tiny_params, sentim
     np.testing.assert_allclose(clf.calibration_.bias, expected.bias, atol=1e-2)
     proba = clf.predict_proba([X[i] for i in rows])
     np.testing.assert_allclose(proba, softmax(clf.calibration_.apply(raw), axis=1), atol=1e-6)
+
+
+def test_auto_early_stopping_needs_enough_texts(tiny_params, sentiment):
+    X, y = sentiment
+    small = LLMClassifier(**{**tiny_params, "max_steps": None, "batch_size": 8}).fit(X, y)
+    assert small.history_["early_stopping"] is False and small.history_["num_train_epochs"] == 2.0
+    assert small.calibration_ is None  # "auto": no held-out slice, no calibration after training
+
+    many_X = [f"{text} ({i})" for i in range(200 // len(X) + 1) for text in X][:200]
+    many_y = (y * (200 // len(y) + 1))[:200]
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 4}).fit(many_X, many_y)
+    assert clf.history_["early_stopping"] is True and len(clf.history_["validation"]) >= 1
+    assert clf.history_["n_examples"] == 180  # 10 % of each class held out
+    assert clf.calibration_ is not None and clf.calibration_.temperature > 0  # "auto" -> "affine" on the slice
+
+
+def test_auto_early_stopping_stays_off_when_nothing_can_be_held_out(tiny_params):
+    X = [f"text number {i}" for i in range(200)]
+    y = [f"class {i}" for i in range(200)]  # every class a singleton
+    params = {**tiny_params, "max_steps": 1, "calibration": None, "prompt": "Text: {text}\nClass:"}
+    clf = LLMClassifier(**params).fit(X, y)
+    assert clf.history_["early_stopping"] is False
+    with pytest.raises(ValueError, match="validation slice"):
+        LLMClassifier(**{**params, "early_stopping": True}).fit(X, y)

@@ -1,0 +1,68 @@
+"""Previous vs current defaults, from scores saved by ``benchmarks.dump_scores``.
+
+    python3 -m benchmarks.defaults_study results/full/results.json results/scores/*-es4.npz
+
+For each ``<task>-es4.npz`` (early stopping, 4-epoch cap, no calibration) prints the
+previous default's record from a suite ``results.json`` (2 epochs on every text), the
+best baseline there, and the saved scores with no calibration, the prior correction
+and the affine map fitted on the held-out slice (the current default).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.metrics import accuracy_score, f1_score
+
+from benchmarks.report import probability_metrics
+from llm_classifier.calibration import fit_calibration
+
+BASELINES = ("tfidf", "bert-emb", "bert")
+
+
+def _record(results: dict, task: str, method: str) -> dict | None:
+    for record in results["results"]:
+        if record.get("task") == task and record.get("method") == method:
+            return record
+    return None
+
+
+def _pair(record: dict) -> str:
+    return f"{record['metrics']['accuracy']:.3f} / {record['metrics']['macro_f1']:.3f}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 2:
+        raise SystemExit(__doc__)
+    results = json.loads(Path(args[0]).read_text())
+    print("| task | best baseline | previous default (2 epochs) | early stop, no calibration | + prior | + affine (current default) | log-loss / ECE | steps (best) | fit s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for path in map(Path, args[1:]):
+        task = path.stem.rsplit("-", 1)[0]
+        data = np.load(path)
+        classes = [str(c) for c in data["classes"]]
+        history = json.loads(str(data["history"]))
+        baseline = max((r for m in BASELINES if (r := _record(results, task, m))), key=lambda r: r["metrics"]["macro_f1"])
+        previous = _record(results, task, "llm-qlora")
+        cells = []
+        y_test = [classes[c] for c in data["test_codes"]]
+        for method in (None, "prior", "affine"):
+            scores = data["test_scores"]
+            if method is not None:
+                calibration = fit_calibration(method, data["validation_scores"], data["validation_codes"], data["train_codes"], len(classes))
+                scores = calibration.apply(scores)
+            proba = softmax(scores, axis=1)
+            predicted = [classes[k] for k in proba.argmax(axis=1)]
+            cells.append(f"{accuracy_score(y_test, predicted):.3f} / {f1_score(y_test, predicted, average='macro'):.3f}")
+        metrics = probability_metrics(y_test, proba, classes)
+        print(f"| {task} | {_pair(baseline)} ({baseline['method']}) | {_pair(previous)} | {' | '.join(cells)} | "
+              f"{metrics['log_loss']:.3f} / {metrics['ece']:.3f} | {history['n_steps']} ({history['best_step']}) | {float(data['fit_s']):.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Zero-shot accuracy of prompt wordings on a task (raw and prior-calibrated scores).
+
+    python3 -m benchmarks.prompt_study languages current text-first text-above
+
+Each wording is scored on the suite's test texts (and 200 training texts for the
+prior correction) with the untrained default model.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
+
+from benchmarks.tasks import load_task
+from llm_classifier import LLMClassifier
+from llm_classifier.calibration import prior_correction
+from llm_classifier.prompts import ChatTemplate
+
+WORDINGS = {
+    "current": "Classify the text into one of these categories: {labels}. Answer with the category only.\n\n{text}",
+    "text-first": "Text: {text}\n\nWhich of these categories does the text belong to: {labels}? Answer with the category only.",
+    "text-above": "{text}\n\nClassify the text above into one of these categories: {labels}. Answer with the category only.",
+    "delimited": "Classify the text into one of these categories: {labels}.\n\nText: \"\"\"{text}\"\"\"\n\nAnswer with the category only.",
+}
+
+
+class Wording:
+    def __init__(self, user: str):
+        self.user = user
+
+    def render(self, text, labels, tokenizer=None):
+        content = self.user.replace("{labels}", ", ".join(labels)).replace("{text}", text)
+        return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
+
+
+def main() -> None:
+    task, names = sys.argv[1], sys.argv[2:] or list(WORDINGS)
+    X_train, y_train, X_test, y_test, _ = load_task(task, n_train=500, n_test=200)
+    rng = np.random.default_rng(0)
+    sample = rng.choice(len(X_train), size=200, replace=False)
+    for name in names:
+        clf = LLMClassifier(prompt=Wording(WORDINGS[name]), max_steps=0, calibration=None, random_state=0).fit(X_train, y_train)
+        codes = np.searchsorted(clf.classes_, y_test)
+        raw_test = clf.backend_.score(clf._encode(list(X_test)), clf.answer_ids_, batch_size=16)
+        raw_train = clf.backend_.score(clf._encode([X_train[i] for i in sample]), clf.answer_ids_, batch_size=16)
+        frequencies = np.bincount(np.searchsorted(clf.classes_, y_train), minlength=len(clf.classes_)) / len(y_train)
+        calibrated = prior_correction(raw_train, frequencies).apply(raw_test)
+        for kind, scores in (("raw", raw_test), ("prior", calibrated)):
+            pred = scores.argmax(axis=1)
+            print(f"PROMPT {task} {name} {kind} acc={accuracy_score(codes, pred):.3f} "
+                  f"macro_f1={f1_score(codes, pred, average='macro'):.3f} top={np.bincount(pred).argmax()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
