@@ -51,8 +51,8 @@ def fit_affine(scores: np.ndarray, codes: np.ndarray, *, temperature: bool = Tru
     """Maximum-likelihood temperature and class bias on labelled scores.
 
     Minimises ``mean_i -log softmax(s_i / T + b)[y_i] + l2 * |b|^2 / 2`` (convex in
-    ``b`` and ``1 / T``). Classes absent from ``codes`` get the bias that the penalty
-    and the remaining classes imply (it is pushed down, not to ``-inf``).
+    ``b`` and ``1 / T``). Classes absent from ``codes`` (too rare to be held out) carry
+    no evidence about their bias: they get the mean bias of the others.
 
     Parameters
     ----------
@@ -86,9 +86,10 @@ def fit_affine(scores: np.ndarray, codes: np.ndarray, *, temperature: bool = Tru
     bounds = [(1e-3, 1e3)] + [(None, None)] * k if temperature else None
     result = minimize(loss_and_grad, start, jac=True, method="L-BFGS-B", bounds=bounds)
     params = result.x
-    if temperature:
-        return Calibration(bias=params[1:] - params[1:].mean(), temperature=float(1.0 / params[0]))
-    return Calibration(bias=params - params.mean())
+    bias = params[1:] if temperature else params
+    present = np.bincount(codes, minlength=k) > 0
+    bias = np.where(present, bias, bias[present].mean()) - bias[present].mean()
+    return Calibration(bias=bias, temperature=float(1.0 / params[0]) if temperature else 1.0)
 
 
 def fit_calibration(method: str, scores: np.ndarray, scored_codes: np.ndarray, codes: np.ndarray, n_classes: int) -> Calibration:

@@ -22,17 +22,17 @@ __all__ = ["BestAdapterCallback", "stratified_holdout"]
 def stratified_holdout(codes: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Boolean mask of the rows held out for validation, ``fraction`` of each class.
 
-    A class with a single example is never held out (it could not be learnt); every
-    other class gives at least one and keeps at least one example for training.
+    ``fraction * n`` is rounded half up, so a class too rare to spare an example (fewer
+    than 5 at the default 0.1) is never held out: its few examples are worth more to
+    training than to the choice of checkpoint. Every class keeps one training example.
     """
     rng = np.random.default_rng(seed)
     held = np.zeros(len(codes), dtype=bool)
     for code in np.unique(codes):
         rows = np.flatnonzero(codes == code)
-        if len(rows) < 2:
-            continue
-        n = min(len(rows) - 1, max(1, round(fraction * len(rows))))
-        held[rng.choice(rows, size=n, replace=False)] = True
+        n = min(len(rows) - 1, int(fraction * len(rows) + 0.5))
+        if n >= 1:
+            held[rng.choice(rows, size=n, replace=False)] = True
     return held
 
 

@@ -120,10 +120,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         lowest validation log-loss and stop after ``n_iter_no_change`` evaluations
         without improvement. ``num_train_epochs``/``max_steps`` then cap the run.
         The scores are in ``history_["validation"]``. "auto" turns it on when there are
-        at least 200 training texts (a slice of 20 or more) and a class with two
-        examples; ``history_["early_stopping"]`` says whether it ran.
+        at least 200 training texts (a slice of about 20 or more) and some class large
+        enough to be held out; ``history_["early_stopping"]`` says whether it ran.
     validation_fraction : float, default=0.1
-        Share of each class held out when ``early_stopping`` is on (in (0, 0.5]).
+        Share of each class held out when ``early_stopping`` is on (in (0, 0.5]),
+        rounded half up: classes under 5 examples at 0.1 are not held out.
     n_iter_no_change : int or None, default=3
         Evaluations without improvement before stopping; None trains to the end and
         still restores the best adapter.

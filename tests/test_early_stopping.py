@@ -12,14 +12,20 @@ from llm_classifier.validation import canonical_order
 
 @pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5])
 def test_holdout_is_stratified_and_keeps_every_class(fraction):
-    codes = np.repeat(np.arange(4), [1, 2, 10, 40])
+    sizes = [1, 2, 4, 10, 40]
+    codes = np.repeat(np.arange(len(sizes)), sizes)
     held = stratified_holdout(codes, fraction, seed=0)
+    for code, n in enumerate(sizes):
+        expected = min(n - 1, int(fraction * n + 0.5))  # rounded half up, one example always kept
+        assert held[codes == code].sum() == expected
     assert not held[codes == 0].any()  # a singleton class is never held out
-    for code in (1, 2, 3):
-        n = (codes == code).sum()
-        assert 1 <= held[codes == code].sum() <= n - 1
-    assert held[codes == 3].sum() == round(fraction * 40)
     assert np.array_equal(held, stratified_holdout(codes, fraction, seed=0))
+
+
+def test_holdout_spares_rare_classes_at_the_default_fraction():
+    codes = np.repeat(np.arange(4), [2, 4, 5, 30])
+    held = stratified_holdout(codes, 0.1, seed=0)
+    assert [int(held[codes == c].sum()) for c in range(4)] == [0, 0, 1, 3]
 
 
 def test_validation_scores_match_definition():
