@@ -106,9 +106,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         frequencies (removes the model's bias towards some answers); "affine" fits a
         temperature and a per-class shift by maximum likelihood (see
         :mod:`llm_classifier.calibration`). "auto" is "prior" for zero-shot
-        classifiers, "affine" when early stopping holds out a validation slice and
-        nothing otherwise (a map fitted on texts the model was trained on would learn
-        its over-confidence on them).
+        classifiers and nothing after fine-tuning (on a slice of ~50 texts neither map
+        improved macro-F1 on average; see docs/benchmarks.md).
     objective : {"answer", "class", "answer+class"}, default="answer"
         The training loss. "answer": mean cross-entropy of the answer tokens (the seed's
         completion-only loss). "class": cross-entropy over the label set of the answers'
@@ -390,7 +389,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         history["early_stopping"] = validation_scores is not None
         history["num_train_epochs"] = None if config.max_steps is not None else config.num_train_epochs
         calibration = None
-        method = self._calibration_method(history, validation_scores is not None)
+        method = self._calibration_method(history)
         if method is not None:
             if validation_scores is not None:
                 scores, scored_codes = validation_scores, codes[held]
@@ -414,13 +413,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     #: Training texts scored to fit the calibration when there is no validation slice.
     calibration_size: int = 256
 
-    def _calibration_method(self, history: dict[str, Any], validated: bool) -> str | None:
+    def _calibration_method(self, history: dict[str, Any]) -> str | None:
         """The calibration to fit: ``calibration``, with "auto" resolved for this run."""
         if self.calibration != "auto":
             return self.calibration
         if history["n_steps"] == 0:
             return "prior"
-        return "affine" if validated else None
+        return None
 
     def _score_sample(self, backend: Any, encoder: Any, texts: list[str], codes: np.ndarray, answer_ids: list,
                       seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -122,14 +122,14 @@ def test_auto_early_stopping_needs_enough_texts(tiny_params, sentiment):
     X, y = sentiment
     small = LLMClassifier(**{**tiny_params, "max_steps": None, "batch_size": 8}).fit(X, y)
     assert small.history_["early_stopping"] is False and small.history_["num_train_epochs"] == 2.0
-    assert small.calibration_ is None  # "auto": no held-out slice, no calibration after training
+    assert small.calibration_ is None
 
     many_X = [f"{text} ({i})" for i in range(200 // len(X) + 1) for text in X][:200]
     many_y = (y * (200 // len(y) + 1))[:200]
     clf = LLMClassifier(**{**tiny_params, "max_steps": 4}).fit(many_X, many_y)
     assert clf.history_["early_stopping"] is True and len(clf.history_["validation"]) >= 1
     assert clf.history_["n_examples"] == 180  # 10 % of each class held out
-    assert clf.calibration_ is not None and clf.calibration_.temperature > 0  # "auto" -> "affine" on the slice
+    assert clf.calibration_ is None  # "auto" calibrates zero-shot classifiers only
 
 
 def test_auto_early_stopping_stays_off_when_nothing_can_be_held_out(tiny_params):
