@@ -1,11 +1,11 @@
-"""Previous vs current defaults, from scores saved by ``benchmarks.dump_scores``.
+"""Previous vs current defaults (and calibrations), from scores saved by ``benchmarks.dump_scores``.
 
     python3 -m benchmarks.defaults_study results/full/results.json results/scores/*-es4.npz
 
 For each ``<task>-es4.npz`` (early stopping, 4-epoch cap, no calibration) prints the
 previous default's record from a suite ``results.json`` (2 epochs on every text), the
 best baseline there, and the saved scores with no calibration, the prior correction
-and the affine map fitted on the held-out slice (the current default).
+and the affine map fitted on the held-out slice (the current default applies none).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(args) < 2:
         raise SystemExit(__doc__)
     results = json.loads(Path(args[0]).read_text())
-    print("| task | best baseline | previous default (2 epochs) | early stop, no calibration | + prior | + affine (current default) | log-loss / ECE | steps (best) | fit s |")
+    print("| task | best baseline | previous default (2 epochs) | current default (early stopping) | + prior | + affine | log-loss / ECE (current) | steps (best) | fit s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for path in map(Path, args[1:]):
         task = path.stem.rsplit("-", 1)[0]
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         history = json.loads(str(data["history"]))
         baseline = max((r for m in BASELINES if (r := _record(results, task, m))), key=lambda r: r["metrics"]["macro_f1"])
         previous = _record(results, task, "llm-qlora")
-        cells = []
+        cells, metrics = [], {}
         y_test = [classes[c] for c in data["test_codes"]]
         for method in (None, "prior", "affine"):
             scores = data["test_scores"]
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
             proba = softmax(scores, axis=1)
             predicted = [classes[k] for k in proba.argmax(axis=1)]
             cells.append(f"{accuracy_score(y_test, predicted):.3f} / {f1_score(y_test, predicted, average='macro'):.3f}")
-        metrics = probability_metrics(y_test, proba, classes)
+            if method is None:
+                metrics = probability_metrics(y_test, proba, classes)
         print(f"| {task} | {_pair(baseline)} ({baseline['method']}) | {_pair(previous)} | {' | '.join(cells)} | "
               f"{metrics['log_loss']:.3f} / {metrics['ece']:.3f} | {history['n_steps']} ({history['best_step']}) | {float(data['fit_s']):.0f} |")
 
