@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
 import random
 import warnings
@@ -312,10 +313,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             return held
         if self.early_stopping == "auto":
             return None
+        smallest = max(2, math.ceil(0.5 / self.validation_fraction))
         raise ValueError(
             f"early_stopping=True needs a validation slice, but validation_fraction={self.validation_fraction} "
-            f"of {len(codes)} training texts holds out none (every class needs at least 2 examples); "
-            "add examples or set early_stopping=False."
+            f"of {len(codes)} training texts holds out none (a class gives validation texts from {smallest} "
+            "examples on); add examples, raise validation_fraction or set early_stopping=False."
         )
 
     def _train_config(self, seed: int, early_stopping: bool = False) -> TrainConfig:

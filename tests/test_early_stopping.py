@@ -81,6 +81,8 @@ def test_early_stopping_without_a_validation_slice_is_an_error(tiny_params):
     with pytest.raises(ValueError, match="validation_fraction"):
         clf.fit(["a", "b", "c"], ["x", "y", "z"])
     assert not hasattr(clf, "classes_")
+    with pytest.raises(ValueError, match="from 5 examples on"):  # 4 per class: 10 % rounds to none
+        clf.fit(["a", "b", "c", "d"] * 2, ["x"] * 4 + ["y"] * 4)
 
 
 @pytest.mark.parametrize("params, name", [({"validation_fraction": 0.0}, "validation_fraction"),
