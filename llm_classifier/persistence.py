@@ -217,7 +217,7 @@ def _encode_calibration(calibration: Calibration | None) -> dict[str, Any] | Non
 
 
 def _decode_calibration(config: dict[str, Any]) -> Calibration | None:
-    """The saved calibration; files of version 0.1 stored only the prior's log offsets."""
+    """The saved calibration; earlier files stored only the prior correction's log offsets."""
     saved = config.get("calibration")
     if saved is not None:
         return Calibration(bias=np.asarray(saved["bias"], dtype=np.float64), temperature=float(saved["temperature"]))

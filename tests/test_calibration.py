@@ -72,6 +72,6 @@ def test_saved_calibration_round_trips_and_legacy_offsets_load():
     calibration = Calibration(bias=np.array([0.5, -0.5]), temperature=1.5)
     decoded = _decode_calibration({"calibration": _encode_calibration(calibration)})
     assert decoded.temperature == 1.5 and decoded.bias.tolist() == [0.5, -0.5]
-    legacy = _decode_calibration({"log_prior_correction": [0.25, -0.25]})  # files written by version 0.1
+    legacy = _decode_calibration({"log_prior_correction": [0.25, -0.25]})  # files saved before calibration.py stored only these offsets
     assert legacy.temperature == 1.0 and legacy.bias.tolist() == [0.25, -0.25]
     assert _decode_calibration({"calibration": None}) is None
