@@ -3,8 +3,8 @@
 Run from the repository root after `bash .ci/setup`:
 
     python3 examples/quickstart.py            # 200 training sentences; ~3 minutes on 2 CPU cores with the
-                                              # earlier 2-epoch defaults; the same fit with the current
-                                              # ones (early stopping, <= 4 epochs) took 304 s at one thread
+                                              # earlier 2-epoch defaults; a fit of the same size with the current
+                                              # ones (early stopping, <= 4 epochs) took 304 s at one thread (quick benchmark)
     python3 examples/quickstart.py --n-train 500
 
 It prints zero-shot and fine-tuned accuracy on 200 held-out sentences, then saves and
