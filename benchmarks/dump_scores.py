@@ -23,6 +23,7 @@ from llm_classifier.validation import canonical_order
 
 
 def _raw_scores(clf: LLMClassifier, texts: list[str]) -> np.ndarray:
+    """Uncalibrated class log-scores of ``texts`` (``predict_log_proba`` before calibration and normalisation)."""
     return clf.backend_.score(clf._encode(texts), clf.answer_ids_, batch_size=clf.eval_batch_size)
 
 

@@ -13,10 +13,10 @@ import sys
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
+from benchmarks.dump_scores import _raw_scores
 from benchmarks.tasks import load_task
 from llm_classifier import LLMClassifier
 from llm_classifier.calibration import prior_correction
-from llm_classifier.prompts import ChatTemplate
 
 WORDINGS = {
     "current": "Classify the text into one of these categories: {labels}. Answer with the category only.\n\n{text}",
@@ -27,6 +27,9 @@ WORDINGS = {
 
 
 class Wording:
+    """A chat-template user turn with ``{text}`` and ``{labels}`` anywhere in it
+    (``ChatTemplate`` always puts the instruction before the text)."""
+
     def __init__(self, user: str):
         self.user = user
 
@@ -43,8 +46,8 @@ def main() -> None:
     for name in names:
         clf = LLMClassifier(prompt=Wording(WORDINGS[name]), max_steps=0, calibration=None, random_state=0).fit(X_train, y_train)
         codes = np.searchsorted(clf.classes_, y_test)
-        raw_test = clf.backend_.score(clf._encode(list(X_test)), clf.answer_ids_, batch_size=16)
-        raw_train = clf.backend_.score(clf._encode([X_train[i] for i in sample]), clf.answer_ids_, batch_size=16)
+        raw_test = _raw_scores(clf, list(X_test))
+        raw_train = _raw_scores(clf, [X_train[i] for i in sample])
         frequencies = np.bincount(np.searchsorted(clf.classes_, y_train), minlength=len(clf.classes_)) / len(y_train)
         calibrated = prior_correction(raw_train, frequencies).apply(raw_test)
         for kind, scores in (("raw", raw_test), ("prior", calibrated)):
