@@ -18,7 +18,6 @@ import numpy as np
 
 from benchmarks.tasks import load_task
 from llm_classifier import LLMClassifier
-from llm_classifier.early_stopping import stratified_holdout
 from llm_classifier.validation import canonical_order
 
 
@@ -50,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     if clf.history_["n_steps"] == 0:
         saved["train_scores"] = _raw_scores(clf, list(X_train))
     if clf.history_.get("early_stopping"):
+        from llm_classifier.early_stopping import stratified_holdout  # imports transformers
+
         codes = np.searchsorted(classes, y_train)
         order = canonical_order(list(X_train), codes)
         held = stratified_holdout(codes[order], clf.validation_fraction, clf.random_seed_)
