@@ -124,4 +124,18 @@ def llm_extra(clf) -> dict:
     answers = getattr(clf, "answers_", None)
     if answers is not None:
         out["answers"] = [str(a) for a in answers]
-    return {"params": out}
+    extra: dict = {"params": out}
+    device = getattr(getattr(clf, "backend_", None), "device", None)
+    if device is not None:
+        extra["device"] = _describe_device(str(device))
+    return extra
+
+
+def _describe_device(device: str) -> str:
+    """``"cpu"``, or ``"cuda (NVIDIA H200)"``: the device a fitted classifier ran on."""
+    if device.startswith("cuda"):
+        import torch
+
+        index = torch.device(device).index or 0
+        return f"{device} ({torch.cuda.get_device_name(index)})"
+    return device

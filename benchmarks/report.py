@@ -229,8 +229,12 @@ def merge_results(payloads: Sequence[dict]) -> dict:
     tasks: dict[str, dict] = {}
     for index, payload in enumerate(payloads):
         tasks.update(payload.get("tasks", {}))
+        run_device = payload.get("run", {}).get("device")
         for record in payload.get("results", []):
-            records[(record["task"], record["method"])] = {**record, "run_index": index}
+            merged = {**record, "run_index": index}
+            if run_device and not record_device(record):
+                merged["device"] = run_device
+            records[(record["task"], record["method"])] = merged
     runs = [payload.get("run", {}) for payload in payloads]
     first = runs[0] if runs else {}
     merged_run = {
@@ -239,12 +243,27 @@ def merge_results(payloads: Sequence[dict]) -> dict:
         "finished": max((r["finished"] for r in runs if r.get("finished")), default=None),
         **{key: first[key] for key in ("n_train", "n_test", "seed", "machine", "versions") if key in first},
         "merged_from": [{key: r.get(key) for key in ("command", "started", "finished", "git_commit", "n_train",
-                                                   "n_test", "seed", "versions")} for r in runs],
+                                                   "n_test", "seed", "versions", "machine", "device")} for r in runs],
     }
     task_order = list(dict.fromkeys(task for task, _ in records))
     method_order = list(dict.fromkeys(method for _, method in records))
     ordered = sorted(records.values(), key=lambda r: (task_order.index(r["task"]), method_order.index(r["method"])))
     return {"run": merged_run, "tasks": tasks, "results": ordered}
+
+
+def record_device(record: dict) -> str | None:
+    """The device an LLM record ran on (``extra.device``, or the run's ``device`` after a merge)."""
+    return (record.get("extra") or {}).get("device") or record.get("device")
+
+
+def _machine(machine: dict | None) -> str:
+    m = machine or {}
+    return (f"{m.get('cpu', '?')}, {m.get('cpus', '?')} cores, {m.get('memory_gb', '?')} GB, "
+            f"{m.get('platform', '')}, Python {m.get('python', '')}")
+
+
+def _versions(versions: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in versions.items())
 
 
 def _overview(records: list[dict]) -> list[str]:
@@ -270,15 +289,20 @@ def write_markdown(payload: dict, out_dir: str | Path) -> Path:
     for key in ("started", "finished", "n_train", "n_test", "seed", "preset"):
         if key in run:
             lines.append(f"- {key}: {run[key]}")
-    if run.get("machine"):
-        m = run["machine"]
-        lines.append(f"- machine: {m.get('cpu', '?')}, {m.get('cpus', '?')} cores, {m.get('memory_gb', '?')} GB, "
-                     f"{m.get('platform', '')}, Python {m.get('python', '')}")
-    if run.get("versions"):
-        lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()))
+    if run.get("machine") and not run.get("merged_from"):
+        lines.append(f"- machine: {_machine(run['machine'])}")
+    if run.get("device"):
+        lines.append(f"- device: {run['device']}")
+    if run.get("versions") and not run.get("merged_from"):
+        lines.append("- versions: " + _versions(run["versions"]))
     for source in run.get("merged_from", []):
+        where = _machine(source.get("machine")) if source.get("machine") else "machine not recorded"
+        if source.get("device"):
+            where += f", device {source['device']}"
+        if source.get("versions"):
+            where += f"; {_versions(source['versions'])}"
         lines.append(f"- merged from: `{source.get('command')}` ({source.get('started')} to {source.get('finished')}, "
-                     f"commit {source.get('git_commit')})")
+                     f"commit {source.get('git_commit')}; {where})")
     lines += ["", "## Summary", "", "Accuracy / macro-F1:", ""]
     lines += _overview(records)
     lines.append("")
@@ -295,6 +319,9 @@ def write_markdown(payload: dict, out_dir: str | Path) -> Path:
             note = f"{extra['n_unparseable']} unparseable " + note
         if r.get("fit_reused_from"):
             note = f"model reused from {r['fit_reused_from']} " + note
+        device = record_device(r)
+        if device and not device.startswith("cpu"):
+            note = f"on {device} " + note
         note = note.strip().splitlines()[0][:120] if note.strip() else ""
         if r.get("status") != "ok":
             note = f"**{r.get('status')}**: {note}"

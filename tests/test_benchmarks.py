@@ -16,7 +16,7 @@ import pytest
 from benchmarks import sources
 from benchmarks.llm_methods import llm_available
 from benchmarks.methods import expand_methods, plan_units
-from benchmarks.report import compute_metrics, write_report
+from benchmarks.report import compute_metrics, merge_results, record_device, write_markdown, write_report
 from benchmarks.splits import allocate, sample_split
 from benchmarks.tasks import DEFAULT_TASKS, MissingDataError, expand_tasks, load_task
 
@@ -269,6 +269,7 @@ def test_llm_zero_shot_end_to_end():
     [rec] = run_unit("sentiment", ["llm-zero-shot"], 10, 6, 0, {})
     assert rec["status"] == "ok", rec.get("traceback")
     assert 0 <= rec["metrics"]["accuracy"] <= 1 and rec["predict_time_s"] > 0
+    assert rec["extra"]["device"] == "cpu"  # the device the classifier ran on
 
 
 # ----------------------------------------------------------------------------- report and CLI
@@ -351,6 +352,29 @@ def test_merge_keeps_the_later_run_per_task_and_method(tmp_path):
     assert set(data["tasks"]) == {"t1", "t2"}
     md = (out / "summary.md").read_text()
     assert "merged from: `run one`" in md and "| t2 | " in md and "Accuracy / macro-F1" in md
+
+
+def test_merge_names_the_device_and_machine_of_each_record(tmp_path):
+    rng = np.random.default_rng(2)
+    cpu = {"cpu": "Xeon", "cpus": 2, "memory_gb": 23.5, "platform": "Linux", "python": "3.11.7"}
+    on_cpu = {"run": {"command": "cpu run", "machine": cpu, "versions": {"torch": "2.13.0+cpu"}},
+              "results": [_fake_record("t1", "tfidf", ["a", "b"], rng)]}
+    gpu_record = _fake_record("t1", "llm-zero-shot", ["a", "b"], rng)
+    on_gpu = {"run": {"command": "gpu run", "machine": {**cpu, "cpus": 16}, "device": "NVIDIA H200",
+                      "versions": {"torch": "2.11.0"}},
+              "results": [gpu_record, {**_fake_record("t1", "llm-qlora", ["a", "b"], rng),
+                                       "extra": {"device": "cuda (NVIDIA H100)"}}]}
+    merged = merge_results([on_cpu, on_gpu])
+    by_method = {r["method"]: r for r in merged["results"]}
+    assert record_device(by_method["tfidf"]) is None
+    assert record_device(by_method["llm-zero-shot"]) == "NVIDIA H200"  # from the run
+    assert record_device(by_method["llm-qlora"]) == "cuda (NVIDIA H100)"  # the record's own wins
+    md = write_markdown(merged, tmp_path).read_text()
+    assert "16 cores" in md and "2 cores" in md and "device NVIDIA H200" in md and "torch 2.11.0" in md
+    qlora_row = next(line for line in md.splitlines() if line.startswith("| t1 | llm-qlora | "))
+    assert "on cuda (NVIDIA H100)" in qlora_row
+    tfidf_row = next(line for line in md.splitlines() if line.startswith("| t1 | tfidf | "))
+    assert " on " not in tfidf_row
 
 
 def test_probability_metrics_match_sklearn():
