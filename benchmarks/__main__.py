@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -55,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--list", action="store_true", help="list tasks and methods, then exit")
     p.add_argument("--report-only", metavar="DIR", help="rewrite summary.md and plots from DIR/results.json")
+    p.add_argument("--save-samples", metavar="FILE",
+                   help="draw the train / test samples of --tasks, write them to FILE (.json.xz) and exit")
+    p.add_argument("--samples", metavar="FILE",
+                   help="read the samples from FILE (written by --save-samples) instead of the data packages")
     p.add_argument("--merge", metavar="DIR", nargs="+",
                    help="merge the results.json of several runs into --out (a later run wins per task x method)")
     return p
@@ -85,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {written['markdown']}")
         return 0
 
+    if args.samples:
+        from .samples import SAMPLES_ENV
+
+        os.environ[SAMPLES_ENV] = str(Path(args.samples).resolve())  # subprocess units inherit it
     preset = QUICK_PRESET if args.quick else {}
     tasks = expand_tasks(args.tasks or preset.get("tasks") or ",".join(DEFAULT_TASKS))
     methods = expand_methods(args.methods or preset.get("methods") or ",".join(DEFAULT_METHODS))
@@ -93,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         n_train = args.n_train or preset.get("n_train", 500)
         n_test = args.n_test or preset.get("n_test", 200)
+    if args.save_samples:
+        from .samples import save_samples
+
+        written = save_samples(tasks, args.save_samples, n_train=n_train, n_test=n_test, seed=args.seed)
+        print(f"wrote the samples of {', '.join(tasks)} (n_train={n_train}, n_test={n_test}, seed={args.seed}) "
+              f"to {written}")
+        return 0
     llm_kwargs = dict(preset.get("llm_kwargs", {}))
     llm_kwargs.update(args.llm_kwargs or {})
     if args.llm_max_steps is not None:

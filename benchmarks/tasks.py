@@ -190,7 +190,17 @@ def load_task(name: str, n_train: int | None = 500, n_test: int | None = 200, se
     ------
     MissingDataError
         If the data package is not installed; the message gives the command.
+
+    Notes
+    -----
+    When ``$LLM_CLASSIFIER_SAMPLES`` names a file written by ``--save-samples``
+    (:mod:`benchmarks.samples`), the sample is read from it instead.
     """
+    from .samples import load_saved_sample
+
+    saved = load_saved_sample(name, n_train, n_test, seed)
+    if saved is not None:
+        return saved
     if name.startswith("hf:"):
         corpus = load_hf_corpus(name[3:])
         description = f"Hugging Face dataset {name[3:]}"

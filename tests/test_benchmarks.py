@@ -6,6 +6,7 @@ Needs the data installed by ``bash benchmarks/install_data.sh``; a test is skipp
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from collections import Counter
@@ -375,6 +376,35 @@ def test_merge_names_the_device_and_machine_of_each_record(tmp_path):
     assert "on cuda (NVIDIA H100)" in qlora_row
     tfidf_row = next(line for line in md.splitlines() if line.startswith("| t1 | tfidf | "))
     assert " on " not in tfidf_row
+
+
+def test_saved_samples_replace_the_data_packages(tmp_path, monkeypatch, capsys):
+    from benchmarks.__main__ import main
+    from benchmarks.samples import SAMPLES_ENV
+    from benchmarks.tasks import TASKS
+
+    if not _has("sentiment"):
+        pytest.skip("sentiment data not installed")
+    monkeypatch.delenv(SAMPLES_ENV, raising=False)
+    path = tmp_path / "samples.json.xz"
+    assert main(["--tasks", "sentiment", "--n-train", "40", "--n-test", "20", "--save-samples", str(path)]) == 0
+    drawn = load_task("sentiment", 40, 20, 0)
+
+    def unavailable():
+        raise MissingDataError("data package removed")
+
+    monkeypatch.setitem(TASKS, "sentiment", dataclasses.replace(TASKS["sentiment"], corpus=unavailable))
+    with pytest.raises(MissingDataError):
+        load_task("sentiment", 40, 20, 0)
+    out = tmp_path / "run"
+    assert main(["--samples", str(path), "--tasks", "sentiment", "--methods", "tfidf", "--n-train", "40",
+                 "--n-test", "20", "--out", str(out), "--in-process", "--no-progress"]) == 0
+    monkeypatch.setenv(SAMPLES_ENV, str(path))
+    again = load_task("sentiment", 40, 20, 0)
+    assert (again.train_texts, again.test_labels) == (drawn.train_texts, drawn.test_labels)
+    assert json.loads((out / "results.json").read_text())["results"][0]["n_test"] == 20
+    with pytest.raises(MissingDataError, match="n_train=50"):
+        load_task("sentiment", 50, 20, 0)
 
 
 def test_probability_metrics_match_sklearn():
