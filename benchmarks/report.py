@@ -313,16 +313,14 @@ def write_markdown(payload: dict, out_dir: str | Path) -> Path:
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in records:
         m = r.get("metrics") or {}
-        note = r.get("error") or r.get("reason") or ""
         extra = r.get("extra") or {}
-        if "n_unparseable" in extra:
-            note = f"{extra['n_unparseable']} unparseable " + note
-        if r.get("fit_reused_from"):
-            note = f"model reused from {r['fit_reused_from']} " + note
         device = record_device(r)
-        if device and not device.startswith("cpu"):
-            note = f"on {device} " + note
-        note = note.strip().splitlines()[0][:120] if note.strip() else ""
+        parts = [f"on {device}" if device and not device.startswith("cpu") else "",
+                 f"model reused from {r['fit_reused_from']}" if r.get("fit_reused_from") else "",
+                 f"{extra['n_unparseable']} unparseable" if "n_unparseable" in extra else "",
+                 (r.get("error") or r.get("reason") or "").strip()]
+        note = "; ".join(part for part in parts if part)
+        note = note.splitlines()[0][:120] if note else ""
         if r.get("status") != "ok":
             note = f"**{r.get('status')}**: {note}"
         lines.append(
