@@ -280,6 +280,50 @@ def _overview(records: list[dict]) -> list[str]:
     return lines
 
 
+BASELINE_METHODS = ("tfidf", "bert-emb", "bert")
+
+
+def _versus_best_baseline(records: list[dict]) -> list[str]:
+    """Per task: the best baseline's macro-F1 and each LLM method's difference to it."""
+    ok = {(r["task"], r["method"]): r["metrics"]["macro_f1"] for r in records
+          if r.get("status") == "ok" and r.get("metrics")}
+    llm = [m for m in ("llm-qlora", "llm-generate", "llm-zero-shot") if any(k[1] == m for k in ok)]
+    tasks = list(dict.fromkeys(r["task"] for r in records))
+    rows = []
+    for task in tasks:
+        baselines = {m: ok[(task, m)] for m in BASELINE_METHODS if (task, m) in ok}
+        if not baselines or not any((task, m) in ok for m in llm):
+            continue
+        best = max(baselines, key=baselines.get)
+        cells = [f"{ok[(task, m)]:.3f} ({ok[(task, m)] - baselines[best]:+.3f})" if (task, m) in ok else "—"
+                 for m in llm]
+        rows.append(f"| {task} | {baselines[best]:.3f} ({best}) | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return (["Macro-F1 against the best baseline (difference in brackets):", "",
+             "| task | best baseline | " + " | ".join(llm) + " |", "|---" * (len(llm) + 2) + "|"] + rows + [""])
+
+
+def _against_chance(records: list[dict], tasks: dict) -> list[str]:
+    """Zero-shot accuracy and macro-F1 next to the majority-class accuracy and 1 / classes."""
+    rows = []
+    for r in records:
+        meta = tasks.get(r["task"], {})
+        counts = meta.get("test_class_counts")
+        if r["method"] != "llm-zero-shot" or r.get("status") != "ok" or not counts:
+            continue
+        m = r["metrics"]
+        majority = max(counts.values()) / sum(counts.values())
+        n_classes = meta.get("n_classes") or len(counts)  # classes of train and test, not only those tested
+        rows.append(f"| {r['task']} ({n_classes}) | {m['accuracy']:.3f} | {majority:.3f} | {m['macro_f1']:.3f} | "
+                    f"{1 / n_classes:.3f} |")
+    if not rows:
+        return []
+    return (["Zero-shot against chance:", "",
+             "| task (classes) | zero-shot accuracy | majority-class accuracy | zero-shot macro-F1 | 1 / classes |",
+             "|---|---|---|---|---|"] + rows + [""])
+
+
 def write_markdown(payload: dict, out_dir: str | Path) -> Path:
     """Write ``<out_dir>/summary.md``: the main table, LLM training figures, per-class tables."""
     run = payload.get("run", {})
@@ -308,6 +352,8 @@ def write_markdown(payload: dict, out_dir: str | Path) -> Path:
     lines.append("")
     if run.get("macro_f1_png"):
         lines += [f"![macro-F1 per task and method]({run['macro_f1_png']})", ""]
+    lines += _versus_best_baseline(records)
+    lines += _against_chance(records, payload.get("tasks", {}))
     lines.append("| task | method | accuracy | macro-F1 | weighted-F1 | log-loss | ECE | fit s | predict s | predict ex/s "
                  "| peak RSS MB | note |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")

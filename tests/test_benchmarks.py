@@ -289,23 +289,29 @@ def test_report_writer_on_fake_results(tmp_path):
     rng = np.random.default_rng(0)
     payload = {
         "run": {"command": "python -m benchmarks --fake", "n_train": 40, "n_test": 40, "seed": 0},
-        "tasks": {"t1": {"n_classes": 2, "n_train": 40, "n_test": 40, "description": "fake"}},
+        "tasks": {"t1": {"n_classes": 3, "n_train": 40, "n_test": 40, "description": "fake",
+                         "test_class_counts": {"a": 30, "b": 10}}},
         "results": [
             _fake_record("t1", "tfidf", ["a", "b"], rng),
             _fake_record("t1", "llm-qlora", ["a", "b"], rng),
+            _fake_record("t1", "llm-zero-shot", ["a", "b"], rng),
             _fake_record("t2", "tfidf", [f"c{i}" for i in range(20)], rng),
             {"task": "t2", "method": "llm-qlora", "status": "skipped", "reason": "no library"},
         ],
     }
     written = write_report(payload, tmp_path)
     data = json.loads((tmp_path / "results.json").read_text())
-    assert len(data["results"]) == 4
+    assert len(data["results"]) == 5
     assert (tmp_path / "plots" / "macro_f1.png").stat().st_size > 1000
     for task, method in (("t1", "tfidf"), ("t1", "llm-qlora"), ("t2", "tfidf")):
         png = tmp_path / "plots" / f"confusion_{task}__{method}.png"
         assert png.read_bytes()[:4] == b"\x89PNG"
     md = written["markdown"].read_text()
     assert "| t1 | tfidf |" in md and "## Training figures" in md and "**skipped**" in md
+    versus = md.split("against the best baseline")[1].split("\n\n")[1]  # the LLM-vs-best-baseline table
+    assert versus.count("| t1 | ") == 1 and "(tfidf)" in versus and "| t2 |" not in versus  # t2 has no LLM record
+    chance = md.split("Zero-shot against chance")[1]
+    assert "| t1 (3) | " in chance and "| 0.750 | " in chance and "| 0.333 |" in chance
     assert "| c19 |" in md  # per-class table
 
 
