@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         tasks, methods, out, n_train=n_train, n_test=n_test, seed=args.seed, options=options,
         isolate=not args.in_process, progress=not args.no_progress,
         run_info={"command": "python -m benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
-                  "preset": "quick" if args.quick else ("full" if args.full else "default")},
+                  "preset": "quick" if args.quick else ("full" if args.full else "default"),
+                  **({"samples": str(Path(args.samples).resolve())} if args.samples else {})},
     )
     statuses = [r.get("status") for r in payload["results"]]
     print(f"\n{statuses.count('ok')} ok, {statuses.count('skipped')} skipped, "

@@ -71,6 +71,9 @@ def load_saved_sample(name: str, n_train: int | None, n_test: int | None, seed: 
     return TaskData(**payload[key])
 
 
+_CACHE: dict[str, dict] = {}
+
+
 def _read(path: str) -> dict:
     cached = _CACHE.get(path)
     if cached is None:
@@ -78,5 +81,3 @@ def _read(path: str) -> dict:
             cached = _CACHE[path] = json.load(fh)
     return cached
 
-
-_CACHE: dict[str, dict] = {}
