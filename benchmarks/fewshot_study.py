@@ -13,12 +13,10 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
 
-from benchmarks.dump_scores import _raw_scores
+from benchmarks.prompt_study import report, untrained_predictions
 from benchmarks.tasks import load_task
 from llm_classifier import ChatTemplate, LLMClassifier
-from llm_classifier.calibration import prior_correction
 
 MAX_WORDS = 40
 
@@ -41,15 +39,8 @@ def main() -> None:
         sample = np.random.default_rng(1).choice(rest, size=200, replace=False)
         clf = LLMClassifier(prompt=ChatTemplate(examples=examples or None), max_steps=0, calibration=None,
                             max_length=1024, random_state=0).fit(X_train, y_train)
-        codes = np.searchsorted(clf.classes_, y_test)
-        raw_test = _raw_scores(clf, list(X_test))
-        raw_train = _raw_scores(clf, [X_train[i] for i in sample])
-        frequencies = np.bincount(np.searchsorted(clf.classes_, y_train), minlength=len(clf.classes_)) / len(y_train)
-        calibrated = prior_correction(raw_train, frequencies).apply(raw_test)
-        for kind, scores in (("raw", raw_test), ("prior", calibrated)):
-            pred = scores.argmax(axis=1)
-            print(f"FEWSHOT {task} k={per_class} {kind} acc={accuracy_score(codes, pred):.3f} "
-                  f"macro_f1={f1_score(codes, pred, average='macro'):.3f}", flush=True)
+        predictions = untrained_predictions(clf, X_test, [X_train[i] for i in sample], y_train)
+        report(f"FEWSHOT {task} k={per_class}", clf, y_test, predictions)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,24 @@ class Wording:
         return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
 
 
+def untrained_predictions(clf, X_test, prior_texts, y_train) -> dict[str, np.ndarray]:
+    """Class codes predicted by a fitted, untrained ``clf`` from raw scores and after the prior
+    correction fitted on ``prior_texts`` (the label frequencies of ``y_train``)."""
+    raw_test = _raw_scores(clf, list(X_test))
+    raw_prior = _raw_scores(clf, list(prior_texts))
+    frequencies = np.bincount(np.searchsorted(clf.classes_, y_train), minlength=len(clf.classes_)) / len(y_train)
+    calibrated = prior_correction(raw_prior, frequencies).apply(raw_test)
+    return {"raw": raw_test.argmax(axis=1), "prior": calibrated.argmax(axis=1)}
+
+
+def report(tag: str, clf, y_test, predictions: dict[str, np.ndarray]) -> None:
+    """Print accuracy and macro-F1 of each kind of prediction, one line each."""
+    codes = np.searchsorted(clf.classes_, y_test)
+    for kind, pred in predictions.items():
+        print(f"{tag} {kind} acc={accuracy_score(codes, pred):.3f} macro_f1={f1_score(codes, pred, average='macro'):.3f} "
+              f"top={np.bincount(pred).argmax()}", flush=True)
+
+
 def main() -> None:
     task, names = sys.argv[1], sys.argv[2:] or list(WORDINGS)
     X_train, y_train, X_test, y_test, _ = load_task(task, n_train=500, n_test=200)
@@ -45,15 +63,7 @@ def main() -> None:
     sample = rng.choice(len(X_train), size=200, replace=False)
     for name in names:
         clf = LLMClassifier(prompt=Wording(WORDINGS[name]), max_steps=0, calibration=None, random_state=0).fit(X_train, y_train)
-        codes = np.searchsorted(clf.classes_, y_test)
-        raw_test = _raw_scores(clf, list(X_test))
-        raw_train = _raw_scores(clf, [X_train[i] for i in sample])
-        frequencies = np.bincount(np.searchsorted(clf.classes_, y_train), minlength=len(clf.classes_)) / len(y_train)
-        calibrated = prior_correction(raw_train, frequencies).apply(raw_test)
-        for kind, scores in (("raw", raw_test), ("prior", calibrated)):
-            pred = scores.argmax(axis=1)
-            print(f"PROMPT {task} {name} {kind} acc={accuracy_score(codes, pred):.3f} "
-                  f"macro_f1={f1_score(codes, pred, average='macro'):.3f} top={np.bincount(pred).argmax()}", flush=True)
+        report(f"PROMPT {task} {name}", clf, y_test, untrained_predictions(clf, X_test, [X_train[i] for i in sample], y_train))
 
 
 if __name__ == "__main__":
