@@ -16,12 +16,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BestAdapterCallback", "NEAR_TIE", "stratified_holdout"]
+__all__ = ["BestAdapterCallback", "NEAR_TIE", "n_held_out", "smallest_held_out_class", "stratified_holdout"]
 
 #: A later evaluation whose validation log-loss is within this many nats of the best so far
 #: replaces it (and counts as progress): on a slice of a few dozen texts such differences
 #: are noise, and the later adapter has trained longer at a lower learning rate.
 NEAR_TIE = 0.01
+
+
+def n_held_out(class_size: int, fraction: float) -> int:
+    """Validation texts taken from a class of ``class_size``: ``fraction`` of it rounded half up,
+    keeping at least one training example."""
+    return min(class_size - 1, int(fraction * class_size + 0.5))
+
+
+def smallest_held_out_class(fraction: float) -> int:
+    """The fewest examples a class needs to give a validation text at ``fraction`` (see :func:`n_held_out`)."""
+    return max(2, math.ceil(0.5 / fraction))
 
 
 def stratified_holdout(codes: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -35,7 +46,7 @@ def stratified_holdout(codes: np.ndarray, fraction: float, seed: int) -> np.ndar
     held = np.zeros(len(codes), dtype=bool)
     for code in np.unique(codes):
         rows = np.flatnonzero(codes == code)
-        n = min(len(rows) - 1, int(fraction * len(rows) + 0.5))
+        n = n_held_out(len(rows), fraction)
         if n >= 1:
             held[rng.choice(rows, size=n, replace=False)] = True
     return held

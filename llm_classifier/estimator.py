@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import os
 import random
 import warnings
@@ -306,14 +305,14 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             return None
         if self.early_stopping == "auto" and len(codes) < self.early_stopping_min_texts:
             return None
-        from .early_stopping import stratified_holdout
+        from .early_stopping import smallest_held_out_class, stratified_holdout
 
         held = stratified_holdout(codes, self.validation_fraction, seed)
         if held.any():
             return held
         if self.early_stopping == "auto":
             return None
-        smallest = max(2, math.ceil(0.5 / self.validation_fraction))
+        smallest = smallest_held_out_class(self.validation_fraction)
         raise ValueError(
             f"early_stopping=True needs a validation slice, but validation_fraction={self.validation_fraction} "
             f"of {len(codes)} training texts holds out none (a class gives validation texts from {smallest} "

@@ -142,3 +142,12 @@ def test_auto_early_stopping_stays_off_when_nothing_can_be_held_out(tiny_params)
     assert clf.history_["early_stopping"] is False
     with pytest.raises(ValueError, match="validation slice"):
         LLMClassifier(**{**params, "early_stopping": True}).fit(X, y)
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.1, 0.125, 0.2, 1 / 3, 0.5])
+def test_smallest_held_out_class_matches_the_rounding_rule(fraction):
+    from llm_classifier.early_stopping import n_held_out, smallest_held_out_class
+
+    smallest = smallest_held_out_class(fraction)
+    assert n_held_out(smallest, fraction) >= 1
+    assert all(n_held_out(size, fraction) == 0 for size in range(1, smallest))
