@@ -49,12 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     if clf.history_["n_steps"] == 0:
         saved["train_scores"] = _raw_scores(clf, list(X_train))
     if clf.history_.get("early_stopping"):
-        from llm_classifier.early_stopping import stratified_holdout  # imports transformers
-
         codes = np.searchsorted(classes, y_train)
-        order = canonical_order(list(X_train), codes)
-        held = stratified_holdout(codes[order], clf.validation_fraction, clf.random_seed_)
-        rows = order[held]
+        order = canonical_order(list(X_train), codes)  # the rows as fit saw them
+        rows = order[clf._early_stopping_rows(codes[order], clf.random_seed_)]
         saved["validation_scores"] = _raw_scores(clf, [X_train[i] for i in rows])
         saved["validation_codes"] = codes[rows]
     np.savez(out, **saved)
