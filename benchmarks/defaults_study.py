@@ -18,10 +18,11 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.metrics import accuracy_score, f1_score
 
+from benchmarks.methods import METHOD_GROUPS
 from benchmarks.report import probability_metrics
 from llm_classifier.calibration import fit_calibration
 
-BASELINES = ("tfidf", "bert-emb", "bert")
+BASELINES = METHOD_GROUPS["baselines"]
 
 
 def _record(results: dict, task: str, method: str) -> dict | None:

@@ -280,18 +280,17 @@ def _overview(records: list[dict]) -> list[str]:
     return lines
 
 
-BASELINE_METHODS = ("tfidf", "bert-emb", "bert")
-
-
 def _versus_best_baseline(records: list[dict]) -> list[str]:
     """Per task: the best baseline's macro-F1 and each LLM method's difference to it."""
+    from .methods import METHOD_GROUPS
+
     ok = {(r["task"], r["method"]): r["metrics"]["macro_f1"] for r in records
           if r.get("status") == "ok" and r.get("metrics")}
     llm = [m for m in ("llm-qlora", "llm-generate", "llm-zero-shot") if any(k[1] == m for k in ok)]
     tasks = list(dict.fromkeys(r["task"] for r in records))
     rows = []
     for task in tasks:
-        baselines = {m: ok[(task, m)] for m in BASELINE_METHODS if (task, m) in ok}
+        baselines = {m: ok[(task, m)] for m in METHOD_GROUPS["baselines"] if (task, m) in ok}
         if not baselines or not any((task, m) in ok for m in llm):
             continue
         best = max(baselines, key=baselines.get)
