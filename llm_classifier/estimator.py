@@ -23,7 +23,7 @@ from .exceptions import UnparseableAnswerError
 from .labels import check_answers, resolve_parser, resolve_verbalizer
 from .models import DEFAULT_MODEL
 from .prompts import resolve_template, split_template
-from .tokenization import PromptEncoder, encode_answers
+from .tokenization import TRUNCATIONS, PromptEncoder, encode_answers
 from .training import OBJECTIVES, OPTIMIZERS, SCHEDULERS, TrainConfig
 from .validation import check_labels, check_texts, iter_text_chunks
 from .validation import canonical_order, check_classes, check_on_unparseable, check_params, check_predict_params
@@ -128,8 +128,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Evaluations without improvement before stopping; None trains to the end and
         still restores the best adapter.
     max_length : int, default=512
-        Maximum tokens of prompt plus answer; longer texts keep their beginning (one
-        warning per call).
+        Maximum tokens of prompt plus answer; longer texts are cut as ``truncation``
+        says (one warning per call).
+    truncation : {"head", "tail", "head+tail"}, default="head"
+        What an over-long text keeps: its beginning, its end, or the first quarter of
+        the room and its end for the rest (Sun et al., 2019). The instruction and the
+        answer are never cut.
     eval_batch_size : int, default=16
         Texts per forward pass in ``predict``/``predict_proba``/``generate``.
     max_new_tokens : int or None, default=None
@@ -196,6 +200,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 0.5, closed="right")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
         "max_length": [Interval(Integral, 8, None, closed="left")],
+        "truncation": [StrOptions(set(TRUNCATIONS))],
         "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_new_tokens": [Interval(Integral, 1, None, closed="left"), None],
         "dtype": [StrOptions({"auto", "bfloat16", "float16", "float32"})],
@@ -234,6 +239,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = 3,
         max_length: int = 512,
+        truncation: str = "head",
         eval_batch_size: int = 16,
         max_new_tokens: int | None = None,
         dtype: str = "auto",
@@ -268,6 +274,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.max_length = max_length
+        self.truncation = truncation
         self.eval_batch_size = eval_batch_size
         self.max_new_tokens = max_new_tokens
         self.dtype = dtype
@@ -371,7 +378,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         template = resolve_template(self.prompt, backend.tokenizer)
         answer_ids = encode_answers(backend.tokenizer, answers)
         prefix, suffix = split_template(template, answers, backend.tokenizer)
-        encoder = PromptEncoder(backend.tokenizer, prefix, suffix, self.max_length, max(map(len, answer_ids)))
+        encoder = PromptEncoder(backend.tokenizer, prefix, suffix, self.max_length, max(map(len, answer_ids)), self.truncation)
         codes = np.searchsorted(classes, labels)
         order = canonical_order(texts, codes)  # row order does not change the model
         texts, codes = [texts[i] for i in order], codes[order]
@@ -438,7 +445,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
     def _encoder(self) -> PromptEncoder:
         check_predict_params(self)  # parameters may have been set_params'ed since fit
-        return PromptEncoder(self.backend_.tokenizer, self.prompt_prefix_, self.prompt_suffix_, self.max_length, max(map(len, self.answer_ids_)))
+        return PromptEncoder(self.backend_.tokenizer, self.prompt_prefix_, self.prompt_suffix_, self.max_length,
+                             max(map(len, self.answer_ids_)), self.truncation)
 
     def _encode(self, X: Any) -> list[list[int]]:
         check_is_fitted(self, "classes_")
@@ -456,12 +464,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             yield start, texts, encoded.ids
             start += len(texts)
         if n_truncated:
-            warnings.warn(
-                f"{n_truncated} of {start} texts are longer than max_length allows "
-                f"({encoder.budget} text tokens) and were truncated to their beginning.",
-                UserWarning,
-                stacklevel=3,
-            )
+            warnings.warn(encoder.truncation_message(n_truncated, start), UserWarning, stacklevel=3)
 
     def _per_chunk(self, X: Any, desc: str, work: Any) -> list[Any]:
         """Apply ``work(start, texts, prompt_ids, progress_bar)`` to each encoded chunk of ``X``."""

@@ -212,7 +212,7 @@ def canonical_order(texts: list[str], codes: np.ndarray) -> np.ndarray:
 
 _INT_PARAMS = ("lora_r", "max_steps", "batch_size", "gradient_accumulation_steps", "warmup_steps", "max_length", "eval_batch_size", "max_new_tokens")
 _REAL_PARAMS = ("lora_alpha", "lora_dropout", "learning_rate", "num_train_epochs", "weight_decay")
-_PREDICT_PARAMS = ("max_length", "eval_batch_size", "max_new_tokens", "inference", "verbose")
+_PREDICT_PARAMS = ("max_length", "truncation", "eval_batch_size", "max_new_tokens", "inference", "verbose")
 
 
 def _invalid(estimator: Any, param: str, expected: str, value: Any) -> Exception:

@@ -294,6 +294,28 @@ def test_long_texts_keep_instruction_and_answer_with_one_warning(tiny_model):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
 
 
+def test_truncation_chooses_the_part_of_a_long_text_that_is_scored(tiny_model):
+    """``truncation`` decides what a long text keeps, at fit and at predict time; the warning says which part."""
+    params = dict(model=tiny_model, quantization=None, dtype="float32", max_steps=1, batch_size=2, max_length=96, random_state=0)
+    start, end = "alpha " * 60, "omega " * 60
+    clf, caught = _truncation_warnings(
+        lambda: LLMClassifier(truncation="tail", **params).fit([start + end, "good", "bad"], ["pos", "pos", "neg"])
+    )
+    assert "truncated to their end (truncation='tail')" in str(caught[0].message)
+    tokenizer = clf.backend_.tokenizer
+    kept = {}
+    for truncation in ("head", "tail", "head+tail"):
+        clf.set_params(truncation=truncation)
+        (ids,) = clf._encode([start + end])
+        body = tokenizer.decode(ids[len(clf._encoder().prefix_ids) : len(ids) - len(clf._encoder().suffix_ids)])
+        kept[truncation] = (body.count("alpha"), body.count("omega"))
+    assert kept["head"][1] == 0 and kept["tail"][0] == 0
+    assert 0 < kept["head+tail"][0] < kept["head+tail"][1]  # a quarter from the beginning, the rest from the end
+    assert clf.predict_proba([start + end]).shape == (1, 2)
+    with pytest.raises(ValueError, match="'truncation' parameter"):
+        clf.set_params(truncation="middle").predict([start])
+
+
 def test_a_thousand_classes_work(tiny_model):
     """1,000 classes (one trie of ~2,000 answer tokens after each prompt) score in one pass per batch.
 

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llm_classifier import LLMClassifier
+from llm_classifier.tokenization import TRUNCATIONS, truncate
 
 from conftest import SENTIMENT_X, SENTIMENT_Y
 
@@ -103,3 +104,22 @@ def test_another_random_state_gives_another_adapter(fitted, tiny_model):
 @given(texts=st.lists(TEXTS, min_size=1, max_size=4))
 def test_texts_as_utf8_bytes_score_like_str(fitted, texts):
     np.testing.assert_array_equal(fitted.predict_proba([t.encode("utf-8") for t in texts]), fitted.predict_proba(texts))
+
+
+@FAST
+@given(n=st.integers(0, 60), budget=st.integers(1, 40), truncation=st.sampled_from(TRUNCATIONS))
+def test_truncate_keeps_exactly_the_budget_from_the_ends_of_the_text(n, budget, truncation):
+    ids = list(range(n))  # distinct tokens, so the kept ones show where they came from
+    kept = truncate(ids, budget, truncation)
+    if n <= budget:
+        assert kept == ids
+        return
+    assert len(kept) == budget and kept == sorted(set(kept))
+    n_head = next((i for i, token in enumerate(kept) if token != i), budget)  # the kept beginning ...
+    assert kept[n_head:] == ids[n - (budget - n_head):]  # ... and the rest is the end
+    if truncation == "head":
+        assert n_head == budget
+    elif truncation == "tail":
+        assert n_head == 0 or kept == ids[n - budget:]
+    else:
+        assert n_head >= 1 and (budget < 2 or budget - n_head >= n_head)
