@@ -13,7 +13,9 @@ with the raw figures behind it. Sections:
   one-at-a-time ``generate``; achieved FLOP/s as a share of the peak;
 * ``training`` - ``LLMClassifier.fit`` vs a plain TRL ``SFTTrainer`` + peft QLoRA run written
   the seed's way (4-bit bitsandbytes compute, no length grouping, full-vocabulary logits), in
-  separate processes: tokens/s, final loss, peak memory, share of the peak.
+  separate processes: tokens/s, final loss, peak memory, share of the peak;
+* ``memory``   - ``LLMClassifier.fit`` on long texts (BBC news, cut to ``max_length=512``)
+  without and with ``gradient_checkpointing``, in separate processes: peak memory and tokens/s.
 """
 
 from __future__ import annotations
@@ -154,13 +156,13 @@ def _seed_generate(model: Any, backend: Any, prompts: list[list[int]]) -> float:
 TRAIN_CHILD = r'''
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
-kind, model_name, steps, device = {kind!r}, {model_name!r}, {steps}, {device!r}
+kind, model_name, steps, device, task, extra = {kind!r}, {model_name!r}, {steps}, {device!r}, {task!r}, {extra!r}
 from benchmarks.tasks import load_task
-train_x, train_y, _, _, _ = load_task("sentiment", n_train=400, n_test=20)
+train_x, train_y, _, _, _ = load_task(task, n_train=400, n_test=20)
 train_x, train_y = train_x[:{n_examples}], train_y[:{n_examples}]
 if kind == "ours":
     from llm_classifier import LLMClassifier
-    clf = LLMClassifier(model=model_name, max_steps=steps, batch_size=8, learning_rate=2e-4, warmup_steps=2, random_state=0, device=device)
+    clf = LLMClassifier(model=model_name, max_steps=steps, batch_size=8, learning_rate=2e-4, warmup_steps=2, random_state=0, device=device, **extra)
     clf.fit(train_x, train_y)
     h = clf.history_
     losses = [s["loss"] for s in h["steps"]]
@@ -193,12 +195,17 @@ else:
     tokens = sum(n_tok) / len(n_tok) * 8 * steps
     out = dict(runtime=result.metrics["train_runtime"], losses=losses, tokens=tokens)
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+import torch
+if torch.cuda.is_available():
+    out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
 print("RESULT" + json.dumps(out))
 '''
 
 
-def _train_child(kind: str, model_name: str, steps: int, n_examples: int, device: str) -> dict[str, Any]:
-    code = TRAIN_CHILD.format(root=str(Path(__file__).resolve().parent.parent), kind=kind, model_name=model_name, steps=steps, n_examples=n_examples, device=device)
+def _train_child(kind: str, model_name: str, steps: int, n_examples: int, device: str, task: str = "sentiment",
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    code = TRAIN_CHILD.format(root=str(Path(__file__).resolve().parent.parent), kind=kind, model_name=model_name, steps=steps,
+                              n_examples=n_examples, device=device, task=task, extra=extra or {})
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT")]
     if completed.returncode != 0 or not lines:
@@ -239,6 +246,23 @@ def training_section(model_name: str, steps: int, device: str, peak: float, skip
     return result
 
 
+def memory_section(model_name: str, steps: int, device: str) -> dict[str, Any]:
+    """LLMClassifier.fit on long texts without and with gradient checkpointing (separate processes)."""
+    runs = {}
+    for checkpointing in (False, True):
+        run = _train_child("ours", model_name, steps, steps * 8, device, task="news-bbc",
+                           extra={"gradient_checkpointing": checkpointing, "max_length": 512})
+        run["tokens_per_s"] = run["tokens"] / run["runtime"]
+        runs["checkpointed" if checkpointing else "plain"] = run
+    plain, checkpointed = runs["plain"], runs["checkpointed"]
+    result: dict[str, Any] = {"steps": steps, "batch_size": 8, "task": "news-bbc", "max_length": 512, **runs}
+    result["peak_rss_ratio"] = checkpointed["peak_rss_mb"] / plain["peak_rss_mb"]
+    result["tokens_per_s_ratio"] = checkpointed["tokens_per_s"] / plain["tokens_per_s"]
+    if "peak_gpu_mb" in plain:
+        result["peak_gpu_ratio"] = checkpointed["peak_gpu_mb"] / plain["peak_gpu_mb"]
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Speed benchmark of label scoring and training.")
     parser.add_argument("--out", default="results/speed")
@@ -249,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-naive", type=int, default=8, help="texts for the naive scorer (slow)")
     parser.add_argument("--n-seed", type=int, default=8, help="texts for the seed's one-at-a-time generate")
     parser.add_argument("--train-steps", type=int, default=8)
-    parser.add_argument("--sections", default="peak,scoring,training")
+    parser.add_argument("--sections", default="peak,scoring,training,memory")
     parser.add_argument("--skip-plain", action="store_true", help="skip the plain TRL run (slow on CPU)")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -272,6 +296,9 @@ def main(argv: list[str] | None = None) -> None:
     if "training" in sections:
         report["training"] = training_section(model_name, args.train_steps, device, peak, args.skip_plain)
         _print_training(report["training"])
+    if "memory" in sections:
+        report["memory"] = memory_section(model_name, args.train_steps, device)
+        _print_memory(report["memory"])
     (out / "speed.json").write_text(json.dumps(report, indent=1))
     print(f"wrote {out / 'speed.json'}")
 
@@ -304,6 +331,16 @@ def _print_training(t: dict[str, Any]) -> None:
         plain = t["plain_trl_qlora"]
         print(f"  plain TRL SFTTrainer QLoRA: {plain['tokens_per_s']:.0f} tokens/s, final loss {plain['final_loss']:.3f}, peak RSS {plain['peak_rss_mb']:.0f} MB, {100 * plain['share_of_peak']:.0f}% of peak")
         print(f"  -> ours is {t['speedup_tokens_per_s']:.1f}x the plain run's tokens/s (target >= 2)", flush=True)
+
+
+def _print_memory(m: dict[str, Any]) -> None:
+    print(f"training {m['steps']} steps of batch {m['batch_size']} on {m['task']} texts (max_length {m['max_length']})")
+    for name in ("plain", "checkpointed"):
+        run = m[name]
+        gpu = f", peak GPU {run['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in run else ""
+        print(f"  {name:>12}: {run['tokens_per_s']:.0f} tokens/s, peak RSS {run['peak_rss_mb']:.0f} MB{gpu}")
+    gpu = f", peak GPU x{m['peak_gpu_ratio']:.2f}" if "peak_gpu_ratio" in m else ""
+    print(f"  -> gradient checkpointing: peak RSS x{m['peak_rss_ratio']:.2f}{gpu}, tokens/s x{m['tokens_per_s_ratio']:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -52,14 +52,19 @@ def stratified_holdout(codes: np.ndarray, fraction: float, seed: int) -> np.ndar
     return held
 
 
-def validation_scores(log_scores: np.ndarray, codes: np.ndarray) -> dict[str, float]:
-    """Log-loss and accuracy of class log-scores normalised over the label set."""
+def validation_scores(log_scores: np.ndarray, codes: np.ndarray, class_weights: Sequence[float] | None = None) -> dict[str, float]:
+    """Log-loss and accuracy of class log-scores normalised over the label set.
+
+    With ``class_weights`` the log-loss is their weighted mean (each text weighs its
+    class's weight), the criterion training with those weights optimises.
+    """
     from scipy.special import log_softmax
 
     log_proba = log_softmax(log_scores, axis=1)
     rows = np.arange(len(codes))
+    weights = None if class_weights is None else np.asarray(class_weights, dtype=float)[codes]
     return {
-        "log_loss": float(-log_proba[rows, codes].mean()),
+        "log_loss": float(-np.average(log_proba[rows, codes], weights=weights)),
         "accuracy": float((log_proba.argmax(axis=1) == codes).mean()),
     }
 
@@ -91,10 +96,13 @@ class BestAdapterCallback(_callback_base()):  # type: ignore[misc]
         (``None``: train to the end, still restoring the best adapter).
     batch_size : int
         Prompts scored per forward pass.
+    class_weights : sequence of float, optional
+        Weight of each class code in the validation log-loss (as in the training loss).
     """
 
     def __init__(self, model: Any, prompts: Sequence[Sequence[int]], codes: np.ndarray, answers: Sequence[Sequence[int]],
-                 pad_id: int, eval_steps: int, patience: int | None, batch_size: int) -> None:
+                 pad_id: int, eval_steps: int, patience: int | None, batch_size: int,
+                 class_weights: Sequence[float] | None = None) -> None:
         self.model = model
         self.prompts = prompts
         self.codes = np.asarray(codes)
@@ -103,6 +111,7 @@ class BestAdapterCallback(_callback_base()):  # type: ignore[misc]
         self.eval_steps = max(1, int(eval_steps))
         self.patience = patience
         self.batch_size = batch_size
+        self.class_weights = class_weights
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Any] | None = None
         self.best_step: int | None = None
@@ -124,7 +133,7 @@ class BestAdapterCallback(_callback_base()):  # type: ignore[misc]
                 scores = score_labels(self.model, self.prompts, self.answers, pad_id=self.pad_id, batch_size=self.batch_size)
         finally:
             self.model.train(was_training)
-        record = {"step": int(step), **validation_scores(scores, self.codes)}
+        record = {"step": int(step), **validation_scores(scores, self.codes, self.class_weights)}
         self.history.append(record)
         if record["log_loss"] <= self._best_loss + NEAR_TIE:
             self._best_loss = min(self._best_loss, record["log_loss"])

@@ -26,7 +26,7 @@ from .prompts import resolve_template, split_template
 from .tokenization import TRUNCATIONS, PromptEncoder, encode_answers
 from .training import OBJECTIVES, OPTIMIZERS, SCHEDULERS, TrainConfig
 from .validation import check_labels, check_texts, iter_text_chunks
-from .validation import canonical_order, check_classes, check_on_unparseable, check_params, check_predict_params
+from .validation import canonical_order, check_classes, check_on_unparseable, check_params, check_predict_params, resolve_class_weights
 
 
 def _progress(total: int | None, verbose: bool, desc: str) -> Any:
@@ -113,6 +113,16 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         completion-only loss). "class": cross-entropy over the label set of the answers'
         sequence log-probabilities, the quantity ``predict_proba`` normalises (all classes
         are scored in the same tree-masked pass). "answer+class": their sum.
+    class_weight : "balanced", dict or None, default=None
+        Weights of the classes in the training loss (and in the held-out log-loss that
+        early stopping watches). None: every text counts the same. "balanced":
+        ``n / (n_classes * n_c)`` over the texts that train, so that rare classes count
+        as much as common ones (as in scikit-learn). A dict ``{label: weight}``; classes
+        it omits weigh 1.
+    gradient_checkpointing : bool, default=False
+        Recompute activations in the backward pass instead of storing them: training
+        memory stops growing with the number of layers, at about a third more compute.
+        Worth it for long texts, large models or large batches (see docs/performance.md).
     early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the training texts (stratified), score them
         10 times during training as ``predict_proba`` would, keep the adapter with the
@@ -196,6 +206,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "lr_scheduler": [StrOptions(set(SCHEDULERS))],
         "objective": [StrOptions(set(OBJECTIVES))],
         "calibration": [StrOptions({"auto", "prior", "affine"}), None],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "gradient_checkpointing": ["boolean"],
         "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 0.5, closed="right")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
@@ -235,6 +247,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         lr_scheduler: str = "linear",
         objective: str = "answer",
         calibration: str | None = "auto",
+        class_weight: str | dict | None = None,
+        gradient_checkpointing: bool = False,
         early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = 3,
@@ -270,6 +284,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.lr_scheduler = lr_scheduler
         self.objective = objective
         self.calibration = calibration
+        self.class_weight = class_weight
+        self.gradient_checkpointing = gradient_checkpointing
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -326,7 +342,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             "examples on); add examples, raise validation_fraction or set early_stopping=False."
         )
 
-    def _train_config(self, seed: int, early_stopping: bool = False) -> TrainConfig:
+    def _train_config(self, seed: int, early_stopping: bool = False, class_weights: list[float] | None = None) -> TrainConfig:
         return TrainConfig(
             lora_r=self.lora_r,
             lora_alpha=self.lora_alpha,
@@ -342,6 +358,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             optimizer=self.optimizer,
             lr_scheduler=self.lr_scheduler,
             objective=self.objective,
+            class_weights=class_weights,
+            gradient_checkpointing=self.gradient_checkpointing,
             patience=self.n_iter_no_change,
             eval_batch_size=self.eval_batch_size,
             seed=seed,
@@ -373,17 +391,18 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         answers = check_answers(verbalizer.answers(list(classes)), list(classes))
         check_on_unparseable(self, classes)
         seed = self._seed()
+        codes = np.searchsorted(classes, labels)
+        order = canonical_order(texts, codes)  # row order does not change the model
+        texts, codes = [texts[i] for i in order], codes[order]
+        held = self._early_stopping_rows(codes, seed)
+        class_weights = resolve_class_weights(self, classes, codes if held is None else codes[~held])
+        config = self._train_config(seed, early_stopping=held is not None, class_weights=class_weights)
         backend = resolve_backend(self.backend)
         backend.load(self.model, quantization=self.quantization, dtype=self.dtype, device=self.device)
         template = resolve_template(self.prompt, backend.tokenizer)
         answer_ids = encode_answers(backend.tokenizer, answers)
         prefix, suffix = split_template(template, answers, backend.tokenizer)
         encoder = PromptEncoder(backend.tokenizer, prefix, suffix, self.max_length, max(map(len, answer_ids)), self.truncation)
-        codes = np.searchsorted(classes, labels)
-        order = canonical_order(texts, codes)  # row order does not change the model
-        texts, codes = [texts[i] for i in order], codes[order]
-        held = self._early_stopping_rows(codes, seed)
-        config = self._train_config(seed, early_stopping=held is not None)
         if config.n_steps(len(texts)) == 0:
             history: dict[str, Any] = {"n_steps": 0, "n_examples": len(texts), "steps": []}
         elif held is not None:
@@ -395,6 +414,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             history = backend.fit(prompts, answer_ids, codes, config)
         validation_scores = history.pop("validation_scores", None)
         history["early_stopping"] = validation_scores is not None
+        history["class_weights"] = class_weights  # per class, in the order of classes_ (None: equal)
         history["num_train_epochs"] = None if config.max_steps is not None else config.num_train_epochs
         calibration = None
         method = self._calibration_method(history)

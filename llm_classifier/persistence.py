@@ -36,11 +36,11 @@ _UNSAVED = "__unsaved__"
 
 
 def _plain(value: Any) -> bool:
+    """True when ``value`` survives a JSON round trip unchanged (a dict keyed by ints would not)."""
     try:
-        json.dumps(value)
+        return json.loads(json.dumps(value)) == value
     except (TypeError, ValueError):
         return False
-    return True
 
 
 def _encode_param(name: str, value: Any) -> Any:

@@ -12,9 +12,10 @@ come from the engine users already know). Two things differ from a plain run:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,10 @@ class TrainConfig:
     optimizer: str = "adamw"
     lr_scheduler: str = "linear"
     objective: str = "answer"
+    #: loss weight of each class code (``None``: every example counts the same)
+    class_weights: Sequence[float] | None = None
+    #: recompute each decoder layer's activations in the backward pass instead of storing them
+    gradient_checkpointing: bool = False
     #: evaluations of the validation slice over the run (when one is given)
     n_evaluations: int = 10
     #: evaluations without improvement before stopping (``None``: never stop early)
@@ -119,11 +124,21 @@ def add_lora(model: Any, config: TrainConfig) -> Any:
         return get_peft_model(model, lora)
 
 
+def _example_weights(features: list[dict[str, Any]], class_weights: Sequence[float] | None) -> dict[str, Any]:
+    """``{"weights": tensor}`` of each example's class weight, or nothing when all weigh the same."""
+    if class_weights is None:
+        return {}
+    import torch
+
+    return {"weights": torch.tensor([float(class_weights[f["code"]]) for f in features], dtype=torch.float32)}
+
+
 class AnswerCollator:
     """Right-pad prompt + answer sequences; labels are -100 outside the answer."""
 
-    def __init__(self, pad_id: int):
+    def __init__(self, pad_id: int, class_weights: Sequence[float] | None = None):
         self.pad_id = pad_id
+        self.class_weights = class_weights
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -138,11 +153,15 @@ class AnswerCollator:
             attention[row, :n] = 1
             start = feature["prompt_length"]
             labels[row, start:n] = ids[row, start:n]
-        return {"input_ids": ids, "attention_mask": attention, "labels": labels}
+        return {"input_ids": ids, "attention_mask": attention, "labels": labels, **_example_weights(features, self.class_weights)}
 
 
 def answer_only_loss(model: Any, inputs: dict[str, Any]) -> Any:
-    """Mean cross-entropy of the answer tokens, with logits only where they are predicted."""
+    """Mean cross-entropy of the answer tokens, with logits only where they are predicted.
+
+    With ``inputs["weights"]`` each token's loss is multiplied by its example's weight
+    (the mean is still over the tokens, so weights that average 1 keep the loss's scale).
+    """
     import torch
 
     from .scoring import _logits
@@ -152,7 +171,11 @@ def answer_only_loss(model: Any, inputs: dict[str, Any]) -> Any:
     hidden = hidden.last_hidden_state[:, :-1]
     targets = labels[:, 1:]
     where = targets != -100
-    return torch.nn.functional.cross_entropy(_logits(model, hidden[where]), targets[where])
+    losses = torch.nn.functional.cross_entropy(_logits(model, hidden[where]), targets[where], reduction="none")
+    if "weights" in inputs:
+        rows = where.nonzero()[:, 0]
+        losses = losses * inputs["weights"].to(losses.device)[rows]
+    return losses.mean()
 
 
 def class_objective_loss(model: Any, inputs: dict[str, Any], tensors: Any, objective: str) -> Any:
@@ -168,11 +191,37 @@ def class_objective_loss(model: Any, inputs: dict[str, Any], tensors: Any, objec
 
     scores = tree_scores(model, inputs, tensors)  # [B, K]
     codes = inputs["codes"]
-    loss = torch.nn.functional.cross_entropy(scores, codes)
+    losses = torch.nn.functional.cross_entropy(scores, codes, reduction="none")
     if objective == "answer+class":
         lengths = tensors.paths.sum(dim=0).to(scores.device)[codes]
-        loss = loss - (scores.gather(1, codes[:, None])[:, 0] / lengths).mean()
-    return loss
+        losses = losses - scores.gather(1, codes[:, None])[:, 0] / lengths
+    if "weights" in inputs:
+        losses = losses * inputs["weights"].to(losses.device)
+    return losses.mean()
+
+
+@contextlib.contextmanager
+def checkpointed(model: Any, enabled: bool) -> Iterator[None]:
+    """Gradient checkpointing of ``model``'s decoder layers while the block runs (if ``enabled``).
+
+    Activations inside each layer are recomputed in the backward pass instead of kept from
+    the forward one: training memory no longer grows with the number of layers, for about
+    a third more compute. The non-reentrant variant needs no gradient on the (frozen) inputs.
+    """
+    if not enabled:
+        yield
+        return
+    kwargs = {"use_reentrant": False}
+    if hasattr(model.get_base_model(), "activation_checkpointing_enable"):  # transformers >= 5.x
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        disable = model.activation_checkpointing_disable
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        disable = model.gradient_checkpointing_disable
+    try:
+        yield
+    finally:
+        disable()
 
 
 def _loss_module(model: Any, objective: str, tensors: Any) -> Any:
@@ -201,9 +250,10 @@ def _loss_module(model: Any, objective: str, tensors: Any) -> Any:
 class TreeCollator:
     """Batch prompts followed by the label trie (for the class-level objectives)."""
 
-    def __init__(self, tensors: Any, pad_id: int):
+    def __init__(self, tensors: Any, pad_id: int, class_weights: Sequence[float] | None = None):
         self.tensors = tensors
         self.pad_id = pad_id
+        self.class_weights = class_weights
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -213,7 +263,7 @@ class TreeCollator:
         prompts = [f["input_ids"][: f["prompt_length"]] for f in features]
         batch = tree_inputs(prompts, self.tensors, self.pad_id)
         batch["codes"] = torch.tensor([f["code"] for f in features], dtype=torch.long)
-        return batch
+        return {**batch, **_example_weights(features, self.class_weights)}
 
 
 def build_dataset(prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], codes: np.ndarray) -> Any:
@@ -263,10 +313,10 @@ def train(
             return (loss, None) if return_outputs else loss
 
     if config.objective == "answer":
-        tensors, collator = None, AnswerCollator(pad_id)
+        tensors, collator = None, AnswerCollator(pad_id, config.class_weights)
     else:
         tensors = TrieTensors.build(answers)
-        collator = TreeCollator(tensors, pad_id)
+        collator = TreeCollator(tensors, pad_id, config.class_weights)
     loss_module = _loss_module(model, config.objective, tensors)
 
     max_steps = config.n_steps(len(dataset), world_size())
@@ -307,9 +357,11 @@ def train(
 
             monitor = BestAdapterCallback(model, validation[0], validation[1], answers, pad_id,
                                           eval_steps=math.ceil(max_steps / max(1, config.n_evaluations)),
-                                          patience=config.patience, batch_size=config.eval_batch_size)
+                                          patience=config.patience, batch_size=config.eval_batch_size,
+                                          class_weights=config.class_weights)
             trainer.add_callback(monitor)
-        output = trainer.train()
+        with checkpointed(model, config.gradient_checkpointing):
+            output = trainer.train()
         steps = [entry for entry in trainer.state.log_history if "loss" in entry]
         if monitor is not None:
             monitor.restore()

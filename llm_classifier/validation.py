@@ -304,3 +304,37 @@ def check_predict_params(estimator: Any) -> None:
     validate_parameter_constraints(constraints, {name: getattr(estimator, name) for name in _PREDICT_PARAMS}, caller_name=type(estimator).__name__)
     _check_no_bools(estimator, ("max_length", "eval_batch_size", "max_new_tokens"))
     check_on_unparseable(estimator, estimator.classes_)
+
+
+def resolve_class_weights(estimator: Any, classes: np.ndarray, codes: np.ndarray) -> list[float] | None:
+    """Loss weight per class code from ``class_weight``, given the codes of the texts that train.
+
+    ``None``: every text weighs the same. ``"balanced"``: ``n / (n_classes * n_c)``, so each
+    class contributes equally (sklearn's rule). A dict maps labels to weights; classes it
+    omits weigh 1, and a label that is not a class is an error.
+    """
+    class_weight = estimator.class_weight
+    if class_weight is None:
+        return None
+    if isinstance(class_weight, str):  # "balanced" (the constraint allows no other string)
+        counts = np.bincount(codes, minlength=len(classes)).astype(float)
+        present = counts > 0
+        weights = np.ones(len(classes))
+        weights[present] = counts.sum() / (present.sum() * counts[present])
+        return weights.tolist()
+    weights = np.ones(len(classes))
+    unknown = []
+    for label, weight in class_weight.items():
+        matches = np.flatnonzero(classes == label) if np.ndim(label) == 0 else []
+        if len(matches) != 1:
+            unknown.append(label)
+            continue
+        if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, numbers.Real) or not np.isfinite(weight) or weight < 0:
+            raise _invalid(estimator, "class_weight", "'balanced', None or a dict of finite weights >= 0", class_weight)
+        weights[matches[0]] = float(weight)
+    if unknown:
+        raise _invalid(estimator, "class_weight", f"'balanced', None or a dict whose keys are classes ({classes.tolist()!r}); "
+                       f"{unknown!r} are not", class_weight)
+    if not (weights > 0).any():
+        raise _invalid(estimator, "class_weight", "'balanced', None or a dict giving some class a positive weight", class_weight)
+    return weights.tolist()

@@ -167,3 +167,13 @@ def test_default_precision_round_trip_and_refit_are_exact(tiny_model, sentiment,
     clf.save(tmp_path / "clf")
     np.testing.assert_allclose(LLMClassifier.load(tmp_path / "clf").predict_proba(X), expected, atol=1e-6)
     np.testing.assert_array_equal(LLMClassifier(**params).fit(X, y).predict_proba(X), expected)
+
+
+def test_parameters_that_json_would_change_are_not_saved_as_json():
+    """A dict keyed by ints (``class_weight={0: 2.0}``) would come back keyed by strings: it is stored by name only."""
+    from llm_classifier.persistence import _encode_param
+
+    assert _encode_param("class_weight", {"spam": 2.0}) == {"spam": 2.0}
+    with pytest.warns(UserWarning, match="'class_weight' parameter .* cannot be saved as JSON"):
+        encoded = _encode_param("class_weight", {0: 2.0})
+    assert "__unsaved__" in encoded
