@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
-from benchmarks.prompt_study import report, untrained_predictions
-from benchmarks.tasks import load_task
-from llm_classifier import LLMClassifier
+from benchmarks.prompt_study import compare_untrained
 
 FORMS = {
     "label": None,  # the default verbalizer: str(label)
@@ -28,13 +24,8 @@ FORMS = {
 
 def main() -> None:
     task, names = sys.argv[1], sys.argv[2:] or list(FORMS)
-    X_train, y_train, X_test, y_test, _ = load_task(task, n_train=500, n_test=200)
-    sample = np.random.default_rng(0).choice(len(X_train), size=200, replace=False)
-    for name in names:
-        clf = LLMClassifier(verbalizer=FORMS[name], max_steps=0, calibration=None, random_state=0).fit(X_train, y_train)
-        tokens = [len(ids) - 1 for ids in clf.answer_ids_]  # without the end-of-turn token
-        print(f"ANSWER {task} {name} tokens per answer: {tokens}", flush=True)
-        report(f"ANSWER {task} {name}", clf, y_test, untrained_predictions(clf, X_test, [X_train[i] for i in sample], y_train))
+    compare_untrained(task, "ANSWER", {name: {"verbalizer": FORMS[name]} for name in names},
+                      describe=lambda clf: f"tokens per answer: {[len(ids) - 1 for ids in clf.answer_ids_]}")  # without end of turn
 
 
 if __name__ == "__main__":

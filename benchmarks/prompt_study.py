@@ -56,14 +56,22 @@ def report(tag: str, clf, y_test, predictions: dict[str, np.ndarray]) -> None:
               f"top={np.bincount(pred).argmax()}", flush=True)
 
 
+def compare_untrained(task: str, tag: str, variants: dict[str, dict], describe=None) -> None:
+    """Fit an untrained ``LLMClassifier(**kwargs)`` per variant on ``task``'s 500 / 200 split and
+    report raw and prior-calibrated predictions (prior from the same 200 training texts for all);
+    ``describe(clf)``, if given, adds a line about each fitted classifier."""
+    X_train, y_train, X_test, y_test, _ = load_task(task, n_train=500, n_test=200)
+    prior_texts = [X_train[i] for i in np.random.default_rng(0).choice(len(X_train), size=200, replace=False)]
+    for name, kwargs in variants.items():
+        clf = LLMClassifier(**kwargs, max_steps=0, calibration=None, random_state=0).fit(X_train, y_train)
+        if describe is not None:
+            print(f"{tag} {task} {name} {describe(clf)}", flush=True)
+        report(f"{tag} {task} {name}", clf, y_test, untrained_predictions(clf, X_test, prior_texts, y_train))
+
+
 def main() -> None:
     task, names = sys.argv[1], sys.argv[2:] or list(WORDINGS)
-    X_train, y_train, X_test, y_test, _ = load_task(task, n_train=500, n_test=200)
-    rng = np.random.default_rng(0)
-    sample = rng.choice(len(X_train), size=200, replace=False)
-    for name in names:
-        clf = LLMClassifier(prompt=Wording(WORDINGS[name]), max_steps=0, calibration=None, random_state=0).fit(X_train, y_train)
-        report(f"PROMPT {task} {name}", clf, y_test, untrained_predictions(clf, X_test, [X_train[i] for i in sample], y_train))
+    compare_untrained(task, "PROMPT", {name: {"prompt": Wording(WORDINGS[name])} for name in names})
 
 
 if __name__ == "__main__":

@@ -16,15 +16,20 @@ from dataclasses import dataclass
 from typing import Any
 
 
-#: How an over-long text is cut, by the part of it that is kept.
-TRUNCATIONS = ("head", "tail", "head+tail")
+#: How an over-long text can be cut, and what of it is kept (as the warning words it).
+KEPT_PART = {"head": "their beginning", "tail": "their end", "head+tail": "their beginning and end"}
+TRUNCATIONS = tuple(KEPT_PART)
 
 #: ``truncation="head+tail"`` keeps this share of the budget from the beginning and the rest
 #: from the end: 128 + 382 of 510 tokens, the best split for BERT on long reviews and news
 #: in Sun et al. (2019), "How to Fine-Tune BERT for Text Classification?".
 HEAD_SHARE = 0.25
 
-KEPT_PART = {"head": "their beginning", "tail": "their end", "head+tail": "their beginning and end"}
+
+def check_truncation(truncation: str) -> None:
+    """Raise ``ValueError`` unless ``truncation`` is one of :data:`TRUNCATIONS`."""
+    if truncation not in KEPT_PART:
+        raise ValueError(f"truncation must be one of {TRUNCATIONS}, got {truncation!r}")
 
 
 def truncate(ids: Sequence[int], budget: int, truncation: str = "head") -> list[int]:
@@ -33,8 +38,7 @@ def truncate(ids: Sequence[int], budget: int, truncation: str = "head") -> list[
     ``"head"`` keeps the first ``budget`` tokens, ``"tail"`` the last, ``"head+tail"`` the
     first ``HEAD_SHARE`` of the budget (at least one token) and the end for the rest.
     """
-    if truncation not in TRUNCATIONS:
-        raise ValueError(f"truncation must be one of {TRUNCATIONS}, got {truncation!r}")
+    check_truncation(truncation)
     ids = list(ids)
     if len(ids) <= budget:
         return ids
@@ -118,8 +122,7 @@ class PromptEncoder:
 
     def __init__(self, tokenizer: Any, prefix: str, suffix: str, max_length: int, max_answer_length: int,
                  truncation: str = "head"):
-        if truncation not in TRUNCATIONS:
-            raise ValueError(f"truncation must be one of {TRUNCATIONS}, got {truncation!r}")
+        check_truncation(truncation)
         self.tokenizer = tokenizer
         self.truncation = truncation
         self.prefix_ids = _prefix_ids(tokenizer, prefix)
