@@ -21,11 +21,6 @@ from llm_classifier import LLMClassifier
 from llm_classifier.validation import canonical_order
 
 
-def _raw_scores(clf: LLMClassifier, texts: list[str]) -> np.ndarray:
-    """Uncalibrated class log-scores of ``texts`` (``predict_log_proba`` before calibration and normalisation)."""
-    return clf.backend_.score(clf._encode(texts), clf.answer_ids_, batch_size=clf.eval_batch_size)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) < 2:
@@ -41,18 +36,18 @@ def main(argv: list[str] | None = None) -> None:
         "classes": np.asarray(classes, dtype=str),
         "train_codes": np.searchsorted(classes, y_train),
         "test_codes": np.searchsorted(classes, y_test),
-        "test_scores": _raw_scores(clf, list(X_test)),
+        "test_scores": clf.answer_scores(list(X_test)),
         "fit_s": fit_s,
         "history": json.dumps(clf.history_, default=str),
         "kwargs": json.dumps(kwargs),
     }
     if clf.history_["n_steps"] == 0:
-        saved["train_scores"] = _raw_scores(clf, list(X_train))
+        saved["train_scores"] = clf.answer_scores(list(X_train))
     if clf.history_.get("early_stopping"):
         codes = np.searchsorted(classes, y_train)
         order = canonical_order(list(X_train), codes)  # the rows as fit saw them
         rows = order[clf._early_stopping_rows(codes[order], clf.random_seed_)]
-        saved["validation_scores"] = _raw_scores(clf, [X_train[i] for i in rows])
+        saved["validation_scores"] = clf.answer_scores([X_train[i] for i in rows])
         saved["validation_codes"] = codes[rows]
     np.savez(out, **saved)
     test_pred = saved["test_scores"].argmax(axis=1)  # type: ignore[union-attr]

@@ -13,7 +13,6 @@ import sys
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from benchmarks.dump_scores import _raw_scores
 from benchmarks.tasks import load_task
 from llm_classifier import LLMClassifier
 from llm_classifier.calibration import prior_correction
@@ -41,8 +40,8 @@ class Wording:
 def untrained_predictions(clf, X_test, prior_texts, y_train) -> dict[str, np.ndarray]:
     """Class codes predicted by a fitted, untrained ``clf`` from raw scores and after the prior
     correction fitted on ``prior_texts`` (the label frequencies of ``y_train``)."""
-    raw_test = _raw_scores(clf, list(X_test))
-    raw_prior = _raw_scores(clf, list(prior_texts))
+    raw_test = clf.answer_scores(list(X_test))
+    raw_prior = clf.answer_scores(list(prior_texts))
     frequencies = np.bincount(np.searchsorted(clf.classes_, y_train), minlength=len(clf.classes_)) / len(y_train)
     calibrated = prior_correction(raw_prior, frequencies).apply(raw_test)
     return {"raw": raw_test.argmax(axis=1), "prior": calibrated.argmax(axis=1)}

@@ -501,6 +501,50 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         total = len(X) if hasattr(X, "__len__") else None
         return _progress(total, bool(self.verbose) and is_main_process(), desc)
 
+    def answer_scores(self, X: Any) -> np.ndarray:
+        """Log-probability of each class's answer given the prompt, as the model scores it.
+
+        The raw scores behind every prediction: ``log p(answer_k | prompt(x))`` summed over
+        the answer's tokens (ending token included), before any calibration map and before
+        normalisation over ``classes_``. Use them to study or fit calibration yourself.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Read in chunks, like :meth:`predict_log_proba`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``; values are <= 0 and rows do not sum to 1.
+        """
+        parts = self._per_chunk(X, "Scoring", lambda start, texts, prompts, bar: self.backend_.score(
+            prompts, self.answer_ids_, batch_size=self.eval_batch_size, progress=bar))
+        return np.concatenate(parts)
+
+    def _calibrated_scores(self, X: Any) -> np.ndarray:
+        scores = self.answer_scores(X)
+        calibration = getattr(self, "calibration_", None)
+        return scores if calibration is None else calibration.apply(scores)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Confidence scores: the calibrated answer scores, before normalisation.
+
+        Follows scikit-learn's convention: for two classes, one column, the score of
+        ``classes_[1]`` minus that of ``classes_[0]`` (positive means ``classes_[1]``).
+
+        Parameters
+        ----------
+        X : iterable of str
+            Read in chunks, like :meth:`predict_log_proba`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) for two classes, else (n_samples, n_classes)
+        """
+        scores = self._calibrated_scores(X)
+        return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
+
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Log-probabilities of the classes, normalised over ``classes_``.
 
@@ -514,13 +558,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        parts = self._per_chunk(X, "Scoring", lambda start, texts, prompts, bar: self.backend_.score(
-            prompts, self.answer_ids_, batch_size=self.eval_batch_size, progress=bar))
-        scores = np.concatenate(parts)
-        calibration = getattr(self, "calibration_", None)
-        if calibration is not None:
-            scores = calibration.apply(scores)
-        return log_softmax(scores, axis=1)
+        return log_softmax(self._calibrated_scores(X), axis=1)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probability of each class: the answers' scores normalised over ``classes_``.

@@ -131,6 +131,29 @@ def test_class_level_objectives_train(tiny_params, sentiment, objective):
     np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0)
 
 
+def test_answer_scores_are_the_raw_scores_behind_predict_log_proba(tiny_params, sentiment):
+    from scipy.special import log_softmax
+
+    X, y = sentiment
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 0}).fit(X, y)  # "auto": prior-calibrated
+    raw = clf.answer_scores(X)
+    assert raw.shape == (len(X), 2) and (raw < 0).all()
+    assert not np.allclose(np.exp(raw).sum(axis=1), 1.0)  # not normalised over the classes
+    calibrated = clf.calibration_.apply(raw)
+    np.testing.assert_allclose(clf.predict_log_proba(X), log_softmax(calibrated, axis=1), atol=1e-5)
+    np.testing.assert_allclose(clf.decision_function(X), calibrated[:, 1] - calibrated[:, 0], atol=1e-5)
+    assert ((clf.decision_function(X) > 0) == (clf.predict(X) == clf.classes_[1])).all()
+
+
+def test_decision_function_has_a_column_per_class_beyond_two(tiny_params):
+    X = ["one", "two", "three", "four", "five", "six"]
+    y = ["a", "b", "c"] * 2
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 0, "calibration": None}).fit(X, y)
+    scores = clf.decision_function(X)
+    np.testing.assert_allclose(scores, clf.answer_scores(X))
+    assert (clf.classes_[scores.argmax(axis=1)] == clf.predict(X)).all()
+
+
 def test_prior_calibration_matches_training_frequencies(tiny_params, sentiment):
     X, y = sentiment
     raw = LLMClassifier(**{**tiny_params, "max_steps": 0, "calibration": None}).fit(X, y)

@@ -39,7 +39,7 @@ def test_sklearn_api_checks(check, tiny_params):
 def test_unfitted_errors(tiny_params, sentiment):
     from sklearn.exceptions import NotFittedError
 
-    for method in ("predict", "predict_proba", "predict_log_proba", "generate"):
+    for method in ("predict", "predict_proba", "predict_log_proba", "decision_function", "answer_scores", "generate"):
         with pytest.raises(NotFittedError):
             getattr(LLMClassifier(**tiny_params), method)(sentiment[0])
 
