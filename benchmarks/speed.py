@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -94,7 +93,7 @@ def scoring_section(model_name: str, n_texts: int, n_naive: int, n_seed: int, de
     """Label scoring at 52 and 2 classes vs the naive scorer and generation."""
     from benchmarks.tasks import load_task
     from llm_classifier import FormatTemplate, LLMClassifier
-    from llm_classifier.scoring import LabelTrie, score_labels, score_labels_naive
+    from llm_classifier.scoring import LabelTrie, score_labels_naive
 
     train_x, train_y, test_x, _, _ = load_task("news-r52", n_train=520, n_test=max(n_texts, 60))
     texts = list(test_x[:n_texts])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import os
 import random
-import warnings
 from collections.abc import Iterator, Sequence
 from numbers import Integral, Real
 from typing import Any
@@ -16,6 +15,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
+from ._logging import warn_caller
 from .backends import resolve_backend
 from .calibration import fit_calibration
 from .distributed import is_main_process
@@ -485,7 +485,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             yield start, texts, encoded.ids
             start += len(texts)
         if n_truncated:
-            warnings.warn(encoder.truncation_message(n_truncated, start), UserWarning, stacklevel=3)
+            warn_caller(encoder.truncation_message(n_truncated, start))
 
     def _per_chunk(self, X: Any, desc: str, work: Any) -> list[Any]:
         """Apply ``work(start, texts, prompt_ids, progress_bar)`` to each encoded chunk of ``X``."""

@@ -18,12 +18,12 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._logging import warn_caller
 from .calibration import Calibration
 from .exceptions import IncompatibleArtifactError
 
@@ -54,12 +54,10 @@ def _encode_param(name: str, value: Any) -> Any:
         encoded = {key: _encode_param(f"{name}.{key}", val) for key, val in params.items()}
         if not any(isinstance(val, dict) and _UNSAVED in val for val in encoded.values()):
             return {"__class__": f"{module}.{type(value).__qualname__}", "params": encoded}
-    warnings.warn(
+    warn_caller(
         f"The '{name}' parameter ({value!r}) cannot be saved as JSON and is stored by name only; "
         "predictions of the loaded classifier are unaffected, but refitting it needs the parameter again. "
-        "Use joblib/pickle to keep arbitrary objects.",
-        UserWarning,
-        stacklevel=4,
+        "Use joblib/pickle to keep arbitrary objects."
     )
     return {_UNSAVED: repr(value)}
 

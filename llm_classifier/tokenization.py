@@ -10,10 +10,11 @@ which part of it is kept (its beginning, its end, or both ends).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ._logging import warn_caller
 
 
 #: How an over-long text can be cut, and what of it is kept (as the warning words it).
@@ -145,7 +146,7 @@ class PromptEncoder:
                 n_truncated += 1
             ids.append(self.prefix_ids + list(text_ids) + self.suffix_ids)
         if n_truncated and warn:
-            warnings.warn(self.truncation_message(n_truncated, len(texts)), UserWarning, stacklevel=3)
+            warn_caller(self.truncation_message(n_truncated, len(texts)))
         return EncodedPrompts(ids, n_truncated)
 
     def truncation_message(self, n_truncated: int, n_texts: int) -> str:

@@ -37,8 +37,9 @@ def test_zero_shot_artifact_has_no_adapter(tiny_params, sentiment, tmp_path):
 
 def test_custom_callable_is_not_saved_but_predictions_are_kept(tiny_params, sentiment, tmp_path):
     clf = LLMClassifier(**{**tiny_params, "prompt": lambda text, labels: f"{text} ->"}).fit(*sentiment)
-    with pytest.warns(UserWarning, match="cannot be saved as JSON"):
+    with pytest.warns(UserWarning, match="cannot be saved as JSON") as record:
         clf.save(tmp_path / "c")
+    assert record[0].filename == __file__
     loaded = LLMClassifier.load(tmp_path / "c")
     np.testing.assert_allclose(loaded.predict_proba(sentiment[0]), clf.predict_proba(sentiment[0]), atol=1e-6)
 

@@ -1,6 +1,5 @@
 import numpy as np
 import pandas as pd
-import pytest
 
 from llm_classifier.validation import check_labels, check_texts
 

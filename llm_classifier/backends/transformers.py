@@ -87,7 +87,6 @@ class TransformersBackend:
 
     # -- loading -------------------------------------------------------------------------
     def load(self, model: str, *, quantization: str | None, dtype: str, device: str) -> None:
-        import torch
         from transformers import AutoTokenizer
 
         self.n_threads_ = apply_thread_limit(self.num_threads)
