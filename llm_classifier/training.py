@@ -107,7 +107,11 @@ def lora_targets(model: Any, target_modules: Sequence[str] | str | None) -> list
 def add_lora(model: Any, config: TrainConfig) -> Any:
     """Wrap ``model`` with fresh LoRA adapters (seeded by ``config.seed``)."""
     import torch
-    from peft import LoraConfig, get_peft_model
+
+    from ._logging import quiet_transformers
+
+    with quiet_transformers():  # peft's first import may import bitsandbytes, which logs about optional kernels
+        from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(config.seed)
     lora = LoraConfig(
@@ -118,8 +122,6 @@ def add_lora(model: Any, config: TrainConfig) -> Any:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    from ._logging import quiet_transformers
-
     with quiet_transformers():
         return get_peft_model(model, lora)
 
