@@ -70,7 +70,10 @@ def validation_scores(log_scores: np.ndarray, codes: np.ndarray, class_weights: 
 
 
 def _callback_base() -> type:
-    from transformers import TrainerCallback
+    from ._logging import quiet_transformers
+
+    with quiet_transformers():  # transformers' first import may import bitsandbytes, which logs about optional kernels
+        from transformers import TrainerCallback
 
     return TrainerCallback
 
