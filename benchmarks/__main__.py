@@ -69,10 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
     if args.list:
+        width = max(map(len, [*TASKS, *METHODS]))
         for name, spec in TASKS.items():
-            print(f"task    {name:<18} {spec.description}")
+            print(f"task    {name:<{width}} {spec.description}")
         for name, spec in METHODS.items():
-            print(f"method  {name:<18} {spec.description}")
+            print(f"method  {name:<{width}} {spec.description}")
         return 0
     if args.report_only:
         from .report import load_results, write_report

