@@ -22,11 +22,7 @@ LLM_PRESETS: dict[str, dict] = {
     "llm-gemma": {"model": "gemma-3-270m"},  # the library's defaults but the model
 }
 #: settings a method must keep whatever --llm-kwargs says
-LLM_FORCED: dict[str, dict] = {
-    "llm-zero-shot": {"max_steps": 0},
-    "llm-gemma-zero-shot": {"model": "gemma-3-270m", "max_steps": 0},
-    "llm-gemma": {"model": "gemma-3-270m"},
-}
+LLM_FORCED: dict[str, dict] = {m: LLM_PRESETS[m] for m in ("llm-zero-shot", "llm-gemma-zero-shot", "llm-gemma")}
 #: label recorded for an answer the parser could not map to a class
 UNPARSEABLE = "<unparseable>"
 
