@@ -1,6 +1,9 @@
 """Fit one LLMClassifier configuration on a task and save its raw label scores.
 
     python3 -m benchmarks.dump_scores authors-de results/scores/authors-de-zs.npz '{"max_steps": 0}'
+    python3 -m benchmarks.dump_scores news-20ng FILE '{"prompt": {"instruction": "Classify the text."}}'
+
+A ``"prompt"`` given as a JSON object is passed to ``ChatTemplate`` as keyword arguments.
 
 Saves ``log p(answer_k | prompt)`` (no calibration) for the test texts, for every
 training text when the model is zero-shot, and for the held-out validation slice
@@ -17,7 +20,7 @@ import time
 import numpy as np
 
 from benchmarks.tasks import load_task
-from llm_classifier import LLMClassifier
+from llm_classifier import ChatTemplate, LLMClassifier
 from llm_classifier.validation import canonical_order
 
 
@@ -27,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(__doc__)
     task, out, kwargs = args[0], args[1], json.loads(args[2]) if len(args) > 2 else {}
     kwargs = {"random_state": 0, **kwargs, "calibration": None}
+    if isinstance(kwargs.get("prompt"), dict):  # e.g. {"instruction": "..."}: the chat template with these settings
+        kwargs["prompt"] = ChatTemplate(**kwargs["prompt"])
     X_train, y_train, X_test, y_test, _ = load_task(task, n_train=500, n_test=200)
     start = time.perf_counter()
     clf = LLMClassifier(**kwargs).fit(X_train, y_train)
@@ -39,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         "test_scores": clf.answer_scores(list(X_test)),
         "fit_s": fit_s,
         "history": json.dumps(clf.history_, default=str),
-        "kwargs": json.dumps(kwargs),
+        "kwargs": json.dumps(kwargs, default=repr),
     }
     if clf.history_["n_steps"] == 0:
         saved["train_scores"] = clf.answer_scores(list(X_train))

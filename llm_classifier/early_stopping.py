@@ -1,7 +1,7 @@
 """Validation during fine-tuning: a held-out slice, best-adapter restore and early stopping.
 
 With ``LLMClassifier(early_stopping=True)`` a stratified share of the training texts
-is held out. Every ``eval_steps`` optimizer steps :class:`BestAdapterCallback`
+is held out. Every ``eval_steps`` optimizer steps :class:`BestAdapterMonitor`
 scores it exactly as ``predict_proba`` would (all classes, normalised over the
 label set), keeps a copy of the adapter weights with the lowest validation
 log-loss (the later one on a near tie), stops training after ``patience``
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BestAdapterCallback", "NEAR_TIE", "n_held_out", "smallest_held_out_class", "stratified_holdout"]
+__all__ = ["BestAdapterMonitor", "NEAR_TIE", "n_held_out", "smallest_held_out_class", "stratified_holdout", "trainer_callback"]
 
 #: A later evaluation whose validation log-loss is within this many nats of the best so far
 #: replaces it (and counts as progress): on a slice of a few dozen texts such differences
@@ -69,17 +69,11 @@ def validation_scores(log_scores: np.ndarray, codes: np.ndarray, class_weights: 
     }
 
 
-def _callback_base() -> type:
-    from ._logging import quiet_transformers
-
-    with quiet_transformers():  # transformers' first import may import bitsandbytes, which logs about optional kernels
-        from transformers import TrainerCallback
-
-    return TrainerCallback
-
-
-class BestAdapterCallback(_callback_base()):  # type: ignore[misc]
+class BestAdapterMonitor:
     """Score the validation slice during training; keep the best adapter; stop early.
+
+    A plain object (no transformers import); :func:`trainer_callback` hooks it into a
+    :class:`transformers.Trainer`.
 
     Parameters
     ----------
@@ -148,13 +142,14 @@ class BestAdapterCallback(_callback_base()):  # type: ignore[misc]
             self._since_best += 1
         return record
 
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        if state.global_step % self.eval_steps and state.global_step < state.max_steps:
-            return control
-        self.evaluate(state.global_step)
-        if self.patience is not None and self._since_best >= self.patience:
-            control.should_training_stop = True
-        return control
+    def due(self, step: int, max_steps: int) -> bool:
+        """Whether to evaluate after optimizer step ``step`` (every ``eval_steps`` and after the last)."""
+        return step % self.eval_steps == 0 or step >= max_steps
+
+    @property
+    def should_stop(self) -> bool:
+        """``patience`` evaluations have passed without a new best."""
+        return self.patience is not None and self._since_best >= self.patience
 
     def restore(self) -> None:
         """Put the best adapter weights back into the model."""
@@ -166,3 +161,21 @@ class BestAdapterCallback(_callback_base()):  # type: ignore[misc]
             for name, param in self.model.named_parameters():
                 if name in self.best:
                     param.copy_(self.best[name])
+
+
+def trainer_callback(monitor: BestAdapterMonitor) -> Any:
+    """A :class:`transformers.TrainerCallback` that runs ``monitor`` after each optimizer step."""
+    from ._logging import quiet_transformers
+
+    with quiet_transformers():  # transformers' first import may import bitsandbytes, which logs about optional kernels
+        from transformers import TrainerCallback
+
+    class BestAdapterCallback(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if monitor.due(state.global_step, state.max_steps):
+                monitor.evaluate(state.global_step)
+                if monitor.should_stop:
+                    control.should_training_stop = True
+            return control
+
+    return BestAdapterCallback()

@@ -355,13 +355,13 @@ def train(
             trainer.remove_callback(PrinterCallback)
         monitor = None
         if validation is not None:
-            from .early_stopping import BestAdapterCallback
+            from .early_stopping import BestAdapterMonitor, trainer_callback
 
-            monitor = BestAdapterCallback(model, validation[0], validation[1], answers, pad_id,
+            monitor = BestAdapterMonitor(model, validation[0], validation[1], answers, pad_id,
                                           eval_steps=math.ceil(max_steps / max(1, config.n_evaluations)),
                                           patience=config.patience, batch_size=config.eval_batch_size,
                                           class_weights=config.class_weights)
-            trainer.add_callback(monitor)
+            trainer.add_callback(trainer_callback(monitor))
         with checkpointed(model, config.gradient_checkpointing):
             output = trainer.train()
         steps = [entry for entry in trainer.state.log_history if "loss" in entry]
