@@ -9,12 +9,21 @@ string with a ``{text}`` placeholder (and optionally ``{labels}``) or a callable
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from sklearn.base import BaseEstimator
 
-DEFAULT_INSTRUCTION = "Classify the text into one of these categories: {labels}. Answer with the category only."
+#: The instruction that names the classes (``{labels}`` becomes the comma-separated answers).
+LISTED_INSTRUCTION = "Classify the text into one of these categories: {labels}. Answer with the category only."
+#: The instruction for label sets too long to list in every prompt.
+UNLISTED_INSTRUCTION = "Classify the text. Answer with the category only."
+#: ``instruction="auto"`` lists the answers when their list takes at most this many tokens
+#: (an eighth of the default ``max_length``): a long list would crowd the text out of the
+#: prompt and be paid for in every training and scoring pass.
+MAX_LISTED_TOKENS = 64
+DEFAULT_INSTRUCTION = "auto"
 
 # A private-use-area marker: rendered in place of the text to find where the text sits.
 TEXT_MARKER = "\ue000LLMC_TEXT\ue001"
@@ -33,7 +42,23 @@ def _format_labels(labels: Sequence[str]) -> str:
     return ", ".join(labels)
 
 
-def _instruction(instruction: str, labels: Sequence[str]) -> str:
+def _list_tokens(labels: Sequence[str], tokenizer: Any = None) -> int:
+    """Tokens of the comma-separated answer list (about 4 characters a token without a tokenizer)."""
+    listed = _format_labels(labels)
+    if tokenizer is None:
+        return math.ceil(len(listed) / 4)
+    return len(tokenizer(listed, add_special_tokens=False)["input_ids"])
+
+
+def resolve_instruction(instruction: str, labels: Sequence[str], tokenizer: Any = None) -> str:
+    """The instruction text for ``labels``: ``"auto"`` resolved, ``{labels}`` filled in.
+
+    ``"auto"`` is :data:`LISTED_INSTRUCTION` when the answer list takes at most
+    :data:`MAX_LISTED_TOKENS` tokens, else :data:`UNLISTED_INSTRUCTION`.
+    """
+    if instruction == "auto":
+        short = _list_tokens(labels, tokenizer) <= MAX_LISTED_TOKENS
+        instruction = LISTED_INSTRUCTION if short else UNLISTED_INSTRUCTION
     return instruction.replace("{labels}", _format_labels(labels))
 
 
@@ -45,8 +70,11 @@ class AlpacaTemplate(BaseEstimator):
 
     Parameters
     ----------
-    instruction : str, default=DEFAULT_INSTRUCTION
+    instruction : str, default="auto"
         The instruction; ``{labels}`` is replaced by the comma-separated answers.
+        ``"auto"`` lists the answers when the list is short (at most
+        ``MAX_LISTED_TOKENS`` = 64 tokens) and asks for the category without
+        listing them otherwise.
     examples : sequence of (text, answer) pairs, default=None
         Few-shot demonstrations placed before the input.
 
@@ -61,7 +89,7 @@ class AlpacaTemplate(BaseEstimator):
         self.examples = examples
 
     def render(self, text: str, labels: Sequence[str], tokenizer: Any = None) -> str:
-        parts = [f"### Instruction:\n{_instruction(self.instruction, labels)}\n\n"]
+        parts = [f"### Instruction:\n{resolve_instruction(self.instruction, labels, tokenizer)}\n\n"]
         for example_text, answer in self.examples or ():
             parts.append(f"### Input:\n{example_text}\n\n### Response:\n{answer}\n\n")
         parts.append(f"### Input:\n{text}\n\n### Response:\n")
@@ -77,8 +105,10 @@ class ChatTemplate(BaseEstimator):
 
     Parameters
     ----------
-    instruction : str, default=DEFAULT_INSTRUCTION
+    instruction : str, default="auto"
         Placed before the text in the user turn; ``{labels}`` lists the answers.
+        ``"auto"`` lists them when the list is short (at most ``MAX_LISTED_TOKENS``
+        = 64 tokens) and asks for the category without listing them otherwise.
     system : str or None, default=None
         A system message; ``None`` keeps the model's default.
     examples : sequence of (text, answer) pairs, default=None
@@ -101,7 +131,7 @@ class ChatTemplate(BaseEstimator):
                 "ChatTemplate needs a tokenizer with a chat template; this model has none. "
                 "Use prompt='alpaca' or a format string instead."
             )
-        instruction = _instruction(self.instruction, labels)
+        instruction = resolve_instruction(self.instruction, labels, tokenizer)
         messages: list[dict[str, str]] = []
         if self.system is not None:
             messages.append({"role": "system", "content": self.system})

@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from llm_classifier import LLMClassifier
 from llm_classifier.backends.transformers import TransformersBackend
 from llm_classifier.exceptions import IncompatibleArtifactError, ModelNotFoundError
+from llm_classifier.prompts import LISTED_INSTRUCTION, ChatTemplate
 
 X4 = ["good film", "bad film", "fine film", "awful film"]
 Y4 = ["pos", "neg", "pos", "neg"]
@@ -157,10 +158,11 @@ def test_missing_default_model_gives_install_hint(monkeypatch):
         LLMClassifier(max_steps=0).fit(X4, Y4)
 
 
-def test_thousand_classes_with_labels_in_the_prompt_fail_clearly(tiny_model):
+def test_thousand_classes_listed_in_the_prompt_fail_clearly(tiny_model):
     labels = [f"class{i}" for i in range(1000)]
+    prompt = ChatTemplate(instruction=LISTED_INSTRUCTION)  # the default ("auto") would not list them
     with pytest.raises(ValueError, match=r"'max_length' parameter .* leaves no room for the text"):
-        LLMClassifier(model=tiny_model, quantization=None, dtype="float32", max_steps=0).fit(labels, labels)
+        LLMClassifier(model=tiny_model, quantization=None, dtype="float32", max_steps=0, prompt=prompt).fit(labels, labels)
 
 
 # -- prediction ------------------------------------------------------------------------------
@@ -320,15 +322,16 @@ def test_truncation_chooses_the_part_of_a_long_text_that_is_scored(tiny_model):
 def test_a_thousand_classes_work(tiny_model):
     """1,000 classes (one trie of ~2,000 answer tokens after each prompt) score in one pass per batch.
 
-    The default instruction lists every class and does not fit in max_length (see
-    test_thousand_classes_with_labels_in_the_prompt_fail_clearly), so a prompt without
-    {labels} is used. Memory grows as eval_batch_size x trie nodes x vocabulary: keep
-    eval_batch_size small for very many classes (docs/reliability.md).
+    The default prompt does not list so many classes (listed, they would not fit in
+    max_length: test_thousand_classes_listed_in_the_prompt_fail_clearly). Memory grows as
+    eval_batch_size x trie nodes x vocabulary: keep eval_batch_size small for very many
+    classes (docs/reliability.md).
     """
     labels = [f"class{i}" for i in range(1000)]
     # calibration=None: zero-shot "auto" calibration would score 256 training texts against all 1,000 classes at fit.
     params = dict(model=tiny_model, quantization=None, dtype="float32", max_steps=0, calibration=None)
-    clf = LLMClassifier(**params, prompt="Text: {text}\nClass:", eval_batch_size=2).fit(labels, labels)
+    clf = LLMClassifier(**params, eval_batch_size=2).fit(labels, labels)
+    assert "class7" not in clf.prompt_prefix_
     proba = clf.predict_proba(["class7", "something else", ""])
     assert proba.shape == (3, 1000)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)

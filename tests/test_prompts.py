@@ -1,11 +1,15 @@
 import pytest
 
 from llm_classifier.prompts import (
+    LISTED_INSTRUCTION,
+    MAX_LISTED_TOKENS,
     TEXT_MARKER,
+    UNLISTED_INSTRUCTION,
     AlpacaTemplate,
     CallableTemplate,
     ChatTemplate,
     FormatTemplate,
+    resolve_instruction,
     resolve_template,
     split_template,
 )
@@ -29,6 +33,25 @@ def test_chat_template_uses_tokenizer(tiny_model):
     assert prompt.startswith("<|im_start|>system\nBe brief.")
     assert prompt.endswith("<|im_start|>assistant\n")
     assert "<|im_start|>assistant\npos<|im_end|>" in prompt
+
+
+def test_auto_instruction_lists_a_short_label_set_only(tiny_model):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    few = ["negative", "positive"]
+    many = [f"comp.sys.topic{i}" for i in range(20)]
+    assert len(tokenizer(", ".join(many), add_special_tokens=False)["input_ids"]) > MAX_LISTED_TOKENS
+    assert resolve_instruction("auto", few, tokenizer) == LISTED_INSTRUCTION.replace("{labels}", "negative, positive")
+    assert resolve_instruction("auto", many, tokenizer) == UNLISTED_INSTRUCTION
+    # without a tokenizer the list's length is estimated (4 characters a token)
+    assert resolve_instruction("auto", few) == resolve_instruction("auto", few, tokenizer)
+    assert resolve_instruction("auto", many) == UNLISTED_INSTRUCTION
+    # an explicit instruction is used as given, however long the list
+    assert resolve_instruction("Pick: {labels}", many, tokenizer) == "Pick: " + ", ".join(many)
+    assert "comp.sys.topic7" not in ChatTemplate().render("x", many, tokenizer)
+    assert "comp.sys.topic7" not in AlpacaTemplate().render("x", many, tokenizer)
+    assert "negative, positive" in ChatTemplate().render("x", few, tokenizer)
 
 
 def test_chat_template_without_tokenizer_template_errors():
