@@ -358,9 +358,9 @@ def train(
             from .early_stopping import BestAdapterMonitor, trainer_callback
 
             monitor = BestAdapterMonitor(model, validation[0], validation[1], answers, pad_id,
-                                          eval_steps=math.ceil(max_steps / max(1, config.n_evaluations)),
-                                          patience=config.patience, batch_size=config.eval_batch_size,
-                                          class_weights=config.class_weights)
+                                         eval_steps=math.ceil(max_steps / max(1, config.n_evaluations)),
+                                         patience=config.patience, batch_size=config.eval_batch_size,
+                                         class_weights=config.class_weights)
             trainer.add_callback(trainer_callback(monitor))
         with checkpointed(model, config.gradient_checkpointing):
             output = trainer.train()
