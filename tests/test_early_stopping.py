@@ -151,3 +151,11 @@ def test_smallest_held_out_class_matches_the_rounding_rule(fraction):
     smallest = smallest_held_out_class(fraction)
     assert n_held_out(smallest, fraction) >= 1
     assert all(n_held_out(size, fraction) == 0 for size in range(1, smallest))
+
+
+def test_monitor_evaluates_every_eval_steps_and_after_the_last_step():
+    from llm_classifier.early_stopping import BestAdapterMonitor
+
+    monitor = BestAdapterMonitor(None, [], np.array([]), [], pad_id=0, eval_steps=3, patience=None, batch_size=1)
+    assert [step for step in range(1, 11) if monitor.due(step, 10)] == [3, 6, 9, 10]
+    assert not monitor.should_stop  # patience=None never stops
