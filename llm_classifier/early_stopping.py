@@ -165,10 +165,7 @@ class BestAdapterMonitor:
 
 def trainer_callback(monitor: BestAdapterMonitor) -> Any:
     """A :class:`transformers.TrainerCallback` that runs ``monitor`` after each optimizer step."""
-    from ._logging import quiet_transformers
-
-    with quiet_transformers():  # transformers' first import may import bitsandbytes, which logs about optional kernels
-        from transformers import TrainerCallback
+    from transformers import TrainerCallback  # already imported (and quietened) by training.train, its caller
 
     class BestAdapterCallback(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
