@@ -17,12 +17,15 @@ __all__ = ["LLM_PRESETS", "UNPARSEABLE", "GenerateAndParse", "llm_available", "m
 #: keyword arguments of ``LLMClassifier`` per method (merged with --llm-kwargs)
 LLM_PRESETS: dict[str, dict] = {
     "llm-zero-shot": {"max_steps": 0},
+    # one demonstration per class in the prompt; room for them beside a long text
+    "llm-few-shot": {"max_steps": 0, "few_shot": 1, "max_length": 1024},
     "llm-qlora": {},  # the library's defaults
     "llm-gemma-zero-shot": {"model": "gemma-3-270m", "max_steps": 0},
     "llm-gemma": {"model": "gemma-3-270m"},  # the library's defaults but the model
 }
 #: settings a method must keep whatever --llm-kwargs says
 LLM_FORCED: dict[str, dict] = {m: LLM_PRESETS[m] for m in ("llm-zero-shot", "llm-gemma-zero-shot", "llm-gemma")}
+LLM_FORCED["llm-few-shot"] = {"max_steps": 0, "few_shot": 1}
 #: label recorded for an answer the parser could not map to a class
 UNPARSEABLE = "<unparseable>"
 

@@ -80,6 +80,8 @@ METHODS: dict[str, MethodSpec] = {
                    _bert),
         MethodSpec("llm-zero-shot", "LLMClassifier(max_steps=0): label scoring without training",
                    _llm("llm-zero-shot"), needs_llm=True),
+        MethodSpec("llm-few-shot", "LLMClassifier(max_steps=0, few_shot=1, max_length=1024): one training text "
+                   "per class in the prompt, no training", _llm("llm-few-shot"), needs_llm=True),
         MethodSpec("llm-qlora", "LLMClassifier() defaults: QLoRA fine-tune, label scoring", _llm("llm-qlora"),
                    needs_llm=True),
         MethodSpec("llm-generate", "the llm-qlora model answering by generation, parsed to a label",
@@ -92,7 +94,10 @@ METHODS: dict[str, MethodSpec] = {
 }
 #: methods on the packaged gemma-3-270m: run only when asked for (its package is an extra install)
 GEMMA_METHODS = ["llm-gemma-zero-shot", "llm-gemma"]
-DEFAULT_METHODS = [m for m in METHODS if m not in GEMMA_METHODS]
+#: run only when asked for: gemma, and few-shot (its prompts grow with the classes: 52 demonstrations
+#: do not fit in max_length=1024)
+ON_REQUEST_METHODS = GEMMA_METHODS + ["llm-few-shot"]
+DEFAULT_METHODS = [m for m in METHODS if m not in ON_REQUEST_METHODS]
 LLM_METHODS = [m for m in DEFAULT_METHODS if METHODS[m].needs_llm]
 METHOD_GROUPS = {"baselines": ["tfidf", "bert-emb", "bert"], "llm": LLM_METHODS, "gemma": GEMMA_METHODS,
                  "all": DEFAULT_METHODS}

@@ -286,7 +286,7 @@ def _versus_best_baseline(records: list[dict]) -> list[str]:
 
     ok = {(r["task"], r["method"]): r["metrics"]["macro_f1"] for r in records
           if r.get("status") == "ok" and r.get("metrics")}
-    llm = [m for m in ("llm-qlora", "llm-generate", "llm-zero-shot", "llm-gemma", "llm-gemma-zero-shot")
+    llm = [m for m in ("llm-qlora", "llm-generate", "llm-zero-shot", "llm-few-shot", "llm-gemma", "llm-gemma-zero-shot")
            if any(k[1] == m for k in ok)]
     tasks = list(dict.fromkeys(r["task"] for r in records))
     rows = []
@@ -310,7 +310,7 @@ def _against_chance(records: list[dict], tasks: dict) -> list[str]:
     for r in records:
         meta = tasks.get(r["task"], {})
         counts = meta.get("test_class_counts")
-        if not r["method"].endswith("zero-shot") or r.get("status") != "ok" or not counts:
+        if not r["method"].endswith(("zero-shot", "few-shot")) or r.get("status") != "ok" or not counts:
             continue
         m = r["metrics"]
         majority = max(counts.values()) / sum(counts.values())
@@ -319,8 +319,8 @@ def _against_chance(records: list[dict], tasks: dict) -> list[str]:
                     f"{m['macro_f1']:.3f} | {1 / n_classes:.3f} |")
     if not rows:
         return []
-    return (["Zero-shot against chance:", "",
-             "| task (classes) | method | zero-shot accuracy | majority-class accuracy | zero-shot macro-F1 | 1 / classes |",
+    return (["Untrained (zero- and few-shot) against chance:", "",
+             "| task (classes) | method | accuracy | majority-class accuracy | macro-F1 | 1 / classes |",
              "|---|---|---|---|---|---|"] + rows + [""])
 
 

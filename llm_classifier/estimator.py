@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state
 from ._logging import warn_caller
 from .backends import resolve_backend
 from .calibration import fit_calibration
+from .demonstrations import add_demonstrations, draw_demonstrations
 from .distributed import is_main_process
 from .exceptions import UnparseableAnswerError
 from .labels import check_answers, resolve_parser, resolve_verbalizer
@@ -54,6 +55,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         ``"auto"`` (the model's chat template, else Alpaca), ``"chat"``, ``"alpaca"``, a
         format string with ``{text}`` (and optionally ``{labels}``), a callable
         ``f(text, labels) -> str`` or a template object.
+    few_shot : int, default=0
+        Demonstrations per class drawn from the training texts (seeded; never from the
+        validation slice) and placed in every prompt as earlier turns of the template,
+        which must take ``examples`` (the built-in chat and Alpaca templates do). They
+        are cut so that together they take at most half of ``max_length``; they stay
+        training texts. Mostly for untrained use (``max_steps=0``); see ``demonstrations_``.
     verbalizer : None, dict, callable or Verbalizer, default=None
         Class -> answer text; None uses ``str(label)``.
     label_parser : None, str, callable or LabelParser, default=None
@@ -165,7 +172,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     answers_ : list of str
         The answer text of each class.
     template_ : PromptTemplate
-        The resolved prompt template.
+        The resolved prompt template (with the demonstrations when ``few_shot`` > 0).
+    demonstrations_ : list of (str, label) tuples
+        The few-shot demonstrations in the prompt, as shortened text and class, in
+        prompt order; empty when ``few_shot=0``.
     label_parser_ : LabelParser
     backend_ : Backend
         The loaded model engine (holds the trained adapter).
@@ -186,6 +196,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "model": [str, os.PathLike],
         "prompt": [object],
+        "few_shot": [Interval(Integral, 0, None, closed="left")],
         "verbalizer": [object, None],
         "label_parser": [object, None],
         "backend": [object],
@@ -227,6 +238,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         *,
         model: str = DEFAULT_MODEL,
         prompt: Any = "auto",
+        few_shot: int = 0,
         verbalizer: Any = None,
         label_parser: Any = None,
         backend: Any = "transformers",
@@ -264,6 +276,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     ):
         self.model = model
         self.prompt = prompt
+        self.few_shot = few_shot
         self.verbalizer = verbalizer
         self.label_parser = label_parser
         self.backend = backend
@@ -401,6 +414,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         backend = resolve_backend(self.backend)
         backend.load(self.model, quantization=self.quantization, dtype=self.dtype, device=self.device)
         template = resolve_template(self.prompt, backend.tokenizer)
+        demo_rows = draw_demonstrations(codes, self.few_shot, seed, exclude=held)
+        demonstrations: list[tuple[str, Any]] = []
+        if len(demo_rows):
+            template, shortened = add_demonstrations(template, [texts[i] for i in demo_rows], codes[demo_rows],
+                                                     answers, backend.tokenizer, self.max_length)
+            demonstrations = [(text, classes[code]) for text, code in zip(shortened, codes[demo_rows])]
         answer_ids = encode_answers(backend.tokenizer, answers)
         prefix, suffix = split_template(template, answers, backend.tokenizer)
         encoder = PromptEncoder(backend.tokenizer, prefix, suffix, self.max_length, max(map(len, answer_ids)), self.truncation)
@@ -423,12 +442,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             if validation_scores is not None:
                 scores, scored_codes = validation_scores, codes[held]
             else:
-                scores, scored_codes = self._score_sample(backend, encoder, texts, codes, answer_ids, seed)
+                scores, scored_codes = self._score_sample(backend, encoder, texts, codes, answer_ids, seed, demo_rows)
             calibration = fit_calibration(method, scores, scored_codes, codes, len(classes))
         # Everything above works on locals: only now does the estimator change.
         self.classes_ = classes
         self.answers_ = answers
         self.template_ = template
+        self.demonstrations_ = demonstrations
         self.label_parser_ = parser
         self.backend_ = backend
         self.answer_ids_ = answer_ids
@@ -451,10 +471,17 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         return None
 
     def _score_sample(self, backend: Any, encoder: Any, texts: list[str], codes: np.ndarray, answer_ids: list,
-                      seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """Class log-scores and labels of up to :attr:`calibration_size` training texts."""
+                      seed: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class log-scores and labels of up to :attr:`calibration_size` training texts.
+
+        The rows in ``exclude`` (the demonstrations, which would see their own answer in
+        the prompt) are not drawn unless nothing else is left.
+        """
         rng = np.random.default_rng(seed)
-        sample = np.sort(rng.choice(len(texts), size=min(self.calibration_size, len(texts)), replace=False))
+        rows = np.setdiff1d(np.arange(len(texts)), exclude)
+        if len(rows) == 0:
+            rows = np.arange(len(texts))
+        sample = np.sort(rng.choice(rows, size=min(self.calibration_size, len(rows)), replace=False))
         prompts = encoder.encode([texts[i] for i in sample], warn=False).ids
         return backend.score(prompts, answer_ids, batch_size=self.eval_batch_size), codes[sample]
 

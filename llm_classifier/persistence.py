@@ -104,6 +104,7 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
         "prompt_prefix": estimator.prompt_prefix_,
         "prompt_suffix": estimator.prompt_suffix_,
         "template": _encode_param("template_", estimator.template_),
+        "demonstrations": [[text, int(np.searchsorted(classes, label))] for text, label in getattr(estimator, "demonstrations_", [])],
         "label_parser": _encode_param("label_parser_", estimator.label_parser_),
         "model": {"name": resolved.name, "fingerprint": resolved.fingerprint},
         "adapter_config": backend.get_adapter_config(),
@@ -198,6 +199,7 @@ def load(path: str | os.PathLike) -> Any:
         estimator.prompt_prefix_ = config["prompt_prefix"]
         estimator.prompt_suffix_ = config["prompt_suffix"]
         estimator.template_ = _decode_param(config["template"], None)
+        estimator.demonstrations_ = [(text, estimator.classes_[code]) for text, code in config.get("demonstrations", [])]
         estimator.label_parser_ = _decode_param(config["label_parser"], None) or DefaultParser()
         estimator.history_ = dict(config.get("history", {}))
         estimator.random_seed_ = int(config["random_seed"])

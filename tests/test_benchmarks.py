@@ -85,6 +85,7 @@ def test_task_names_and_groups_expand():
     assert plan_units(["llm-generate"]) == [["llm-generate"]]
     assert "llm-gemma" not in expand_methods("all") + expand_methods("llm")  # an extra install: only on request
     assert expand_methods("gemma") == ["llm-gemma-zero-shot", "llm-gemma"]
+    assert "llm-few-shot" not in expand_methods("all") + expand_methods("llm")  # long prompts: only on request
 
 
 @pytest.mark.parametrize("name", DEFAULT_TASKS + ["sentiment-reviews", "languages-pattern"])
@@ -312,7 +313,7 @@ def test_report_writer_on_fake_results(tmp_path):
     assert "| t1 | tfidf |" in md and "## Training figures" in md and "**skipped**" in md
     versus = md.split("against the best baseline")[1].split("\n\n")[1]  # the LLM-vs-best-baseline table
     assert versus.count("| t1 | ") == 1 and "(tfidf)" in versus and "| t2 |" not in versus  # t2 has no LLM record
-    chance = md.split("Zero-shot against chance")[1]
+    chance = md.split("Untrained (zero- and few-shot) against chance")[1]
     assert "| t1 (3) | " in chance and "| 0.750 | " in chance and "| 0.333 |" in chance
     assert "| c19 |" in md  # per-class table
 
@@ -440,3 +441,5 @@ def test_llm_methods_are_seeded_by_the_run_seed():
     assert (gemma.model, gemma.learning_rate, gemma.max_steps) == ("gemma-3-270m", 1e-4, None)
     zero_shot = METHODS["llm-gemma-zero-shot"].build({"seed": 1, "llm_kwargs": {"max_steps": 9}})
     assert (zero_shot.model, zero_shot.max_steps) == ("gemma-3-270m", 0)
+    few_shot = METHODS["llm-few-shot"].build({"seed": 1, "llm_kwargs": {"max_steps": 9, "max_length": 2048}})
+    assert (few_shot.max_steps, few_shot.few_shot, few_shot.max_length) == (0, 1, 2048)
