@@ -298,13 +298,14 @@ def test_report_writer_on_fake_results(tmp_path):
             _fake_record("t1", "tfidf", ["a", "b"], rng),
             _fake_record("t1", "llm-qlora", ["a", "b"], rng),
             _fake_record("t1", "llm-zero-shot", ["a", "b"], rng),
+            _fake_record("t1", "llm-few-shot", ["a", "b"], rng),
             _fake_record("t2", "tfidf", [f"c{i}" for i in range(20)], rng),
             {"task": "t2", "method": "llm-qlora", "status": "skipped", "reason": "no library"},
         ],
     }
     written = write_report(payload, tmp_path)
     data = json.loads((tmp_path / "results.json").read_text())
-    assert len(data["results"]) == 5
+    assert len(data["results"]) == 6
     assert (tmp_path / "plots" / "macro_f1.png").stat().st_size > 1000
     for task, method in (("t1", "tfidf"), ("t1", "llm-qlora"), ("t2", "tfidf")):
         png = tmp_path / "plots" / f"confusion_{task}__{method}.png"
@@ -315,6 +316,7 @@ def test_report_writer_on_fake_results(tmp_path):
     assert versus.count("| t1 | ") == 1 and "(tfidf)" in versus and "| t2 |" not in versus  # t2 has no LLM record
     chance = md.split("Untrained (zero- and few-shot) against chance")[1]
     assert "| t1 (3) | " in chance and "| 0.750 | " in chance and "| 0.333 |" in chance
+    assert "| llm-zero-shot |" in chance and "| llm-few-shot |" in chance
     assert "| c19 |" in md  # per-class table
 
 
