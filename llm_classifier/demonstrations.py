@@ -3,8 +3,8 @@
 ``k`` texts of every class are drawn (seeded, from the texts that train: never the
 held-out validation slice), shortened to a token budget and placed in every prompt as
 earlier question/answer turns of the template (its ``examples``). The demonstrations
-together take at most half of ``max_length``, so the text being classified keeps at
-least the other half.
+and their turns together take at most half of ``max_length``; the other half is left to
+the instruction, the text being classified and the answer.
 """
 
 from __future__ import annotations
