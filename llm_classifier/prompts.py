@@ -113,6 +113,11 @@ class ChatTemplate(BaseEstimator):
         A system message; ``None`` keeps the model's default.
     examples : sequence of (text, answer) pairs, default=None
         Few-shot demonstrations, rendered as earlier user/assistant turns.
+    repeat_instruction : bool, default=False
+        Whether every demonstration's user turn repeats the instruction. By default
+        only the first demonstration and the text's own turn carry it (the turns
+        between hold the bare texts), so demonstrations cost their text, not another
+        copy of the instruction and its class list.
     """
 
     def __init__(
@@ -120,10 +125,12 @@ class ChatTemplate(BaseEstimator):
         instruction: str = DEFAULT_INSTRUCTION,
         system: str | None = None,
         examples: Sequence[tuple[str, str]] | None = None,
+        repeat_instruction: bool = False,
     ):
         self.instruction = instruction
         self.system = system
         self.examples = examples
+        self.repeat_instruction = repeat_instruction
 
     def render(self, text: str, labels: Sequence[str], tokenizer: Any = None) -> str:
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
@@ -135,8 +142,9 @@ class ChatTemplate(BaseEstimator):
         messages: list[dict[str, str]] = []
         if self.system is not None:
             messages.append({"role": "system", "content": self.system})
-        for example_text, answer in self.examples or ():
-            messages.append({"role": "user", "content": f"{instruction}\n\n{example_text}"})
+        for i, (example_text, answer) in enumerate(self.examples or ()):
+            instructed = i == 0 or self.repeat_instruction
+            messages.append({"role": "user", "content": f"{instruction}\n\n{example_text}" if instructed else example_text})
             messages.append({"role": "assistant", "content": answer})
         messages.append({"role": "user", "content": f"{instruction}\n\n{text}"})
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

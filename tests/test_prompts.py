@@ -35,6 +35,22 @@ def test_chat_template_uses_tokenizer(tiny_model):
     assert "<|im_start|>assistant\npos<|im_end|>" in prompt
 
 
+def test_chat_demonstrations_carry_the_instruction_once_unless_repeated(tiny_model):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    shots = [("good", "pos"), ("awful", "neg"), ("fine", "pos")]
+    instruction = "Sentiment? {labels}"
+    once = ChatTemplate(instruction=instruction, examples=shots).render("bad", ["neg", "pos"], tokenizer)
+    assert once.count("Sentiment? neg, pos") == 2  # the first demonstration and the text's own turn
+    assert "<|im_start|>user\nawful<|im_end|>" in once
+    assert once.endswith("Sentiment? neg, pos\n\nbad<|im_end|>\n<|im_start|>assistant\n")
+    every = ChatTemplate(instruction=instruction, examples=shots, repeat_instruction=True).render("bad", ["neg", "pos"], tokenizer)
+    assert every.count("Sentiment? neg, pos") == 4
+    # without demonstrations the two render the same
+    assert ChatTemplate(repeat_instruction=True).render("x", ["a", "b"], tokenizer) == ChatTemplate().render("x", ["a", "b"], tokenizer)
+
+
 def test_auto_instruction_lists_a_short_label_set_only(tiny_model):
     from transformers import AutoTokenizer
 
