@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_METHODS", "GEMMA_METHODS", "LLM_METHODS", "METHODS", "MethodSpec", "expand_methods", "plan_units"]
+__all__ = ["DEFAULT_METHODS", "GEMMA_METHODS", "LLM_METHODS", "METHODS", "ON_REQUEST_METHODS", "MethodSpec", "expand_methods",
+           "plan_units"]
 
 
 @dataclass(frozen=True)
