@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
+from .tokenization import truncate
+
 #: Demonstrations (with their template turns) may fill at most this share of ``max_length``.
 DEMONSTRATION_SHARE = 0.5
 #: A demonstration shorter than this many text tokens would say too little to be worth its turn.
@@ -52,12 +54,13 @@ def draw_demonstrations(codes: np.ndarray, per_class: int, seed: int, exclude: n
     return rng.permutation(np.asarray(rows, dtype=int))
 
 
-def shorten(text: str, tokenizer: Any, max_tokens: int) -> str:
-    """``text`` cut to its first ``max_tokens`` tokens (unchanged when it fits)."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+def shorten(text: str, tokenizer: Any, max_tokens: int, ids: Sequence[int] | None = None) -> str:
+    """``text`` cut to its first ``max_tokens`` tokens (unchanged when it fits); ``ids`` are its tokens if known."""
+    if ids is None:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     if len(ids) <= max_tokens:
         return text
-    return tokenizer.decode(ids[:max_tokens]).rstrip()
+    return tokenizer.decode(truncate(ids, max_tokens, "head")).rstrip()
 
 
 def with_examples(template: Any, examples: list[list[str]]) -> Any:
@@ -89,12 +92,13 @@ def _prompt_tokens(template: Any, answers: Sequence[str], tokenizer: Any) -> int
 
 
 def demonstration_budget(template: Any, answers: Sequence[str], codes: Sequence[int], tokenizer: Any,
-                         max_length: int) -> int:
+                         max_length: int, base_tokens: int | None = None) -> int:
     """Text tokens each demonstration may keep.
 
     The template is rendered with the drawn demonstrations' answers and empty texts to
     measure what their turns cost; the rest of ``DEMONSTRATION_SHARE * max_length`` is
-    shared equally among their texts.
+    shared equally among their texts. ``base_tokens`` is the template's own prompt length,
+    when the caller has it.
 
     Raises
     ------
@@ -103,7 +107,9 @@ def demonstration_budget(template: Any, answers: Sequence[str], codes: Sequence[
         ``few_shot`` and ``max_length``.
     """
     empty = with_examples(template, [["", answers[code]] for code in codes])
-    turns = _prompt_tokens(empty, answers, tokenizer) - _prompt_tokens(template, answers, tokenizer)
+    if base_tokens is None:
+        base_tokens = _prompt_tokens(template, answers, tokenizer)
+    turns = _prompt_tokens(empty, answers, tokenizer) - base_tokens
     budget = (int(DEMONSTRATION_SHARE * max_length) - turns) // max(len(codes), 1)
     if budget < MIN_DEMONSTRATION_TOKENS:
         raise ValueError(
@@ -137,10 +143,12 @@ def add_demonstrations(template: Any, texts: Sequence[str], codes: Sequence[int]
     shortened : list of str
         The demonstrations' texts as they appear in the prompt.
     """
-    budget = demonstration_budget(template, answers, codes, tokenizer, max_length)
-    room = int(DEMONSTRATION_SHARE * max_length) + _prompt_tokens(template, answers, tokenizer)
+    base_tokens = _prompt_tokens(template, answers, tokenizer)
+    budget = demonstration_budget(template, answers, codes, tokenizer, max_length, base_tokens)
+    room = int(DEMONSTRATION_SHARE * max_length) + base_tokens
+    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]  # once, not per try
     while True:  # texts tokenise a little differently in context: shrink until the prompt fits its share
-        shortened = [shorten(text, tokenizer, budget) for text in texts]
+        shortened = [shorten(text, tokenizer, budget, text_ids) for text, text_ids in zip(texts, ids)]
         examples = with_examples(template, [[text, answers[code]] for text, code in zip(shortened, codes)])
         if budget <= MIN_DEMONSTRATION_TOKENS or _prompt_tokens(examples, answers, tokenizer) <= room:
             return examples, shortened
