@@ -95,11 +95,15 @@ class BestAdapterMonitor:
         Prompts scored per forward pass.
     class_weights : sequence of float, optional
         Weight of each class code in the validation log-loss (as in the training loss).
+    direction : {"direct", "channel"}, default="direct"
+        How the slice is scored: ``log p(answer_k | prompt)`` (``prompts`` are prompts,
+        ``answers`` the answers) or ``log p(text | class prompt_k)`` (``prompts`` are the
+        encoded texts, ``answers`` the class prompts).
     """
 
     def __init__(self, model: Any, prompts: Sequence[Sequence[int]], codes: np.ndarray, answers: Sequence[Sequence[int]],
                  pad_id: int, eval_steps: int, patience: int | None, batch_size: int,
-                 class_weights: Sequence[float] | None = None) -> None:
+                 class_weights: Sequence[float] | None = None, direction: str = "direct") -> None:
         self.model = model
         self.prompts = prompts
         self.codes = np.asarray(codes)
@@ -109,6 +113,7 @@ class BestAdapterMonitor:
         self.patience = patience
         self.batch_size = batch_size
         self.class_weights = class_weights
+        self.direction = direction
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Any] | None = None
         self.best_step: int | None = None
@@ -121,13 +126,14 @@ class BestAdapterMonitor:
         """Score the validation slice with the current adapter; remember it if it is the best so far."""
         import torch
 
-        from .scoring import score_labels
+        from .scoring import score_channel, score_labels
 
+        score = score_labels if self.direction == "direct" else score_channel
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.inference_mode():
-                scores = score_labels(self.model, self.prompts, self.answers, pad_id=self.pad_id, batch_size=self.batch_size)
+                scores = score(self.model, self.prompts, self.answers, pad_id=self.pad_id, batch_size=self.batch_size)
         finally:
             self.model.train(was_training)
         record = {"step": int(step), **validation_scores(scores, self.codes, self.class_weights)}

@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state
 from ._logging import warn_caller
 from .backends import resolve_backend
 from .calibration import fit_calibration
+from .channel import encode_class_prompts, resolve_channel_template
 from .demonstrations import add_demonstrations, draw_demonstrations
 from .distributed import is_main_process
 from .exceptions import UnparseableAnswerError
@@ -28,6 +29,15 @@ from .tokenization import TRUNCATIONS, PromptEncoder, encode_answers
 from .training import OBJECTIVES, OPTIMIZERS, SCHEDULERS, TrainConfig
 from .validation import check_labels, check_texts, iter_text_chunks
 from .validation import canonical_order, check_classes, check_on_unparseable, check_params, check_predict_params, resolve_class_weights
+
+
+def _score(backend: Any, prompts: list[list[int]], targets: list[list[int]], channel: bool, batch_size: int,
+           progress: Any = None) -> np.ndarray:
+    """``[n, n_classes]`` class log-scores: ``log p(answer_k | prompt)``, or with ``channel``
+    ``log p(text | class prompt_k)`` (``prompts`` then hold the texts, ``targets`` the class prompts)."""
+    if channel:
+        return backend.score_channel(prompts, targets, batch_size=batch_size, progress=progress)
+    return backend.score(prompts, targets, batch_size=batch_size, progress=progress)
 
 
 def _progress(total: int | None, verbose: bool, desc: str) -> Any:
@@ -55,6 +65,15 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         ``"auto"`` (the model's chat template, else Alpaca), ``"chat"``, ``"alpaca"``, a
         format string with ``{text}`` (and optionally ``{labels}``), a callable
         ``f(text, labels) -> str`` or a template object.
+    direction : {"direct", "channel"}, default="direct"
+        What the model scores. "direct": each class's answer after the text's prompt,
+        ``log p(answer | prompt(text))``. "channel" (the noisy channel of Min et al.,
+        2022): the text after each class's own prompt, ``log p(text | prompt(class))``;
+        fine-tuning then learns to write the texts of each class, with the loss on every
+        text token instead of on the answer, and prediction makes one pass over the text
+        per class. ``prompt`` is then "auto" (:class:`~llm_classifier.channel.ChannelTemplate`),
+        an instruction containing ``{label}`` or a template with ``render_class``; it
+        needs ``inference="score"``, ``few_shot=0`` and ``objective="answer"``.
     few_shot : int, default=0
         Demonstrations per class drawn from the training texts (seeded; never from the
         validation slice) and placed in every prompt as earlier turns of the template,
@@ -176,6 +195,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     demonstrations_ : list of (str, label) tuples
         The few-shot demonstrations in the prompt, as shortened text and class, in
         prompt order; empty when ``few_shot=0``.
+    class_prompts_ : list of str
+        With ``direction="channel"``, the prompt each class's texts are scored after;
+        empty for the direct direction.
     label_parser_ : LabelParser
     backend_ : Backend
         The loaded model engine (holds the trained adapter).
@@ -196,6 +218,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "model": [str, os.PathLike],
         "prompt": [object],
+        "direction": [StrOptions({"direct", "channel"})],
         "few_shot": [Interval(Integral, 0, None, closed="left")],
         "verbalizer": [object, None],
         "label_parser": [object, None],
@@ -238,6 +261,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         *,
         model: str = DEFAULT_MODEL,
         prompt: Any = "auto",
+        direction: str = "direct",
         few_shot: int = 0,
         verbalizer: Any = None,
         label_parser: Any = None,
@@ -276,6 +300,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     ):
         self.model = model
         self.prompt = prompt
+        self.direction = direction
         self.few_shot = few_shot
         self.verbalizer = verbalizer
         self.label_parser = label_parser
@@ -372,6 +397,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             optimizer=self.optimizer,
             lr_scheduler=self.lr_scheduler,
             objective=self.objective,
+            direction=self.direction,
             class_weights=class_weights,
             gradient_checkpointing=self.gradient_checkpointing,
             patience=self.n_iter_no_change,
@@ -413,16 +439,26 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         config = self._train_config(seed, early_stopping=held is not None, class_weights=class_weights)
         backend = resolve_backend(self.backend)
         backend.load(self.model, quantization=self.quantization, dtype=self.dtype, device=self.device)
-        template = resolve_template(self.prompt, backend.tokenizer)
         demo_rows = draw_demonstrations(codes, self.few_shot, seed, exclude=held)
         demonstrations: list[tuple[str, Any]] = []
-        if len(demo_rows):
-            template, shortened = add_demonstrations(template, [texts[i] for i in demo_rows], codes[demo_rows],
-                                                     answers, backend.tokenizer, self.max_length)
-            demonstrations = [(text, classes[code]) for text, code in zip(shortened, codes[demo_rows])]
-        answer_ids = encode_answers(backend.tokenizer, answers)
-        prefix, suffix = split_template(template, answers, backend.tokenizer)
-        encoder = PromptEncoder(backend.tokenizer, prefix, suffix, self.max_length, max(map(len, answer_ids)), self.truncation)
+        class_prompts: list[str] = []
+        if self.direction == "channel":
+            # The roles swap: each class has a prompt (scored against, like an answer) and the
+            # text, closed by the end token, is what the model scores after it.
+            template = resolve_channel_template(self.prompt)
+            class_prompts = [template.render_class(answer, backend.tokenizer) for answer in answers]
+            answer_ids = encode_class_prompts(backend.tokenizer, class_prompts)
+            prefix, suffix = "", str(backend.tokenizer.eos_token)
+        else:
+            template = resolve_template(self.prompt, backend.tokenizer)
+            if len(demo_rows):
+                template, shortened = add_demonstrations(template, [texts[i] for i in demo_rows], codes[demo_rows],
+                                                         answers, backend.tokenizer, self.max_length)
+                demonstrations = [(text, classes[code]) for text, code in zip(shortened, codes[demo_rows])]
+            answer_ids = encode_answers(backend.tokenizer, answers)
+            prefix, suffix = split_template(template, answers, backend.tokenizer)
+        encoder = PromptEncoder(backend.tokenizer, prefix, suffix, self.max_length, max(map(len, answer_ids)), self.truncation,
+                                start_token=not class_prompts)
         if config.n_steps(len(texts)) == 0:
             history: dict[str, Any] = {"n_steps": 0, "n_examples": len(texts), "steps": []}
         elif held is not None:
@@ -442,13 +478,15 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             if validation_scores is not None:
                 scores, scored_codes = validation_scores, codes[held]
             else:
-                scores, scored_codes = self._score_sample(backend, encoder, texts, codes, answer_ids, seed, demo_rows)
+                scores, scored_codes = self._score_sample(backend, encoder, texts, codes, answer_ids, seed, demo_rows,
+                                                          channel=bool(class_prompts))
             calibration = fit_calibration(method, scores, scored_codes, codes, len(classes))
         # Everything above works on locals: only now does the estimator change.
         self.classes_ = classes
         self.answers_ = answers
         self.template_ = template
         self.demonstrations_ = demonstrations
+        self.class_prompts_ = class_prompts
         self.label_parser_ = parser
         self.backend_ = backend
         self.answer_ids_ = answer_ids
@@ -471,7 +509,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         return None
 
     def _score_sample(self, backend: Any, encoder: Any, texts: list[str], codes: np.ndarray, answer_ids: list,
-                      seed: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                      seed: int, exclude: np.ndarray, channel: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Class log-scores and labels of up to :attr:`calibration_size` training texts.
 
         The rows in ``exclude`` (the demonstrations, which would see their own answer in
@@ -483,7 +521,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             rows = np.arange(len(texts))
         sample = np.sort(rng.choice(rows, size=min(self.calibration_size, len(rows)), replace=False))
         prompts = encoder.encode([texts[i] for i in sample], warn=False).ids
-        return backend.score(prompts, answer_ids, batch_size=self.eval_batch_size), codes[sample]
+        return _score(backend, prompts, answer_ids, channel, self.eval_batch_size), codes[sample]
 
     # -- prediction ------------------------------------------------------------------------
     #: Texts validated, encoded and scored at a time by predict, predict_proba and generate:
@@ -494,7 +532,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     def _encoder(self) -> PromptEncoder:
         check_predict_params(self)  # parameters may have been set_params'ed since fit
         return PromptEncoder(self.backend_.tokenizer, self.prompt_prefix_, self.prompt_suffix_, self.max_length,
-                             max(map(len, self.answer_ids_)), self.truncation)
+                             max(map(len, self.answer_ids_)), self.truncation, start_token=not self._is_channel())
+
+    def _is_channel(self) -> bool:
+        """Whether the fitted classifier scores texts after class prompts (``direction="channel"``)."""
+        return bool(getattr(self, "class_prompts_", None))
 
     def _encode(self, X: Any) -> list[list[int]]:
         check_is_fitted(self, "classes_")
@@ -545,8 +587,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``; values are <= 0 and rows do not sum to 1.
         """
-        parts = self._per_chunk(X, "Scoring", lambda start, texts, prompts, bar: self.backend_.score(
-            prompts, self.answer_ids_, batch_size=self.eval_batch_size, progress=bar))
+        channel = self._is_channel()
+        parts = self._per_chunk(X, "Scoring", lambda start, texts, prompts, bar: _score(
+            self.backend_, prompts, self.answer_ids_, channel, self.eval_batch_size, progress=bar))
         return np.concatenate(parts)
 
     def _calibrated_scores(self, X: Any) -> np.ndarray:

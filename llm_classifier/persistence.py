@@ -31,7 +31,7 @@ FORMAT = "llm_classifier"
 FORMAT_VERSION = 1
 CONFIG_FILE = "classifier.json"
 ADAPTER_FILE = "adapter.safetensors"
-_PLUGIN_MODULES = ("llm_classifier.prompts", "llm_classifier.labels", "llm_classifier.backends.transformers")
+_PLUGIN_MODULES = ("llm_classifier.prompts", "llm_classifier.channel", "llm_classifier.labels", "llm_classifier.backends.transformers")
 _UNSAVED = "__unsaved__"
 
 
@@ -103,6 +103,7 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
         "answers": list(estimator.answers_),
         "prompt_prefix": estimator.prompt_prefix_,
         "prompt_suffix": estimator.prompt_suffix_,
+        "class_prompts": list(getattr(estimator, "class_prompts_", [])),
         "template": _encode_param("template_", estimator.template_),
         "demonstrations": [[text, int(np.searchsorted(classes, label))] for text, label in getattr(estimator, "demonstrations_", [])],
         "label_parser": _encode_param("label_parser_", estimator.label_parser_),
@@ -167,6 +168,7 @@ def load(path: str | os.PathLike) -> Any:
     from .backends import resolve_backend
     from .estimator import LLMClassifier
     from .labels import DefaultParser
+    from .channel import encode_class_prompts
     from .tokenization import encode_answers
 
     directory = Path(path)
@@ -195,7 +197,11 @@ def load(path: str | os.PathLike) -> Any:
 
         estimator.classes_ = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
         estimator.answers_ = list(config["answers"])
-        estimator.answer_ids_ = encode_answers(backend.tokenizer, estimator.answers_)
+        estimator.class_prompts_ = list(config.get("class_prompts", []))
+        if estimator.class_prompts_:  # direction="channel": texts are scored after these prompts
+            estimator.answer_ids_ = encode_class_prompts(backend.tokenizer, estimator.class_prompts_)
+        else:
+            estimator.answer_ids_ = encode_answers(backend.tokenizer, estimator.answers_)
         estimator.prompt_prefix_ = config["prompt_prefix"]
         estimator.prompt_suffix_ = config["prompt_suffix"]
         estimator.template_ = _decode_param(config["template"], None)

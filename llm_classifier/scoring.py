@@ -256,3 +256,77 @@ def score_labels_naive(
             steps = torch.arange(first - 1, first - 1 + len(targets))
             out[i, k] = float(log_probs[row, steps, targets].double().sum())
     return out
+
+
+def continuation_log_probs(model: Any, sequences: Sequence[Sequence[int]], starts: Sequence[int], *, pad_id: int) -> torch.Tensor:
+    """``[B]`` summed log-probability of each sequence's tokens from ``starts[b]`` on (differentiable).
+
+    The sequences are right-padded into one batch; the output layer is applied only at
+    the positions that predict a scored token, a chunk of rows at a time.
+    """
+    device = next(model.parameters()).device
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.as_tensor(list(sequence), dtype=torch.long)
+        attention[row, : len(sequence)] = 1
+    ids, attention = ids.to(device), attention.to(device)
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state[:, :-1]
+    positions = torch.arange(width - 1, device=device)[None, :]  # position t predicts token t + 1
+    first = torch.as_tensor(list(starts), device=device)[:, None] - 1
+    last = attention.sum(dim=1, keepdim=True) - 1
+    where = (positions >= first) & (positions < last)  # [B, T-1]
+    rows, columns = where.nonzero(as_tuple=True)
+    targets = ids[:, 1:][rows, columns]
+    chunk = max(1, LOGIT_ELEMENTS // model.config.vocab_size)
+    values = []
+    for start in range(0, len(rows), chunk):
+        logits = _logits(model, hidden[rows[start : start + chunk], columns[start : start + chunk]])
+        values.append(-torch.nn.functional.cross_entropy(logits, targets[start : start + chunk], reduction="none"))
+    token_log_probs = torch.cat(values) if values else torch.zeros(0, device=device)
+    return torch.zeros(len(sequences), dtype=token_log_probs.dtype, device=device).index_add(0, rows, token_log_probs)
+
+
+@torch.inference_mode()
+def score_channel(
+    model: Any,
+    texts: Sequence[Sequence[int]],
+    class_prompts: Sequence[Sequence[int]],
+    *,
+    pad_id: int,
+    batch_size: int = 8,
+    progress: Any = None,
+) -> np.ndarray:
+    """The noisy-channel scores ``log p(text_i | class_prompt_k)`` for every text and class.
+
+    Each text (its end token included) is scored after each class's prompt: one
+    sequence per (text, class) pair, batched by length.
+
+    Parameters
+    ----------
+    model : transformers causal LM
+    texts : sequence of token-id lists
+        The encoded texts, each ending with the end-of-text token.
+    class_prompts : sequence of token-id lists
+        The prompt that introduces a text of each class.
+    pad_id : int
+    batch_size : int, default=8
+        Sequences per forward pass: ``batch_size // n_classes`` texts (at least one).
+    progress : tqdm-like or None
+        Updated with the number of texts scored.
+
+    Returns
+    -------
+    ndarray of shape (n_texts, n_classes), float64
+    """
+    n_classes = len(class_prompts)
+    out = np.empty((len(texts), n_classes), dtype=np.float64)
+    for batch in length_batches([len(t) for t in texts], max(1, batch_size // n_classes)):
+        sequences = [list(class_prompts[k]) + list(texts[i]) for i in batch for k in range(n_classes)]
+        starts = [len(class_prompts[k]) for _ in batch for k in range(n_classes)]
+        scores = continuation_log_probs(model, sequences, starts, pad_id=pad_id)
+        out[batch] = scores.double().cpu().numpy().reshape(len(batch), n_classes)
+        if progress is not None:
+            progress.update(len(batch))
+    return out

@@ -119,14 +119,20 @@ class PromptEncoder:
         Length of the longest answer in tokens (end-of-answer token included).
     truncation : {"head", "tail", "head+tail"}, default="head"
         The part of an over-long text that is kept (see :func:`truncate`).
+    start_token : bool, default=True
+        Whether the encoding starts with the tokenizer's start token (when it adds one).
+        False for texts that continue another prompt (``direction="channel"``).
     """
 
     def __init__(self, tokenizer: Any, prefix: str, suffix: str, max_length: int, max_answer_length: int,
-                 truncation: str = "head"):
+                 truncation: str = "head", start_token: bool = True):
         check_truncation(truncation)
         self.tokenizer = tokenizer
         self.truncation = truncation
-        self.prefix_ids = _prefix_ids(tokenizer, prefix)
+        if start_token:
+            self.prefix_ids = _prefix_ids(tokenizer, prefix)
+        else:
+            self.prefix_ids = list(tokenizer(prefix, add_special_tokens=False)["input_ids"]) if prefix else []
         self.suffix_ids = list(tokenizer(suffix, add_special_tokens=False)["input_ids"]) if suffix else []
         self.budget = max_length - len(self.prefix_ids) - len(self.suffix_ids) - max_answer_length
         if self.budget < 1:

@@ -30,6 +30,7 @@ OPTIMIZERS = {
     "sgd": "sgd",
 }
 OBJECTIVES = ("answer", "class", "answer+class")
+DIRECTIONS = ("direct", "channel")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial")
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -52,6 +53,8 @@ class TrainConfig:
     optimizer: str = "adamw"
     lr_scheduler: str = "linear"
     objective: str = "answer"
+    #: "direct": learn the answer after the prompt; "channel": learn the text after its class's prompt
+    direction: str = "direct"
     #: loss weight of each class code (``None``: every example counts the same)
     class_weights: Sequence[float] | None = None
     #: recompute each decoder layer's activations in the backward pass instead of storing them
@@ -268,15 +271,22 @@ class TreeCollator:
         return {**batch, **_example_weights(features, self.class_weights)}
 
 
-def build_dataset(prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], codes: np.ndarray) -> Any:
-    """A ``datasets.Dataset`` of prompt + answer ids with lengths for grouping."""
+def build_dataset(prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], codes: np.ndarray,
+                  direction: str = "direct") -> Any:
+    """A ``datasets.Dataset`` of the training sequences with lengths for grouping.
+
+    ``"direct"``: each prompt followed by its class's answer, the loss on the answer.
+    ``"channel"``: ``prompts`` are the encoded texts and ``answers`` the class prompts;
+    each text follows its class's prompt, the loss on the text.
+    """
     from datasets import Dataset
 
     rows = {"input_ids": [], "prompt_length": [], "length": [], "code": []}
     for prompt, code in zip(prompts, codes):
-        sequence = list(prompt) + list(answers[int(code)])
+        head, tail = (prompt, answers[int(code)]) if direction == "direct" else (answers[int(code)], prompt)
+        sequence = list(head) + list(tail)
         rows["input_ids"].append(sequence)
-        rows["prompt_length"].append(len(prompt))
+        rows["prompt_length"].append(len(head))
         rows["length"].append(len(sequence))
         rows["code"].append(int(code))
     return Dataset.from_dict(rows)
@@ -360,7 +370,7 @@ def train(
             monitor = BestAdapterMonitor(model, validation[0], validation[1], answers, pad_id,
                                          eval_steps=math.ceil(max_steps / max(1, config.n_evaluations)),
                                          patience=config.patience, batch_size=config.eval_batch_size,
-                                         class_weights=config.class_weights)
+                                         class_weights=config.class_weights, direction=config.direction)
             trainer.add_callback(trainer_callback(monitor))
         with checkpointed(model, config.gradient_checkpointing):
             output = trainer.train()

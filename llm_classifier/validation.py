@@ -276,9 +276,33 @@ def check_params(estimator: Any) -> None:
         items = [targets] if isinstance(targets, str) else list(targets)
         if not items or not all(isinstance(item, str) and item.strip() for item in items):
             raise _invalid(estimator, "target_modules", "None, a module name or a non-empty list of module names (str)", targets)
+    if estimator.direction == "channel":
+        check_channel_params(estimator)
+        return
     template = resolve_template(estimator.prompt, None)  # unknown names, format strings without {text}
     if isinstance(estimator.prompt, str) and isinstance(template, FormatTemplate):
         split_template(template, ["a", "b"])  # {text} exactly once
+
+
+def check_channel_params(estimator: Any) -> None:
+    """``direction="channel"`` scores texts, not answers: the options that need answers are errors."""
+    from .channel import resolve_channel_template
+
+    resolve_channel_template(estimator.prompt)
+    conflicts = [
+        ("inference", estimator.inference != "score", "'score' (a channel model writes texts, not answers)"),
+        ("few_shot", estimator.few_shot != 0, "0 (demonstrations are not supported in the channel direction)"),
+        ("objective", estimator.objective != "answer", "'answer' (the loss is on the text; the class objectives score answers)"),
+    ]
+    for name, conflicting, allowed in conflicts:
+        if conflicting:
+            raise _invalid(estimator, name, f"{allowed} when direction='channel'", getattr(estimator, name))
+    backend = estimator.backend
+    if not isinstance(backend, str) and not callable(getattr(backend, "score_channel", None)):
+        raise ValueError(
+            f"direction='channel' needs a backend with a score_channel method; the 'backend' parameter "
+            f"of {type(estimator).__name__} is {backend!r}, which has none."
+        )
 
 
 def check_on_unparseable(estimator: Any, classes: np.ndarray) -> None:
@@ -303,6 +327,8 @@ def check_predict_params(estimator: Any) -> None:
     constraints = {name: estimator._parameter_constraints[name] for name in _PREDICT_PARAMS}
     validate_parameter_constraints(constraints, {name: getattr(estimator, name) for name in _PREDICT_PARAMS}, caller_name=type(estimator).__name__)
     _check_no_bools(estimator, ("max_length", "eval_batch_size", "max_new_tokens"))
+    if getattr(estimator, "class_prompts_", None) and estimator.inference != "score":
+        raise _invalid(estimator, "inference", "'score' for a classifier fitted with direction='channel'", estimator.inference)
     check_on_unparseable(estimator, estimator.classes_)
 
 

@@ -35,6 +35,10 @@ class Backend(Protocol):
     ) -> dict[str, Any]:
         """Train adapters on ``prompt + answers[code]`` with the loss on the answer; return the history.
 
+        With ``config.direction == "channel"`` the roles swap: ``prompts`` are the encoded
+        texts, ``answers`` the class prompts, and the loss is on the text after
+        ``answers[code]``.
+
         ``validation = (prompts, codes)``, when given, is a held-out slice to monitor:
         keep the adapter with the lowest validation log-loss (and stop early if
         ``config.patience`` says so).
@@ -43,6 +47,11 @@ class Backend(Protocol):
 
     def score(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], *, batch_size: int) -> np.ndarray:
         """``log p(answer_k | prompt_i)`` as an array of shape ``(n_prompts, n_answers)``."""
+        ...
+
+    def score_channel(self, texts: Sequence[Sequence[int]], class_prompts: Sequence[Sequence[int]], *, batch_size: int) -> np.ndarray:
+        """``log p(text_i | class_prompt_k)`` as an array of shape ``(n_texts, n_classes)``
+        (only needed for ``LLMClassifier(direction="channel")``)."""
         ...
 
     def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int) -> list[str]:

@@ -178,7 +178,7 @@ class TransformersBackend:
         base = self._dense_base() if dense else self._load_base()
         config.target_modules = lora_targets(base, config.target_modules)
         model = add_lora(base, config)
-        dataset = build_dataset(prompts, answers, codes)
+        dataset = build_dataset(prompts, answers, codes, config.direction)
         bf16 = self.torch_dtype == torch.bfloat16
         history = train(model, dataset, answers, config, self.pad_id, use_cpu=self.device == "cpu", bf16=bf16,
                         validation=validation)
@@ -220,6 +220,13 @@ class TransformersBackend:
         from ..scoring import score_labels
 
         return score_labels(self.inference_model, prompts, answers, pad_id=self.pad_id, batch_size=batch_size, progress=progress)
+
+    def score_channel(self, texts: Sequence[Sequence[int]], class_prompts: Sequence[Sequence[int]], *, batch_size: int,
+                      progress: Any = None) -> np.ndarray:
+        from ..scoring import score_channel
+
+        return score_channel(self.inference_model, texts, class_prompts, pad_id=self.pad_id, batch_size=batch_size,
+                             progress=progress)
 
     def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int, progress: Any = None) -> list[str]:
         import torch
