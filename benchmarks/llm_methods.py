@@ -20,11 +20,15 @@ LLM_PRESETS: dict[str, dict] = {
     # one demonstration per class in the prompt; room for them beside a long text
     "llm-few-shot": {"max_steps": 0, "few_shot": 1, "max_length": 1024},
     "llm-qlora": {},  # the library's defaults
+    # the noisy channel: log p(text | class), untrained and fine-tuned
+    "llm-channel-zero-shot": {"direction": "channel", "max_steps": 0},
+    "llm-channel": {"direction": "channel"},
     "llm-gemma-zero-shot": {"model": "gemma-3-270m", "max_steps": 0},
     "llm-gemma": {"model": "gemma-3-270m"},  # the library's defaults but the model
 }
 #: settings a method must keep whatever --llm-kwargs says
-LLM_FORCED: dict[str, dict] = {m: LLM_PRESETS[m] for m in ("llm-zero-shot", "llm-gemma-zero-shot", "llm-gemma")}
+LLM_FORCED: dict[str, dict] = {m: LLM_PRESETS[m] for m in ("llm-zero-shot", "llm-gemma-zero-shot", "llm-gemma",
+                                                            "llm-channel-zero-shot", "llm-channel")}
 LLM_FORCED["llm-few-shot"] = {"max_steps": 0, "few_shot": 1}
 #: label recorded for an answer the parser could not map to a class
 UNPARSEABLE = "<unparseable>"

