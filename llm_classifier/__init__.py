@@ -9,6 +9,7 @@ model is loaded, so importing this package is quick.
 
 from ._logging import disable_hub_telemetry
 from .backends import Backend
+from .channel import ChannelTemplate
 from .estimator import LLMClassifier
 from .exceptions import IncompatibleArtifactError, MissingDependencyError, ModelNotFoundError, UnparseableAnswerError
 from .labels import DefaultParser, DefaultVerbalizer, ExactParser, FunctionVerbalizer, LabelParser, MappingVerbalizer, Verbalizer
@@ -24,6 +25,7 @@ __all__ = [
     "ChatTemplate",
     "FormatTemplate",
     "CallableTemplate",
+    "ChannelTemplate",
     "PromptTemplate",
     "DefaultVerbalizer",
     "MappingVerbalizer",
