@@ -576,6 +576,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         The raw scores behind every prediction: ``log p(answer_k | prompt(x))`` summed over
         the answer's tokens (ending token included), before any calibration map and before
         normalisation over ``classes_``. Use them to study or fit calibration yourself.
+        With ``direction="channel"`` they are ``log p(text | class prompt_k)`` summed over
+        the text's tokens (its end token included).
 
         Parameters
         ----------
