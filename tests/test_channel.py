@@ -132,3 +132,15 @@ def test_generate_after_a_channel_fit_is_an_error(tiny_params, sentiment):
     clf.set_params(inference="generate")
     with pytest.raises(ValueError, match="'inference' parameter .* fitted with direction='channel'"):
         clf.predict(X[:2])
+
+
+def test_channel_needs_a_backend_that_scores_texts(tiny_params, sentiment):
+    class AnswersOnly:  # the four methods of the direct direction, no score_channel
+        def load(self, model, *, quantization, dtype, device): ...
+        def fit(self, prompts, answers, codes, config, validation=None): ...
+        def score(self, prompts, answers, *, batch_size, progress=None): ...
+        def generate(self, prompts, *, max_new_tokens, batch_size, progress=None): ...
+
+    X, y = sentiment
+    with pytest.raises(ValueError, match="direction='channel' needs a backend with a score_channel method"):
+        LLMClassifier(**tiny_params, direction="channel", backend=AnswersOnly()).fit(X, y)
