@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .averaging import AdapterEMA
 
 __all__ = ["BestAdapterMonitor", "NEAR_TIE", "n_held_out", "smallest_held_out_class", "stratified_holdout", "trainer_callback"]
 
@@ -99,11 +103,14 @@ class BestAdapterMonitor:
         How the slice is scored: ``log p(answer_k | prompt)`` (``prompts`` are prompts,
         ``answers`` the answers) or ``log p(text | class prompt_k)`` (``prompts`` are the
         encoded texts, ``answers`` the class prompts).
+    averaged : AdapterEMA, optional
+        Score (and keep) the moving average of the adapter weights instead of the trained ones.
     """
 
     def __init__(self, model: Any, prompts: Sequence[Sequence[int]], codes: np.ndarray, answers: Sequence[Sequence[int]],
                  pad_id: int, eval_steps: int, patience: int | None, batch_size: int,
-                 class_weights: Sequence[float] | None = None, direction: str = "direct") -> None:
+                 class_weights: Sequence[float] | None = None, direction: str = "direct",
+                 averaged: AdapterEMA | None = None) -> None:
         self.model = model
         self.prompts = prompts
         self.codes = np.asarray(codes)
@@ -114,6 +121,7 @@ class BestAdapterMonitor:
         self.batch_size = batch_size
         self.class_weights = class_weights
         self.direction = direction
+        self.averaged = averaged
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Any] | None = None
         self.best_step: int | None = None
@@ -129,23 +137,24 @@ class BestAdapterMonitor:
         from .scoring import score_channel, score_labels
 
         score = score_labels if self.direction == "direct" else score_channel
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.inference_mode():
-                scores = score(self.model, self.prompts, self.answers, pad_id=self.pad_id, batch_size=self.batch_size)
-        finally:
-            self.model.train(was_training)
-        record = {"step": int(step), **validation_scores(scores, self.codes, self.class_weights)}
-        self.history.append(record)
-        if record["log_loss"] <= self._best_loss + NEAR_TIE:
-            self._best_loss = min(self._best_loss, record["log_loss"])
-            self.best_step = int(step)
-            self.best = {name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad}
-            self.best_scores = scores
-            self._since_best = 0
-        else:
-            self._since_best += 1
+        with self.averaged.applied() if self.averaged is not None else nullcontext():
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                with torch.inference_mode():
+                    scores = score(self.model, self.prompts, self.answers, pad_id=self.pad_id, batch_size=self.batch_size)
+            finally:
+                self.model.train(was_training)
+            record = {"step": int(step), **validation_scores(scores, self.codes, self.class_weights)}
+            self.history.append(record)
+            if record["log_loss"] <= self._best_loss + NEAR_TIE:
+                self._best_loss = min(self._best_loss, record["log_loss"])
+                self.best_step = int(step)
+                self.best = {name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad}
+                self.best_scores = scores
+                self._since_best = 0
+            else:
+                self._since_best += 1
         return record
 
     def due(self, step: int, max_steps: int) -> bool:

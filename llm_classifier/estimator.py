@@ -124,6 +124,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "adamw", "adamw_8bit" (bitsandbytes), "paged_adamw_8bit", "adafactor" or "sgd".
     lr_scheduler : str, default="linear"
         "linear", "cosine", "constant", "constant_with_warmup", ...
+    ema_decay : float or None, default=None
+        Keep an exponential moving average of the adapter weights, updated after every
+        optimizer step with this decay (in [0, 1); warmed up over the first steps), and
+        use it instead of the last weights: early stopping scores and keeps the averaged
+        adapter, and without early stopping the average is what ``fit`` leaves.
     calibration : {"auto", "prior", "affine"} or None, default="auto"
         A correction of the class log-scores fitted after training on scored texts:
         the held-out validation slice when ``early_stopping`` is on (its scores under
@@ -239,6 +244,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "lr_scheduler": [StrOptions(set(SCHEDULERS))],
+        "ema_decay": [Interval(Real, 0, 1, closed="left"), None],
         "objective": [StrOptions(set(OBJECTIVES))],
         "calibration": [StrOptions({"auto", "prior", "affine"}), None],
         "class_weight": [StrOptions({"balanced"}), dict, None],
@@ -282,6 +288,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         weight_decay: float = 0.01,
         optimizer: str = "adamw",
         lr_scheduler: str = "linear",
+        ema_decay: float | None = None,
         objective: str = "answer",
         calibration: str | None = "auto",
         class_weight: str | dict | None = None,
@@ -321,6 +328,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
+        self.ema_decay = ema_decay
         self.objective = objective
         self.calibration = calibration
         self.class_weight = class_weight
@@ -386,6 +394,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             lora_r=self.lora_r,
             lora_alpha=self.lora_alpha,
             lora_dropout=self.lora_dropout,
+            ema_decay=self.ema_decay,
             target_modules=copy.copy(self.target_modules),
             learning_rate=self.learning_rate,
             max_steps=self.max_steps,

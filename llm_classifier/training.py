@@ -59,6 +59,8 @@ class TrainConfig:
     class_weights: Sequence[float] | None = None
     #: recompute each decoder layer's activations in the backward pass instead of storing them
     gradient_checkpointing: bool = False
+    #: decay of an exponential moving average of the adapter weights, kept instead of the last ones (``None``: off)
+    ema_decay: float | None = None
     #: evaluations of the validation slice over the run (when one is given)
     n_evaluations: int = 10
     #: evaluations without improvement before stopping (``None``: never stop early)
@@ -363,6 +365,12 @@ def train(
             from transformers.trainer_callback import PrinterCallback
 
             trainer.remove_callback(PrinterCallback)
+        ema = None
+        if config.ema_decay is not None:
+            from .averaging import AdapterEMA, ema_callback
+
+            ema = AdapterEMA(model, config.ema_decay)
+            trainer.add_callback(ema_callback(ema))  # before the monitor's: an evaluation sees the step's update
         monitor = None
         if validation is not None:
             from .early_stopping import BestAdapterMonitor, trainer_callback
@@ -370,13 +378,16 @@ def train(
             monitor = BestAdapterMonitor(model, validation[0], validation[1], answers, pad_id,
                                          eval_steps=math.ceil(max_steps / max(1, config.n_evaluations)),
                                          patience=config.patience, batch_size=config.eval_batch_size,
-                                         class_weights=config.class_weights, direction=config.direction)
+                                         class_weights=config.class_weights, direction=config.direction,
+                                         averaged=ema)
             trainer.add_callback(trainer_callback(monitor))
         with checkpointed(model, config.gradient_checkpointing):
             output = trainer.train()
         steps = [entry for entry in trainer.state.log_history if "loss" in entry]
         if monitor is not None:
             monitor.restore()
+        elif ema is not None:
+            ema.copy_to_model()
     history = dict(output.metrics)
     if monitor is not None:
         history.update(validation=monitor.history, best_step=monitor.best_step,
