@@ -124,11 +124,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "adamw", "adamw_8bit" (bitsandbytes), "paged_adamw_8bit", "adafactor" or "sgd".
     lr_scheduler : str, default="linear"
         "linear", "cosine", "constant", "constant_with_warmup", ...
-    ema_decay : float or None, default=None
+    ema_decay : float or None, default=0.95
         Keep an exponential moving average of the adapter weights, updated after every
         optimizer step with this decay (in [0, 1); warmed up over the first steps), and
         use it instead of the last weights: early stopping scores and keeps the averaged
-        adapter, and without early stopping the average is what ``fit`` leaves.
+        adapter, and without early stopping the average is what ``fit`` leaves. None:
+        the weights as trained (the seed recipe).
     calibration : {"auto", "prior", "affine"} or None, default="auto"
         A correction of the class log-scores fitted after training on scored texts:
         the held-out validation slice when ``early_stopping`` is on (its scores under
@@ -288,7 +289,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         weight_decay: float = 0.01,
         optimizer: str = "adamw",
         lr_scheduler: str = "linear",
-        ema_decay: float | None = None,
+        ema_decay: float | None = 0.95,
         objective: str = "answer",
         calibration: str | None = "auto",
         class_weight: str | dict | None = None,

@@ -397,6 +397,7 @@ def train(
         n_steps=int(trainer.state.global_step),
         n_examples=len(dataset),
         learning_rate=learning_rate,
+        ema_decay=config.ema_decay,
         n_tokens=int(sum(dataset["length"])),
     )
     return history

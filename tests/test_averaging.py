@@ -54,7 +54,7 @@ def test_decay_out_of_range_is_refused():
 
 def test_decay_zero_is_plain_training(tiny_params, sentiment):
     X, y = sentiment
-    plain = LLMClassifier(**tiny_params, learning_rate=5e-3).fit(X, y)
+    plain = LLMClassifier(**tiny_params, learning_rate=5e-3, ema_decay=None).fit(X, y)
     averaged = LLMClassifier(**tiny_params, learning_rate=5e-3, ema_decay=0.0).fit(X, y)
     np.testing.assert_allclose(averaged.predict_proba(X), plain.predict_proba(X), rtol=1e-5, atol=1e-6)
 
@@ -62,17 +62,18 @@ def test_decay_zero_is_plain_training(tiny_params, sentiment):
 def test_averaged_adapter_is_kept(tiny_params, sentiment):
     X, y = sentiment
     params = {**tiny_params, "max_steps": 6, "learning_rate": 5e-3}
-    plain = LLMClassifier(**params).fit(X, y)
+    plain = LLMClassifier(**params, ema_decay=None).fit(X, y)
     averaged = LLMClassifier(**params, ema_decay=0.9).fit(X, y)
     assert not np.allclose(averaged.predict_proba(X), plain.predict_proba(X), atol=1e-4)
     assert averaged.history_["n_steps"] == plain.history_["n_steps"] == 6
+    assert (averaged.history_["ema_decay"], plain.history_["ema_decay"]) == (0.9, None)
 
 
 def test_early_stopping_scores_and_restores_the_average(tiny_params, sentiment):
     X, y = sentiment
     params = {**tiny_params, "max_steps": 8, "learning_rate": 5e-3, "early_stopping": True, "validation_fraction": 0.25,
               "n_iter_no_change": None, "calibration": None}
-    plain = LLMClassifier(**params).fit(X, y)
+    plain = LLMClassifier(**params, ema_decay=None).fit(X, y)
     averaged = LLMClassifier(**params, ema_decay=0.8).fit(X, y)
     plain_losses = [r["log_loss"] for r in plain.history_["validation"]]
     averaged_losses = [r["log_loss"] for r in averaged.history_["validation"]]
