@@ -95,6 +95,7 @@ FIT_CASES = [
     ("lora_r-float", {"lora_r": 8.5}, X4, Y4, InvalidParameterError, r"'lora_r' parameter .* an int", BEFORE_LOAD),
     ("lora_alpha-negative", {"lora_alpha": -1}, X4, Y4, InvalidParameterError, r"'lora_alpha' parameter .* Got -1", BEFORE_LOAD),
     ("lora_dropout-one", {"lora_dropout": 1.0}, X4, Y4, InvalidParameterError, r"'lora_dropout' parameter .* \[0\.0, 1\.0\)", BEFORE_LOAD),
+    ("ema_decay-one", {"ema_decay": 1.0}, X4, Y4, InvalidParameterError, r"'ema_decay' parameter .* \[0\.0, 1\.0\) or None", BEFORE_LOAD),
     ("learning_rate-zero", {"learning_rate": 0}, X4, Y4, InvalidParameterError, r"'learning_rate' parameter .* \(0\.0, inf\) or a str among \{'auto'\}\. Got 0", BEFORE_LOAD),
     ("learning_rate-nan", {"learning_rate": float("nan")}, X4, Y4, InvalidParameterError, r"'learning_rate' parameter .* Got nan", BEFORE_LOAD),
     ("learning_rate-str", {"learning_rate": "1e-4"}, X4, Y4, InvalidParameterError, r"'learning_rate' parameter .* Got '1e-4'", BEFORE_LOAD),
