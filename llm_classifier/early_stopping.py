@@ -137,25 +137,30 @@ class BestAdapterMonitor:
         from .scoring import score_channel, score_labels
 
         score = score_labels if self.direction == "direct" else score_channel
-        with self.averaged.applied() if self.averaged is not None else nullcontext():
-            was_training = self.model.training
-            self.model.eval()
-            try:
-                with torch.inference_mode():
-                    scores = score(self.model, self.prompts, self.answers, pad_id=self.pad_id, batch_size=self.batch_size)
-            finally:
-                self.model.train(was_training)
-            record = {"step": int(step), **validation_scores(scores, self.codes, self.class_weights)}
-            self.history.append(record)
-            if record["log_loss"] <= self._best_loss + NEAR_TIE:
-                self._best_loss = min(self._best_loss, record["log_loss"])
-                self.best_step = int(step)
-                self.best = {name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad}
-                self.best_scores = scores
-                self._since_best = 0
-            else:
-                self._since_best += 1
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with self.averaged.applied() if self.averaged is not None else nullcontext(), torch.inference_mode():
+                scores = score(self.model, self.prompts, self.answers, pad_id=self.pad_id, batch_size=self.batch_size)
+        finally:
+            self.model.train(was_training)
+        record = {"step": int(step), **validation_scores(scores, self.codes, self.class_weights)}
+        self.history.append(record)
+        if record["log_loss"] <= self._best_loss + NEAR_TIE:
+            self._best_loss = min(self._best_loss, record["log_loss"])
+            self.best_step = int(step)
+            self.best = {name: weight.detach().clone() for name, weight in self._scored_weights().items()}
+            self.best_scores = scores
+            self._since_best = 0
+        else:
+            self._since_best += 1
         return record
+
+    def _scored_weights(self) -> dict[str, Any]:
+        """The adapter weights that :meth:`evaluate` scores: the moving average, or the trained ones."""
+        if self.averaged is not None:
+            return self.averaged.shadow
+        return {name: p for name, p in self.model.named_parameters() if p.requires_grad}
 
     def due(self, step: int, max_steps: int) -> bool:
         """Whether to evaluate after optimizer step ``step`` (every ``eval_steps`` and after the last)."""
