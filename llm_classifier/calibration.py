@@ -47,11 +47,12 @@ def prior_correction(scores: np.ndarray, frequencies: np.ndarray) -> Calibration
     return Calibration(bias=np.log(frequencies) - np.log(mean_prediction))
 
 
-def fit_affine(scores: np.ndarray, codes: np.ndarray, *, temperature: bool = True, l2: float = 0.01) -> Calibration:
+def fit_affine(scores: np.ndarray, codes: np.ndarray, *, temperature: bool = True, l2: float = 0.01,
+               weights: np.ndarray | None = None) -> Calibration:
     """Maximum-likelihood temperature and class bias on labelled scores.
 
     Minimises ``mean_i -log softmax(s_i / T + b)[y_i] + l2 * |b|^2 / 2`` (convex in
-    ``b`` and ``1 / T``). Classes absent from ``codes`` (too rare to be held out) carry
+    ``b`` and ``1 / T``; with ``weights``, the weighted mean). Classes absent from ``codes`` (too rare to be held out) carry
     no evidence about their bias: they get the mean bias of the others.
 
     Parameters
@@ -64,10 +65,13 @@ def fit_affine(scores: np.ndarray, codes: np.ndarray, *, temperature: bool = Tru
         Fit ``T`` too; False keeps ``T = 1`` (bias only).
     l2 : float, default=0.01
         Penalty on the bias.
+    weights : ndarray of shape (n_texts,), optional
+        Weight of each text (sample weights); equal by default.
     """
     scores = np.asarray(scores, dtype=float)
     codes = np.asarray(codes)
     n, k = scores.shape
+    share = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=float) / np.sum(weights)
     onehot = np.zeros((n, k))
     onehot[np.arange(n), codes] = 1.0
 
@@ -75,8 +79,8 @@ def fit_affine(scores: np.ndarray, codes: np.ndarray, *, temperature: bool = Tru
         inverse_t, bias = (params[0], params[1:]) if temperature else (1.0, params)
         logits = scores * inverse_t + bias
         log_p = log_softmax(logits, axis=1)
-        residual = (np.exp(log_p) - onehot) / n
-        loss = -(log_p * onehot).sum() / n + 0.5 * l2 * bias @ bias
+        residual = (np.exp(log_p) - onehot) * share[:, None]
+        loss = -(log_p * onehot).sum(axis=1) @ share + 0.5 * l2 * bias @ bias
         grad_bias = residual.sum(axis=0) + l2 * bias
         if not temperature:
             return loss, grad_bias
@@ -92,14 +96,17 @@ def fit_affine(scores: np.ndarray, codes: np.ndarray, *, temperature: bool = Tru
     return Calibration(bias=bias, temperature=float(1.0 / params[0]) if temperature else 1.0)
 
 
-def fit_calibration(method: str, scores: np.ndarray, scored_codes: np.ndarray, codes: np.ndarray, n_classes: int) -> Calibration:
+def fit_calibration(method: str, scores: np.ndarray, scored_codes: np.ndarray, codes: np.ndarray, n_classes: int,
+                    weights: np.ndarray | None = None, scored_weights: np.ndarray | None = None) -> Calibration:
     """Fit ``method`` ("prior" or "affine") on labelled scores.
 
     ``scores`` / ``scored_codes`` are the scored texts and their labels; ``codes`` are
-    all training labels, whose frequencies are the prior's target.
+    all training labels, whose frequencies (weighted by ``weights``, the sample weights)
+    are the prior's target. ``scored_weights`` weigh the scored texts in the affine fit.
     """
     if method == "prior":
-        return prior_correction(scores, np.bincount(codes, minlength=n_classes) / len(codes))
+        counts = np.bincount(codes, weights=weights, minlength=n_classes)
+        return prior_correction(scores, counts / counts.sum())
     if method == "affine":
-        return fit_affine(scores, scored_codes)
+        return fit_affine(scores, scored_codes, weights=scored_weights)
     raise ValueError(f"Unknown calibration {method!r}; expected one of {CALIBRATIONS}.")

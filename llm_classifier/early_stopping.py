@@ -56,17 +56,17 @@ def stratified_holdout(codes: np.ndarray, fraction: float, seed: int) -> np.ndar
     return held
 
 
-def validation_scores(log_scores: np.ndarray, codes: np.ndarray, class_weights: Sequence[float] | None = None) -> dict[str, float]:
+def validation_scores(log_scores: np.ndarray, codes: np.ndarray, weights: Sequence[float] | None = None) -> dict[str, float]:
     """Log-loss and accuracy of class log-scores normalised over the label set.
 
-    With ``class_weights`` the log-loss is their weighted mean (each text weighs its
-    class's weight), the criterion training with those weights optimises.
+    With ``weights`` (one per text: its class weight times its sample weight, see
+    :func:`~llm_classifier.training.example_weights`) the log-loss is their weighted mean,
+    the criterion training with those weights optimises.
     """
     from scipy.special import log_softmax
 
     log_proba = log_softmax(log_scores, axis=1)
     rows = np.arange(len(codes))
-    weights = None if class_weights is None else np.asarray(class_weights, dtype=float)[codes]
     return {
         "log_loss": float(-np.average(log_proba[rows, codes], weights=weights)),
         "accuracy": float((log_proba.argmax(axis=1) == codes).mean()),
@@ -97,8 +97,8 @@ class BestAdapterMonitor:
         (``None``: train to the end, still restoring the best adapter).
     batch_size : int
         Prompts scored per forward pass.
-    class_weights : sequence of float, optional
-        Weight of each class code in the validation log-loss (as in the training loss).
+    weights : sequence of float, optional
+        Weight of each validation text in the log-loss (as in the training loss).
     direction : {"direct", "channel"}, default="direct"
         How the slice is scored: ``log p(answer_k | prompt)`` (``prompts`` are prompts,
         ``answers`` the answers) or ``log p(text | class prompt_k)`` (``prompts`` are the
@@ -109,7 +109,7 @@ class BestAdapterMonitor:
 
     def __init__(self, model: Any, prompts: Sequence[Sequence[int]], codes: np.ndarray, answers: Sequence[Sequence[int]],
                  pad_id: int, eval_steps: int, patience: int | None, batch_size: int,
-                 class_weights: Sequence[float] | None = None, direction: str = "direct",
+                 weights: Sequence[float] | None = None, direction: str = "direct",
                  averaged: AdapterEMA | None = None) -> None:
         self.model = model
         self.prompts = prompts
@@ -119,7 +119,7 @@ class BestAdapterMonitor:
         self.eval_steps = max(1, int(eval_steps))
         self.patience = patience
         self.batch_size = batch_size
-        self.class_weights = class_weights
+        self.weights = weights
         self.direction = direction
         self.averaged = averaged
         self.history: list[dict[str, float]] = []
@@ -144,7 +144,7 @@ class BestAdapterMonitor:
                 scores = score(self.model, self.prompts, self.answers, pad_id=self.pad_id, batch_size=self.batch_size)
         finally:
             self.model.train(was_training)
-        record = {"step": int(step), **validation_scores(scores, self.codes, self.class_weights)}
+        record = {"step": int(step), **validation_scores(scores, self.codes, self.weights)}
         self.history.append(record)
         if record["log_loss"] <= self._best_loss + NEAR_TIE:
             self._best_loss = min(self._best_loss, record["log_loss"])

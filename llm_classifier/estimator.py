@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from ._logging import warn_caller
-from .backends import resolve_backend
+from .backends import check_backend_takes_weights, resolve_backend
 from .calibration import fit_calibration
 from .channel import encode_class_prompts, resolve_channel_template
 from .demonstrations import add_demonstrations, draw_demonstrations
@@ -29,6 +29,7 @@ from .tokenization import TRUNCATIONS, PromptEncoder, encode_answers
 from .training import OBJECTIVES, OPTIMIZERS, SCHEDULERS, TrainConfig
 from .validation import check_labels, check_texts, iter_text_chunks
 from .validation import canonical_order, check_classes, check_on_unparseable, check_params, check_predict_params, resolve_class_weights
+from .validation import check_sample_weight
 
 
 def _score(backend: Any, prompts: list[list[int]], targets: list[list[int]], channel: bool, batch_size: int,
@@ -417,7 +418,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         )
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any) -> LLMClassifier:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LLMClassifier:
         """Fine-tune the model on texts ``X`` with labels ``y``.
 
         Parameters
@@ -425,6 +426,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         X : sequence of str of length n_samples
             Training texts (list, array, Series, one-column DataFrame).
         y : sequence of hashable labels of length n_samples
+        sample_weight : sequence of float of length n_samples or float, optional
+            Weight of each text in the training loss (scaled to average 1, multiplied by
+            ``class_weight``), in early stopping's validation log-loss and in a calibration
+            fitted after training. A text of weight 0 is left out of training as if it were
+            not there (its label still counts as a class). Weights do not change the number
+            of steps: a weight of 2 is not the same as repeating a text.
 
         Returns
         -------
@@ -435,6 +442,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         check_params(self)
         texts = check_texts(X, "X")
         labels = check_labels(y, len(texts))
+        weights = check_sample_weight(sample_weight, len(texts))
         classes = check_classes(labels)
         parser = resolve_parser(self.label_parser)
         verbalizer = resolve_verbalizer(self.verbalizer)
@@ -442,12 +450,17 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         check_on_unparseable(self, classes)
         seed = self._seed()
         codes = np.searchsorted(classes, labels)
+        if weights is not None:  # a text of weight 0 is left out, as if it were not there
+            kept = np.flatnonzero(weights > 0)
+            texts, codes, weights = [texts[i] for i in kept], codes[kept], weights[kept]
         order = canonical_order(texts, codes)  # row order does not change the model
         texts, codes = [texts[i] for i in order], codes[order]
+        weights = None if weights is None else weights[order]
         held = self._early_stopping_rows(codes, seed)
         class_weights = resolve_class_weights(self, classes, codes if held is None else codes[~held])
         config = self._train_config(seed, early_stopping=held is not None, class_weights=class_weights)
         backend = resolve_backend(self.backend)
+        check_backend_takes_weights(backend, weights)
         backend.load(self.model, quantization=self.quantization, dtype=self.dtype, device=self.device)
         demo_rows = draw_demonstrations(codes, self.few_shot, seed, exclude=held)
         demonstrations: list[tuple[str, Any]] = []
@@ -474,10 +487,15 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         elif held is not None:
             validation = (encoder.encode([t for t, h in zip(texts, held) if h], warn=False).ids, codes[held])
             prompts = encoder.encode([t for t, h in zip(texts, held) if not h]).ids
-            history = backend.fit(prompts, answer_ids, codes[~held], config, validation=validation)
+            if weights is None:
+                history = backend.fit(prompts, answer_ids, codes[~held], config, validation=validation)
+            else:
+                history = backend.fit(prompts, answer_ids, codes[~held], config, validation=(*validation, weights[held]),
+                                      sample_weight=weights[~held])
         else:
             prompts = encoder.encode(texts).ids
-            history = backend.fit(prompts, answer_ids, codes, config)
+            weighted = {} if weights is None else {"sample_weight": weights}
+            history = backend.fit(prompts, answer_ids, codes, config, **weighted)
         validation_scores = history.pop("validation_scores", None)
         history["early_stopping"] = validation_scores is not None
         history["class_weights"] = class_weights  # per class, in the order of classes_ (None: equal)
@@ -486,11 +504,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         method = self._calibration_method(history)
         if method is not None:
             if validation_scores is not None:
-                scores, scored_codes = validation_scores, codes[held]
+                scores, scored = validation_scores, np.flatnonzero(held)
             else:
-                scores, scored_codes = self._score_sample(backend, encoder, texts, codes, answer_ids, seed, demo_rows,
-                                                          channel=bool(class_prompts))
-            calibration = fit_calibration(method, scores, scored_codes, codes, len(classes))
+                scores, scored = self._score_sample(backend, encoder, texts, answer_ids, seed, demo_rows,
+                                                    channel=bool(class_prompts))
+            calibration = fit_calibration(method, scores, codes[scored], codes, len(classes),
+                                          weights=weights, scored_weights=None if weights is None else weights[scored])
         # Everything above works on locals: only now does the estimator change.
         self.classes_ = classes
         self.answers_ = answers
@@ -518,9 +537,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             return "prior"
         return None
 
-    def _score_sample(self, backend: Any, encoder: Any, texts: list[str], codes: np.ndarray, answer_ids: list,
+    def _score_sample(self, backend: Any, encoder: Any, texts: list[str], answer_ids: list,
                       seed: int, exclude: np.ndarray, channel: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Class log-scores and labels of up to :attr:`calibration_size` training texts.
+        """Class log-scores of up to :attr:`calibration_size` training texts, and their rows.
 
         The rows in ``exclude`` (the demonstrations, which would see their own answer in
         the prompt) are not drawn unless nothing else is left.
@@ -531,7 +550,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             rows = np.arange(len(texts))
         sample = np.sort(rng.choice(rows, size=min(self.calibration_size, len(rows)), replace=False))
         prompts = encoder.encode([texts[i] for i in sample], warn=False).ids
-        return _score(backend, prompts, answer_ids, channel, self.eval_batch_size), codes[sample]
+        return _score(backend, prompts, answer_ids, channel, self.eval_batch_size), sample
 
     # -- prediction ------------------------------------------------------------------------
     #: Texts validated, encoded and scored at a time by predict, predict_proba and generate:

@@ -131,21 +131,37 @@ def add_lora(model: Any, config: TrainConfig) -> Any:
         return get_peft_model(model, lora)
 
 
-def _example_weights(features: list[dict[str, Any]], class_weights: Sequence[float] | None) -> dict[str, Any]:
-    """``{"weights": tensor}`` of each example's class weight, or nothing when all weigh the same."""
-    if class_weights is None:
+def example_weights(codes: np.ndarray, class_weights: Sequence[float] | None = None,
+                    sample_weight: np.ndarray | None = None) -> np.ndarray | None:
+    """Each text's loss weight: its class's weight times its sample weight, or None when all weigh the same.
+
+    Sample weights are scaled to average 1 over ``codes`` (so they reshape the loss without
+    changing its scale, which the learning rate was chosen for); class weights keep their values.
+    """
+    if class_weights is None and sample_weight is None:
+        return None
+    weights = np.ones(len(codes))
+    if sample_weight is not None:
+        weights = np.asarray(sample_weight, dtype=float) / np.mean(sample_weight)
+    if class_weights is not None:
+        weights = weights * np.asarray(class_weights, dtype=float)[np.asarray(codes, dtype=int)]
+    return weights
+
+
+def _batch_weights(features: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"weights": tensor}`` of the examples' loss weights, or nothing when the data set has none."""
+    if "weight" not in features[0]:
         return {}
     import torch
 
-    return {"weights": torch.tensor([float(class_weights[f["code"]]) for f in features], dtype=torch.float32)}
+    return {"weights": torch.tensor([float(f["weight"]) for f in features], dtype=torch.float32)}
 
 
 class AnswerCollator:
     """Right-pad prompt + answer sequences; labels are -100 outside the answer."""
 
-    def __init__(self, pad_id: int, class_weights: Sequence[float] | None = None):
+    def __init__(self, pad_id: int):
         self.pad_id = pad_id
-        self.class_weights = class_weights
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -160,7 +176,7 @@ class AnswerCollator:
             attention[row, :n] = 1
             start = feature["prompt_length"]
             labels[row, start:n] = ids[row, start:n]
-        return {"input_ids": ids, "attention_mask": attention, "labels": labels, **_example_weights(features, self.class_weights)}
+        return {"input_ids": ids, "attention_mask": attention, "labels": labels, **_batch_weights(features)}
 
 
 def answer_only_loss(model: Any, inputs: dict[str, Any]) -> Any:
@@ -257,10 +273,9 @@ def _loss_module(model: Any, objective: str, tensors: Any) -> Any:
 class TreeCollator:
     """Batch prompts followed by the label trie (for the class-level objectives)."""
 
-    def __init__(self, tensors: Any, pad_id: int, class_weights: Sequence[float] | None = None):
+    def __init__(self, tensors: Any, pad_id: int):
         self.tensors = tensors
         self.pad_id = pad_id
-        self.class_weights = class_weights
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -270,20 +285,21 @@ class TreeCollator:
         prompts = [f["input_ids"][: f["prompt_length"]] for f in features]
         batch = tree_inputs(prompts, self.tensors, self.pad_id)
         batch["codes"] = torch.tensor([f["code"] for f in features], dtype=torch.long)
-        return {**batch, **_example_weights(features, self.class_weights)}
+        return {**batch, **_batch_weights(features)}
 
 
 def build_dataset(prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], codes: np.ndarray,
-                  direction: str = "direct") -> Any:
+                  direction: str = "direct", weights: np.ndarray | None = None) -> Any:
     """A ``datasets.Dataset`` of the training sequences with lengths for grouping.
 
     ``"direct"``: each prompt followed by its class's answer, the loss on the answer.
     ``"channel"``: ``prompts`` are the encoded texts and ``answers`` the class prompts;
-    each text follows its class's prompt, the loss on the text.
+    each text follows its class's prompt, the loss on the text. ``weights`` (see
+    :func:`example_weights`) become a ``weight`` column that scales each example's loss.
     """
     from datasets import Dataset
 
-    rows = {"input_ids": [], "prompt_length": [], "length": [], "code": []}
+    rows: dict[str, list[Any]] = {"input_ids": [], "prompt_length": [], "length": [], "code": []}
     for prompt, code in zip(prompts, codes):
         head, tail = (prompt, answers[int(code)]) if direction == "direct" else (answers[int(code)], prompt)
         sequence = list(head) + list(tail)
@@ -291,16 +307,20 @@ def build_dataset(prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[i
         rows["prompt_length"].append(len(head))
         rows["length"].append(len(sequence))
         rows["code"].append(int(code))
+    if weights is not None:
+        rows["weight"] = [float(w) for w in weights]
     return Dataset.from_dict(rows)
 
 
 def train(
     model: Any, dataset: Any, answers: Sequence[Sequence[int]], config: TrainConfig, pad_id: int, use_cpu: bool, bf16: bool,
-    validation: tuple[Sequence[Sequence[int]], np.ndarray] | None = None,
+    validation: tuple[Sequence[Sequence[int]], np.ndarray] | tuple[Sequence[Sequence[int]], np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Train the adapters of ``model`` in place and return the run's history.
 
-    With ``validation = (prompts, codes)`` the held-out slice is scored
+    ``dataset`` comes from :func:`build_dataset` (with a ``weight`` column when examples
+    weigh differently). With ``validation = (prompts, codes)`` or ``(prompts, codes,
+    sample_weight)`` the held-out slice is scored
     ``config.n_evaluations`` times during the run, training stops after
     ``config.patience`` evaluations without a lower log-loss, and the best
     adapter weights are restored at the end (see :mod:`.early_stopping`).
@@ -327,10 +347,10 @@ def train(
             return (loss, None) if return_outputs else loss
 
     if config.objective == "answer":
-        tensors, collator = None, AnswerCollator(pad_id, config.class_weights)
+        tensors, collator = None, AnswerCollator(pad_id)
     else:
         tensors = TrieTensors.build(answers)
-        collator = TreeCollator(tensors, pad_id, config.class_weights)
+        collator = TreeCollator(tensors, pad_id)
     loss_module = _loss_module(model, config.objective, tensors)
 
     max_steps = config.n_steps(len(dataset), world_size())
@@ -375,10 +395,12 @@ def train(
         if validation is not None:
             from .early_stopping import BestAdapterMonitor, trainer_callback
 
-            monitor = BestAdapterMonitor(model, validation[0], validation[1], answers, pad_id,
+            held_prompts, held_codes, *held_weights = validation
+            monitor = BestAdapterMonitor(model, held_prompts, held_codes, answers, pad_id,
                                          eval_steps=math.ceil(max_steps / max(1, config.n_evaluations)),
                                          patience=config.patience, batch_size=config.eval_batch_size,
-                                         class_weights=config.class_weights, direction=config.direction,
+                                         weights=example_weights(held_codes, config.class_weights, *held_weights),
+                                         direction=config.direction,
                                          averaged=ema)
             trainer.add_callback(trainer_callback(monitor))
         with checkpointed(model, config.gradient_checkpointing):

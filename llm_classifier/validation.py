@@ -179,6 +179,29 @@ def check_labels(y: Any, n_samples: int) -> np.ndarray:
     return labels
 
 
+def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None:
+    """Return ``sample_weight`` as a float array of length ``n_samples`` (or None), or raise naming the row.
+
+    A single number weighs every text the same. Weights must be finite and ``>= 0`` with
+    a positive sum; bools are refused (a mask passed by mistake).
+    """
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, (bool, np.bool_)):
+        sample_weight = [sample_weight] * n_samples  # one weight for every text, as in scikit-learn
+    rows = _as_rows(sample_weight, "sample_weight")
+    if len(rows) != n_samples:
+        raise ValueError(f"X and sample_weight have different lengths: {n_samples} texts but {len(rows)} weights.")
+    weights = np.empty(n_samples)
+    for index, value in enumerate(rows):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"sample_weight[{index}] is {value!r}; weights must be finite numbers >= 0.")
+        weights[index] = float(value)
+    if not weights.sum() > 0:
+        raise ValueError("sample_weight is zero for every text; at least one text needs a positive weight.")
+    return weights
+
+
 def _show(value: Any) -> str:
     """``repr`` of a label as the user wrote it (``'a'``, not ``np.str_('a')``)."""
     return repr(value.item() if isinstance(value, np.generic) else value)

@@ -32,4 +32,18 @@ def resolve_backend(backend: Any) -> Backend:
     return copy.deepcopy(backend)
 
 
-__all__ = ["Backend", "BACKENDS", "resolve_backend"]
+def check_backend_takes_weights(backend: Any, sample_weight: Any) -> None:
+    """Raise before any model is loaded when ``sample_weight`` is given to a backend whose ``fit`` cannot take it."""
+    import inspect
+
+    if sample_weight is None:
+        return
+    parameters = inspect.signature(backend.fit).parameters
+    if "sample_weight" not in parameters and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        raise TypeError(
+            f"fit(sample_weight=...) needs a backend whose fit() takes sample_weight; {type(backend).__name__}.fit does not "
+            "(see llm_classifier.backends.Backend)."
+        )
+
+
+__all__ = ["Backend", "BACKENDS", "check_backend_takes_weights", "resolve_backend"]

@@ -31,7 +31,8 @@ class Backend(Protocol):
         answers: Sequence[Sequence[int]],
         codes: np.ndarray,
         config: Any,
-        validation: tuple[Sequence[Sequence[int]], np.ndarray] | None = None,
+        validation: tuple[Any, ...] | None = None,
+        sample_weight: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """Train adapters on ``prompt + answers[code]`` with the loss on the answer; return the history.
 
@@ -42,6 +43,12 @@ class Backend(Protocol):
         ``validation = (prompts, codes)``, when given, is a held-out slice to monitor:
         keep the adapter with the lowest validation log-loss (and stop early if
         ``config.patience`` says so).
+
+        ``sample_weight`` (one positive weight per prompt) scales each example's loss, on
+        top of ``config.class_weights``; the estimator passes it, and a third element
+        ``sample_weight`` of ``validation`` weighing the slice's log-loss, only when
+        ``LLMClassifier.fit`` was given weights, so a backend without weights still
+        serves every other fit.
         """
         ...
 

@@ -168,17 +168,18 @@ class TransformersBackend:
 
     # -- training ------------------------------------------------------------------------
     def fit(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], codes: np.ndarray, config: Any,
-            validation: tuple[Sequence[Sequence[int]], np.ndarray] | None = None) -> dict[str, Any]:
+            validation: tuple[Any, ...] | None = None, sample_weight: np.ndarray | None = None) -> dict[str, Any]:
         import torch
 
-        from ..training import add_lora, build_dataset, lora_targets, train
+        from ..training import add_lora, build_dataset, example_weights, lora_targets, train
 
         self.release()
         dense = self.dense_compute
         base = self._dense_base() if dense else self._load_base()
         config.target_modules = lora_targets(base, config.target_modules)
         model = add_lora(base, config)
-        dataset = build_dataset(prompts, answers, codes, config.direction)
+        dataset = build_dataset(prompts, answers, codes, config.direction,
+                                weights=example_weights(codes, config.class_weights, sample_weight))
         bf16 = self.torch_dtype == torch.bfloat16
         history = train(model, dataset, answers, config, self.pad_id, use_cpu=self.device == "cpu", bf16=bf16,
                         validation=validation)
