@@ -52,8 +52,9 @@ def fit_affine(scores: np.ndarray, codes: np.ndarray, *, temperature: bool = Tru
     """Maximum-likelihood temperature and class bias on labelled scores.
 
     Minimises ``mean_i -log softmax(s_i / T + b)[y_i] + l2 * |b|^2 / 2`` (convex in
-    ``b`` and ``1 / T``; with ``weights``, the weighted mean). Classes absent from ``codes`` (too rare to be held out) carry
-    no evidence about their bias: they get the mean bias of the others.
+    ``b`` and ``1 / T``; with ``weights``, the weighted mean). Classes absent from
+    ``codes`` (too rare to be held out) carry no evidence about their bias: they get the
+    mean bias of the others.
 
     Parameters
     ----------
