@@ -487,11 +487,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         elif held is not None:
             validation = (encoder.encode([t for t, h in zip(texts, held) if h], warn=False).ids, codes[held])
             prompts = encoder.encode([t for t, h in zip(texts, held) if not h]).ids
-            if weights is None:
-                history = backend.fit(prompts, answer_ids, codes[~held], config, validation=validation)
-            else:
-                history = backend.fit(prompts, answer_ids, codes[~held], config, validation=(*validation, weights[held]),
-                                      sample_weight=weights[~held])
+            weighted: dict[str, Any] = {}
+            if weights is not None:  # passed only when given, so backends without weights serve every other fit
+                validation, weighted = (*validation, weights[held]), {"sample_weight": weights[~held]}
+            history = backend.fit(prompts, answer_ids, codes[~held], config, validation=validation, **weighted)
         else:
             prompts = encoder.encode(texts).ids
             weighted = {} if weights is None else {"sample_weight": weights}
