@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .adapter_weights import load_weights, snapshot, trainable_parameters
+
 __all__ = ["AdapterEMA", "ema_callback"]
 
 
@@ -31,8 +33,8 @@ class AdapterEMA:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1); got {decay!r}")
         self.decay = float(decay)
-        self.params = {name: p for name, p in model.named_parameters() if p.requires_grad}
-        self.shadow = {name: p.detach().clone() for name, p in self.params.items()}
+        self.params = trainable_parameters(model)
+        self.shadow = snapshot(self.params)
         self.n_updates = 0
 
     def current_decay(self) -> float:
@@ -49,26 +51,19 @@ class AdapterEMA:
             for name, param in self.params.items():
                 self.shadow[name].lerp_(param.detach().to(self.shadow[name].dtype), weight)
 
-    def _load(self, values: dict[str, Any]) -> None:
-        import torch
-
-        with torch.no_grad():
-            for name, param in self.params.items():
-                param.copy_(values[name])
-
     @contextmanager
     def applied(self) -> Iterator[None]:
         """Put the averaged weights in the model; the trained ones come back on exit."""
-        trained = {name: p.detach().clone() for name, p in self.params.items()}
-        self._load(self.shadow)
+        trained = snapshot(self.params)
+        load_weights(self.params, self.shadow)
         try:
             yield
         finally:
-            self._load(trained)
+            load_weights(self.params, trained)
 
     def copy_to_model(self) -> None:
         """Replace the model's trainable weights by the average, for good."""
-        self._load(self.shadow)
+        load_weights(self.params, self.shadow)
 
 
 def ema_callback(ema: AdapterEMA) -> Any:

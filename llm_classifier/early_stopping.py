@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .adapter_weights import load_weights, snapshot, trainable_parameters
+
 if TYPE_CHECKING:
     from .averaging import AdapterEMA
 
@@ -149,7 +151,7 @@ class BestAdapterMonitor:
         if record["log_loss"] <= self._best_loss + NEAR_TIE:
             self._best_loss = min(self._best_loss, record["log_loss"])
             self.best_step = int(step)
-            self.best = {name: weight.detach().clone() for name, weight in self._scored_weights().items()}
+            self.best = snapshot(self._scored_weights())
             self.best_scores = scores
             self._since_best = 0
         else:
@@ -160,7 +162,7 @@ class BestAdapterMonitor:
         """The adapter weights that :meth:`evaluate` scores: the moving average, or the trained ones."""
         if self.averaged is not None:
             return self.averaged.shadow
-        return {name: p for name, p in self.model.named_parameters() if p.requires_grad}
+        return trainable_parameters(self.model)
 
     def due(self, step: int, max_steps: int) -> bool:
         """Whether to evaluate after optimizer step ``step`` (every ``eval_steps`` and after the last)."""
@@ -173,14 +175,8 @@ class BestAdapterMonitor:
 
     def restore(self) -> None:
         """Put the best adapter weights back into the model."""
-        if self.best is None:
-            return
-        import torch
-
-        with torch.no_grad():
-            for name, param in self.model.named_parameters():
-                if name in self.best:
-                    param.copy_(self.best[name])
+        if self.best is not None:
+            load_weights(trainable_parameters(self.model), self.best)
 
 
 def trainer_callback(monitor: BestAdapterMonitor) -> Any:
