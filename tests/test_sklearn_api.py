@@ -101,3 +101,24 @@ def test_grid_search_over_plugin_parameters(tiny_params, sentiment):
 def test_cross_val_score(tiny_params, sentiment):
     scores = cross_val_score(LLMClassifier(**tiny_params), *sentiment, cv=2)
     assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+
+
+def test_soft_voting_with_tfidf_keeps_the_label_names(tiny_params, sentiment):
+    """VotingClassifier fits its members on integer codes; a verbalizer gives the LLM the names back."""
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    X, y = sentiment
+    names = dict(enumerate(sorted(set(y))))  # the codes VotingClassifier's LabelEncoder gives
+    vote = VotingClassifier(
+        [("llm", LLMClassifier(**tiny_params, verbalizer=names)),
+         ("tfidf", make_pipeline(TfidfVectorizer(), LogisticRegression()))],
+        voting="soft",
+    ).fit(X, y)
+    llm = vote.named_estimators_["llm"]
+    assert list(llm.classes_) == [0, 1] and llm.answers_ == ["negative", "positive"]
+    proba = vote.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert set(vote.predict(X)) <= {"negative", "positive"}
