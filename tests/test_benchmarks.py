@@ -450,3 +450,14 @@ def test_llm_methods_are_seeded_by_the_run_seed():
     channel = METHODS["llm-channel"].build({"seed": 1, "llm_kwargs": {"direction": "direct", "lora_r": 4}})
     assert (channel.direction, channel.lora_r, channel.max_steps) == ("channel", 4, None)
     assert METHODS["llm-channel-zero-shot"].build({"seed": 1}).get_params()["max_steps"] == 0
+
+
+def test_vote_study_reads_the_task_from_the_file_name():
+    from pathlib import Path
+
+    from benchmarks.vote_study import task_of
+
+    assert task_of(Path("results/scores/authors-de-seed1.npz")) == "authors-de"
+    assert task_of(Path("news-r52-ema95.npz")) == "news-r52"
+    with pytest.raises(SystemExit, match="does not start with a task name"):
+        task_of(Path("scores.npz"))
