@@ -7,7 +7,7 @@ import os
 import random
 from collections.abc import Iterator, Sequence
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.special import log_softmax
@@ -30,6 +30,17 @@ from .training import OBJECTIVES, OPTIMIZERS, SCHEDULERS, TrainConfig
 from .validation import check_labels, check_texts, iter_text_chunks
 from .validation import canonical_order, check_classes, check_on_unparseable, check_params, check_predict_params, resolve_class_weights
 from .validation import check_sample_weight
+
+
+class _PromptSetup(NamedTuple):
+    """What ``fit`` builds from the template and the answers, and ``predict`` reuses."""
+
+    template: Any
+    demonstrations: list[tuple[str, Any]]
+    class_prompts: list[str]  # direction="channel": one prompt per class; else empty
+    answer_ids: list[list[int]]  # the token ids scored per class (answers, or class prompts)
+    prefix: str  # the prompt before the text
+    suffix: str  # the prompt after the text
 
 
 def _score(backend: Any, prompts: list[list[int]], targets: list[list[int]], channel: bool, batch_size: int,
@@ -463,38 +474,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         check_backend_takes_weights(backend, weights)
         backend.load(self.model, quantization=self.quantization, dtype=self.dtype, device=self.device)
         demo_rows = draw_demonstrations(codes, self.few_shot, seed, exclude=held)
-        demonstrations: list[tuple[str, Any]] = []
-        class_prompts: list[str] = []
-        if self.direction == "channel":
-            # The roles swap: each class has a prompt (scored against, like an answer) and the
-            # text, closed by the end token, is what the model scores after it.
-            template = resolve_channel_template(self.prompt)
-            class_prompts = [template.render_class(answer, backend.tokenizer) for answer in answers]
-            answer_ids = encode_class_prompts(backend.tokenizer, class_prompts)
-            prefix, suffix = "", str(backend.tokenizer.eos_token)
-        else:
-            template = resolve_template(self.prompt, backend.tokenizer)
-            if len(demo_rows):
-                template, shortened = add_demonstrations(template, [texts[i] for i in demo_rows], codes[demo_rows],
-                                                         answers, backend.tokenizer, self.max_length)
-                demonstrations = [(text, classes[code]) for text, code in zip(shortened, codes[demo_rows])]
-            answer_ids = encode_answers(backend.tokenizer, answers)
-            prefix, suffix = split_template(template, answers, backend.tokenizer)
-        encoder = PromptEncoder(backend.tokenizer, prefix, suffix, self.max_length, max(map(len, answer_ids)), self.truncation,
-                                start_token=not class_prompts)
-        if config.n_steps(len(texts)) == 0:
-            history: dict[str, Any] = {"n_steps": 0, "n_examples": len(texts), "steps": []}
-        elif held is not None:
-            validation = (encoder.encode([t for t, h in zip(texts, held) if h], warn=False).ids, codes[held])
-            prompts = encoder.encode([t for t, h in zip(texts, held) if not h]).ids
-            weighted: dict[str, Any] = {}
-            if weights is not None:  # passed only when given, so backends without weights serve every other fit
-                validation, weighted = (*validation, weights[held]), {"sample_weight": weights[~held]}
-            history = backend.fit(prompts, answer_ids, codes[~held], config, validation=validation, **weighted)
-        else:
-            prompts = encoder.encode(texts).ids
-            weighted = {} if weights is None else {"sample_weight": weights}
-            history = backend.fit(prompts, answer_ids, codes, config, **weighted)
+        setup = self._build_prompts(backend, answers, classes, texts, codes, demo_rows)
+        encoder = PromptEncoder(backend.tokenizer, setup.prefix, setup.suffix, self.max_length,
+                                max(map(len, setup.answer_ids)), self.truncation, start_token=not setup.class_prompts)
+        history = self._train(backend, encoder, texts, codes, weights, held, setup.answer_ids, config)
         validation_scores = history.pop("validation_scores", None)
         history["early_stopping"] = validation_scores is not None
         history["class_weights"] = class_weights  # per class, in the order of classes_ (None: equal)
@@ -505,25 +488,60 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             if validation_scores is not None:
                 scores, scored = validation_scores, np.flatnonzero(held)
             else:
-                scores, scored = self._score_sample(backend, encoder, texts, answer_ids, seed, demo_rows,
-                                                    channel=bool(class_prompts))
+                scores, scored = self._score_sample(backend, encoder, texts, setup.answer_ids, seed, demo_rows,
+                                                    channel=bool(setup.class_prompts))
             calibration = fit_calibration(method, scores, codes[scored], codes, len(classes),
                                           weights=weights, scored_weights=None if weights is None else weights[scored])
         # Everything above works on locals: only now does the estimator change.
         self.classes_ = classes
         self.answers_ = answers
-        self.template_ = template
-        self.demonstrations_ = demonstrations
-        self.class_prompts_ = class_prompts
+        self.template_ = setup.template
+        self.demonstrations_ = setup.demonstrations
+        self.class_prompts_ = setup.class_prompts
         self.label_parser_ = parser
         self.backend_ = backend
-        self.answer_ids_ = answer_ids
-        self.prompt_prefix_ = prefix
-        self.prompt_suffix_ = suffix
+        self.answer_ids_ = setup.answer_ids
+        self.prompt_prefix_ = setup.prefix
+        self.prompt_suffix_ = setup.suffix
         self.history_ = history
         self.random_seed_ = seed
         self.calibration_ = calibration
         return self
+
+    def _build_prompts(self, backend: Any, answers: list[str], classes: np.ndarray, texts: list[str],
+                       codes: np.ndarray, demo_rows: np.ndarray) -> _PromptSetup:
+        """The template, the token ids scored per class, and the text's prefix and suffix in the prompt."""
+        if self.direction == "channel":
+            # The roles swap: each class has a prompt (scored against, like an answer) and the
+            # text, closed by the end token, is what the model scores after it.
+            template = resolve_channel_template(self.prompt)
+            class_prompts = [template.render_class(answer, backend.tokenizer) for answer in answers]
+            return _PromptSetup(template, [], class_prompts, encode_class_prompts(backend.tokenizer, class_prompts),
+                                "", str(backend.tokenizer.eos_token))
+        template = resolve_template(self.prompt, backend.tokenizer)
+        demonstrations: list[tuple[str, Any]] = []
+        if len(demo_rows):
+            template, shortened = add_demonstrations(template, [texts[i] for i in demo_rows], codes[demo_rows],
+                                                     answers, backend.tokenizer, self.max_length)
+            demonstrations = [(text, classes[code]) for text, code in zip(shortened, codes[demo_rows])]
+        prefix, suffix = split_template(template, answers, backend.tokenizer)
+        return _PromptSetup(template, demonstrations, [], encode_answers(backend.tokenizer, answers), prefix, suffix)
+
+    def _train(self, backend: Any, encoder: PromptEncoder, texts: list[str], codes: np.ndarray,
+               weights: np.ndarray | None, held: np.ndarray | None, answer_ids: list[list[int]],
+               config: TrainConfig) -> dict[str, Any]:
+        """Fine-tune through the backend (on the rows not ``held`` out for validation); its history."""
+        if config.n_steps(len(texts)) == 0:
+            return {"n_steps": 0, "n_examples": len(texts), "steps": []}
+        if held is None:
+            weighted = {} if weights is None else {"sample_weight": weights}
+            return backend.fit(encoder.encode(texts).ids, answer_ids, codes, config, **weighted)
+        validation = (encoder.encode([t for t, h in zip(texts, held) if h], warn=False).ids, codes[held])
+        prompts = encoder.encode([t for t, h in zip(texts, held) if not h]).ids
+        weighted = {}
+        if weights is not None:  # passed only when given, so backends without weights serve every other fit
+            validation, weighted = (*validation, weights[held]), {"sample_weight": weights[~held]}
+        return backend.fit(prompts, answer_ids, codes[~held], config, validation=validation, **weighted)
 
     #: Training texts scored to fit the calibration when there is no validation slice.
     calibration_size: int = 256
