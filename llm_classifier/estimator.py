@@ -475,8 +475,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         backend.load(self.model, quantization=self.quantization, dtype=self.dtype, device=self.device)
         demo_rows = draw_demonstrations(codes, self.few_shot, seed, exclude=held)
         setup = self._build_prompts(backend, answers, classes, texts, codes, demo_rows)
-        encoder = PromptEncoder(backend.tokenizer, setup.prefix, setup.suffix, self.max_length,
-                                max(map(len, setup.answer_ids)), self.truncation, start_token=not setup.class_prompts)
+        encoder = self._prompt_encoder(backend.tokenizer, setup.prefix, setup.suffix, setup.answer_ids,
+                                       channel=bool(setup.class_prompts))
         history = self._train(backend, encoder, texts, codes, weights, held, setup.answer_ids, config)
         validation_scores = history.pop("validation_scores", None)
         history["early_stopping"] = validation_scores is not None
@@ -575,10 +575,16 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     #: generators and ``datasets`` columns are read lazily, chunk by chunk).
     predict_chunk_size: int = 2048
 
+    def _prompt_encoder(self, tokenizer: Any, prefix: str, suffix: str, answer_ids: list[list[int]],
+                        channel: bool) -> PromptEncoder:
+        """The encoder of texts into prompts, the same at fit and predict (room kept for the longest answer)."""
+        return PromptEncoder(tokenizer, prefix, suffix, self.max_length, max(map(len, answer_ids)), self.truncation,
+                             start_token=not channel)
+
     def _encoder(self) -> PromptEncoder:
         check_predict_params(self)  # parameters may have been set_params'ed since fit
-        return PromptEncoder(self.backend_.tokenizer, self.prompt_prefix_, self.prompt_suffix_, self.max_length,
-                             max(map(len, self.answer_ids_)), self.truncation, start_token=not self._is_channel())
+        return self._prompt_encoder(self.backend_.tokenizer, self.prompt_prefix_, self.prompt_suffix_,
+                                    self.answer_ids_, channel=self._is_channel())
 
     def _is_channel(self) -> bool:
         """Whether the fitted classifier scores texts after class prompts (``direction="channel"``)."""
