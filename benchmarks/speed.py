@@ -61,7 +61,7 @@ def random_weights_model(name: str, out: Path) -> str:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from llm_classifier.models import resolve_model
+    from llm_classifier.backends.hf.checkpoints import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("smollm2-135m-instruct").path)
     config = LlamaConfig(vocab_size=len(tokenizer), tie_word_embeddings=True, max_position_embeddings=8192,
@@ -93,7 +93,7 @@ def scoring_section(model_name: str, n_texts: int, n_naive: int, n_seed: int, de
     """Label scoring at 52 and 2 classes vs the naive scorer and generation."""
     from benchmarks.tasks import load_task
     from llm_classifier import FormatTemplate, LLMClassifier
-    from llm_classifier.scoring import LabelTrie, score_labels_naive
+    from llm_classifier.backends.hf.scoring import LabelTrie, score_labels_naive
 
     train_x, train_y, test_x, _, _ = load_task("news-r52", n_train=520, n_test=max(n_texts, 60))
     texts = list(test_x[:n_texts])
@@ -173,7 +173,7 @@ else:
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
     from trl import SFTConfig, SFTTrainer
-    from llm_classifier.models import resolve_model
+    from llm_classifier.backends.hf.checkpoints import resolve_model
     from llm_classifier.prompts import ChatTemplate
     path = resolve_model(model_name).path if not model_name.startswith("/") else model_name
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -216,7 +216,7 @@ def training_section(model_name: str, steps: int, device: str, peak: float, skip
     """LLMClassifier.fit vs a plain TRL SFTTrainer QLoRA run, same data and hyperparameters."""
     from transformers import AutoConfig
 
-    from llm_classifier.models import resolve_model
+    from llm_classifier.backends.hf.checkpoints import resolve_model
 
     n_examples = steps * 8
     ours = _train_child("ours", model_name, steps, n_examples, device)

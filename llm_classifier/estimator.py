@@ -20,13 +20,13 @@ from .backends import check_backend_takes_weights, resolve_backend
 from .calibration import fit_calibration
 from .channel import encode_class_prompts, resolve_channel_template
 from .demonstrations import add_demonstrations, draw_demonstrations
-from .distributed import is_main_process
+from ._process import is_main_process
 from .exceptions import UnparseableAnswerError
 from .labels import check_answers, resolve_parser, resolve_verbalizer
-from .models import DEFAULT_MODEL
+from .backends.hf.checkpoints import DEFAULT_MODEL
 from .prompts import resolve_template, split_template
 from .tokenization import TRUNCATIONS, PromptEncoder, encode_answers
-from .training import OBJECTIVES, OPTIMIZERS, SCHEDULERS, TrainConfig
+from .backends.hf.training import OBJECTIVES, OPTIMIZERS, SCHEDULERS, TrainConfig
 from .validation import check_labels, check_texts, iter_text_chunks
 from .validation import canonical_order, check_classes, check_on_unparseable, check_params, check_predict_params, resolve_class_weights
 from .validation import check_sample_weight
@@ -388,7 +388,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             return None
         if self.early_stopping == "auto" and len(codes) < self.early_stopping_min_texts:
             return None
-        from .early_stopping import smallest_held_out_class, stratified_holdout
+        from .holdout import smallest_held_out_class, stratified_holdout
 
         held = stratified_holdout(codes, self.validation_fraction, seed)
         if held.any():

@@ -31,7 +31,7 @@ FORMAT = "llm_classifier"
 FORMAT_VERSION = 1
 CONFIG_FILE = "classifier.json"
 ADAPTER_FILE = "adapter.safetensors"
-_PLUGIN_MODULES = ("llm_classifier.prompts", "llm_classifier.channel", "llm_classifier.labels", "llm_classifier.backends.transformers")
+_PLUGIN_MODULES = ("llm_classifier.prompts", "llm_classifier.channel", "llm_classifier.labels", "llm_classifier.backends.hf.engine")
 _UNSAVED = "__unsaved__"
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from llm_classifier import LLMClassifier
-from llm_classifier.averaging import AdapterEMA
-from llm_classifier.early_stopping import stratified_holdout
+from llm_classifier.backends.hf.averaging import AdapterEMA
+from llm_classifier.holdout import stratified_holdout
 from llm_classifier.validation import canonical_order
 
 

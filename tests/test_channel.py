@@ -9,8 +9,8 @@ from sklearn.base import clone
 
 from llm_classifier import LLMClassifier
 from llm_classifier.channel import ChannelTemplate, encode_class_prompts, resolve_channel_template
-from llm_classifier.scoring import score_channel
-from llm_classifier.training import build_dataset
+from llm_classifier.backends.hf.scoring import score_channel
+from llm_classifier.backends.hf.training import build_dataset
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import pytest
 from scipy.special import log_softmax
 
 from llm_classifier import LLMClassifier
-from llm_classifier.early_stopping import validation_scores
-from llm_classifier.training import example_weights
+from llm_classifier.backends.hf.early_stopping import validation_scores
+from llm_classifier.backends.hf.training import example_weights
 from llm_classifier.validation import resolve_class_weights
 
 

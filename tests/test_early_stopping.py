@@ -6,7 +6,8 @@ from scipy.special import log_softmax, softmax
 
 from llm_classifier import LLMClassifier
 from llm_classifier.calibration import fit_affine
-from llm_classifier.early_stopping import NEAR_TIE, stratified_holdout, validation_scores
+from llm_classifier.backends.hf.early_stopping import NEAR_TIE, validation_scores
+from llm_classifier.holdout import stratified_holdout
 from llm_classifier.validation import canonical_order
 
 
@@ -146,7 +147,7 @@ def test_auto_early_stopping_stays_off_when_nothing_can_be_held_out(tiny_params)
 
 @pytest.mark.parametrize("fraction", [0.05, 0.1, 0.125, 0.2, 1 / 3, 0.5])
 def test_smallest_held_out_class_matches_the_rounding_rule(fraction):
-    from llm_classifier.early_stopping import n_held_out, smallest_held_out_class
+    from llm_classifier.holdout import n_held_out, smallest_held_out_class
 
     smallest = smallest_held_out_class(fraction)
     assert n_held_out(smallest, fraction) >= 1
@@ -154,7 +155,7 @@ def test_smallest_held_out_class_matches_the_rounding_rule(fraction):
 
 
 def test_monitor_evaluates_every_eval_steps_and_after_the_last_step():
-    from llm_classifier.early_stopping import BestAdapterMonitor
+    from llm_classifier.backends.hf.early_stopping import BestAdapterMonitor
 
     monitor = BestAdapterMonitor(None, [], np.array([]), [], pad_id=0, eval_steps=3, patience=None, batch_size=1)
     assert [step for step in range(1, 11) if monitor.due(step, 10)] == [3, 6, 9, 10]

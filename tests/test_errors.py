@@ -20,7 +20,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from llm_classifier import LLMClassifier
-from llm_classifier.backends.transformers import TransformersBackend
+from llm_classifier.backends.hf.engine import TransformersBackend
 from llm_classifier.exceptions import IncompatibleArtifactError, ModelNotFoundError
 from llm_classifier.prompts import LISTED_INSTRUCTION, ChatTemplate
 
@@ -359,7 +359,7 @@ def _assert_unchanged(clf, before_state, before_adapter, before_proba):
 
 @pytest.mark.parametrize("interruption", [KeyboardInterrupt, RuntimeError])
 def test_fit_interrupted_during_training_leaves_estimator_unchanged(tiny_model, monkeypatch, interruption):
-    import llm_classifier.training as training
+    import llm_classifier.backends.hf.training as training
 
     clf = LLMClassifier(model=tiny_model, quantization=None, dtype="float32", max_steps=2, batch_size=2, random_state=0).fit(X4, Y4)
     before_state, before_proba = _state(clf), clf.predict_proba(X4)

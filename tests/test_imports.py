@@ -8,7 +8,7 @@ HEAVY = ("torch", "transformers", "peft", "bitsandbytes", "trl", "datasets")
 
 def test_import_loads_no_deep_learning_stack():
     code = (
-        "import sys, llm_classifier, llm_classifier.early_stopping, llm_classifier.prompts, "
+        "import sys, llm_classifier, llm_classifier.backends.hf.early_stopping, llm_classifier.prompts, "
         "llm_classifier.calibration, llm_classifier.labels, llm_classifier.tokenization; "
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     )

@@ -6,7 +6,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from llm_classifier import LLMClassifier
-from llm_classifier.training import example_weights
+from llm_classifier.backends.hf.training import example_weights
 from llm_classifier.validation import canonical_order, check_sample_weight
 
 
@@ -120,7 +120,7 @@ def test_zero_shot_prior_targets_the_weighted_label_frequencies(tiny_params, sen
 
 
 def test_a_backend_without_weights_is_refused_before_loading(tiny_params, sentiment):
-    from llm_classifier.backends.transformers import TransformersBackend
+    from llm_classifier.backends.hf.engine import TransformersBackend
 
     class NoWeights(TransformersBackend):
         def fit(self, prompts, answers, codes, config, validation=None):

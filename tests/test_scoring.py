@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from llm_classifier.scoring import LabelTrie, score_labels, score_labels_naive
+from llm_classifier.backends.hf.scoring import LabelTrie, score_labels, score_labels_naive
 
 
 def test_trie_shares_prefixes():
@@ -52,7 +52,7 @@ def test_fast_scoring_real_label_tokens(tiny_lm, tiny_model):
 
 
 def test_logits_are_computed_in_chunks_with_the_same_result(tiny_lm, monkeypatch):
-    import llm_classifier.scoring as scoring
+    import llm_classifier.backends.hf.scoring as scoring
 
     rng = np.random.default_rng(1)
     prompts = [list(rng.integers(10, 40000, size=n)) for n in (4, 11, 7)]

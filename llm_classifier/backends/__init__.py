@@ -15,7 +15,7 @@ def resolve_backend(backend: Any) -> Backend:
 
     if isinstance(backend, str):
         if backend == "transformers":
-            from .transformers import TransformersBackend
+            from .hf.engine import TransformersBackend
 
             return TransformersBackend()
         raise ValueError(

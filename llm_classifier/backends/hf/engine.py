@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from .._logging import quiet_transformers
-from ..distributed import apply_thread_limit
-from ..models import ResolvedModel, resolve_model
-from ..tokenization import special_ids
+from ...tokenization import special_ids
+from .checkpoints import ResolvedModel, resolve_model
+from .runtime import apply_thread_limit, quiet_transformers
 
 
 def cpu_supports_bf16() -> bool:
@@ -171,7 +170,7 @@ class TransformersBackend:
             validation: tuple[Any, ...] | None = None, sample_weight: np.ndarray | None = None) -> dict[str, Any]:
         import torch
 
-        from ..training import add_lora, build_dataset, example_weights, lora_targets, train
+        from .training import add_lora, build_dataset, example_weights, lora_targets, train
 
         self.release()
         dense = self.dense_compute
@@ -218,13 +217,13 @@ class TransformersBackend:
 
     # -- inference -----------------------------------------------------------------------
     def score(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], *, batch_size: int, progress: Any = None) -> np.ndarray:
-        from ..scoring import score_labels
+        from .scoring import score_labels
 
         return score_labels(self.inference_model, prompts, answers, pad_id=self.pad_id, batch_size=batch_size, progress=progress)
 
     def score_channel(self, texts: Sequence[Sequence[int]], class_prompts: Sequence[Sequence[int]], *, batch_size: int,
                       progress: Any = None) -> np.ndarray:
-        from ..scoring import score_channel
+        from .scoring import score_channel
 
         return score_channel(self.inference_model, texts, class_prompts, pad_id=self.pad_id, batch_size=batch_size,
                              progress=progress)
@@ -232,7 +231,7 @@ class TransformersBackend:
     def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int, progress: Any = None) -> list[str]:
         import torch
 
-        from ..scoring import length_batches
+        from .scoring import length_batches
 
         model = self.inference_model
         out: list[str] = [""] * len(prompts)

@@ -113,7 +113,7 @@ def add_lora(model: Any, config: TrainConfig) -> Any:
     """Wrap ``model`` with fresh LoRA adapters (seeded by ``config.seed``)."""
     import torch
 
-    from ._logging import quiet_transformers
+    from .runtime import quiet_transformers
 
     with quiet_transformers():  # peft's first import may import bitsandbytes, which logs about optional kernels
         from peft import LoraConfig, get_peft_model
@@ -337,8 +337,8 @@ def train(
     """
     from transformers import Trainer, TrainingArguments
 
-    from ._logging import quiet_transformers
-    from .distributed import world_size
+    from .runtime import quiet_transformers
+    from .runtime import world_size
     from .scoring import TrieTensors
 
     class ClassifierTrainer(Trainer):

@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .exceptions import ModelNotFoundError
+from ...exceptions import ModelNotFoundError
 
 CACHE_ENV = "LLM_CLASSIFIER_CACHE"
 
@@ -216,7 +216,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from ._logging import quiet_transformers
+    from .runtime import quiet_transformers
 
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
