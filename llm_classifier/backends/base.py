@@ -1,74 +1,235 @@
 """The contract between :class:`~llm_classifier.LLMClassifier` and a model engine.
 
-The estimator owns everything model-independent (validation, classes, prompt
-templates, verbalizers, parsing); a backend owns the model: loading it, tokenising,
-fine-tuning adapters, scoring answers and generating text. A new engine (llama.cpp,
-vLLM, ...) is one new module implementing :class:`Backend`.
+The core (estimator, prompts, verbalizers, directions, calibration, persistence) owns
+everything that does not depend on the model; an engine owns the model: loading it,
+its tokenizer, fine-tuning an adapter, scoring continuations and generating text. A new
+engine is one new package that implements :class:`Engine` and passes the contract tests
+(``tests/test_engine_contract.py``); docs/extending.md has a worked example.
+
+Everything crosses the boundary as plain Python and numpy: token ids are lists of ints,
+scores are float64 arrays, an adapter is a dict of numpy arrays. The core never sees a
+torch tensor, a transformers tokenizer or a peft model.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+__all__ = ["Backend", "Capabilities", "Engine", "EngineState", "Progress", "Tokenizer", "TrainRequest"]
+
 
 @runtime_checkable
-class Backend(Protocol):
-    """What a model engine provides. Token ids are lists of ints from ``tokenizer``."""
+class Tokenizer(Protocol):
+    """The engine's tokenizer, as the core uses it.
 
-    tokenizer: Any
-    """A Hugging Face-compatible tokenizer: ``__call__``, ``eos_token_id``, ``apply_chat_template``."""
+    User data (texts, answers, demonstrations) goes through :meth:`encode_text` only, so
+    no string a user writes can become a special or control token. Text the library
+    renders itself (a template's prefix and suffix, a chat turn's markup) goes through
+    :meth:`encode_prompt`, where the model's special tokens are real.
+    """
 
-    def load(self, model: str, *, quantization: str | None, dtype: str, device: str) -> None:
-        """Load the base model and tokenizer named by ``model`` (no adapter)."""
+    end_id: int
+    """The token that ends an answer (end of turn); scored after every answer and every channel text."""
+
+    has_chat_template: bool
+    """Whether :meth:`render_chat` can render chat turns for this model."""
+
+    def encode_text(self, text: str) -> list[int]:
+        """``text`` as plain text: no begin token, and special-token strings stay text."""
         ...
 
-    def fit(
-        self,
-        prompts: Sequence[Sequence[int]],
-        answers: Sequence[Sequence[int]],
-        codes: np.ndarray,
-        config: Any,
-        validation: tuple[Any, ...] | None = None,
-        sample_weight: np.ndarray | None = None,
-    ) -> dict[str, Any]:
-        """Train adapters on ``prompt + answers[code]`` with the loss on the answer; return the history.
+    def encode_prompt(self, text: str, *, start: bool) -> list[int]:
+        """Library-rendered prompt text, special tokens parsed; ``start`` prepends the model's
+        begin token when the model uses one and ``text`` does not already begin with it."""
+        ...
 
-        With ``config.direction == "channel"`` the roles swap: ``prompts`` are the encoded
-        texts, ``answers`` the class prompts, and the loss is on the text after
-        ``answers[code]``.
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of ``ids``, special tokens left out."""
+        ...
 
-        ``validation = (prompts, codes)``, when given, is a held-out slice to monitor:
-        keep the adapter with the lowest validation log-loss (and stop early if
-        ``config.patience`` says so).
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        """The model's chat markup for ``messages`` (``role``/``content`` dicts), ending with the
+        assistant's turn header. Only called when :attr:`has_chat_template` is true."""
+        ...
 
-        ``sample_weight`` (one positive weight per prompt) scales each example's loss, on
-        top of ``config.class_weights``; the estimator passes it, and a third element
-        ``sample_weight`` of ``validation`` weighing the slice's log-loss, only when
-        ``LLMClassifier.fit`` was given weights, so a backend without weights still
-        serves every other fit.
+
+class Progress(Protocol):
+    """A progress bar (``tqdm``'s interface): engines call ``update(n)`` as work finishes."""
+
+    def update(self, n: int = 1) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can do, declared instead of probed.
+
+    Attributes
+    ----------
+    fit : bool
+        Fine-tunes an adapter (:meth:`Engine.fit`); without it only ``max_steps=0`` works.
+    sample_weight : bool
+        :class:`TrainRequest` ``weights`` are honoured in training.
+    generate : bool
+        :meth:`Engine.generate` works (``inference="generate"``).
+    state : bool
+        :meth:`Engine.state` / :meth:`Engine.load_state` work, so the classifier can be saved.
+    options : tuple of str
+        The LLMClassifier parameters the engine takes (``quantization``, ``lora_r``, ...); the
+        estimator passes exactly these, by name, to :meth:`Engine.load` and in
+        :attr:`TrainRequest.options`.
+    """
+
+    fit: bool = True
+    sample_weight: bool = True
+    generate: bool = True
+    state: bool = True
+    options: tuple[str, ...] = ()
+
+
+@dataclass
+class TrainRequest:
+    """One fine-tuning run, in token ids.
+
+    Each example is a *context* followed by a *continuation*, and the loss is on the
+    continuation. The direction (see :mod:`llm_classifier.formulation`) decides what those
+    are: for ``"direct"`` the context is a text's prompt and the continuation its class's
+    answer; for ``"channel"`` the context is the class's prompt and the continuation the text.
+
+    Attributes
+    ----------
+    contexts, continuations : list of list of int
+        Per example.
+    codes : ndarray of int
+        Class of each example (indexes ``choices``).
+    choices : list of list of int
+        Every class's answer ids, for objectives that normalise over the label set and for
+        scoring the validation slice (direct direction); for the channel direction, every
+        class's prompt.
+    channel : bool
+        Whether ``choices`` are contexts (channel) rather than continuations (direct).
+    weights : ndarray of float or None
+        Loss weight of each example (class weight x sample weight), None when all are equal.
+    validation : tuple or None
+        ``(inputs, codes, weights)``: a held-out slice, encoded like ``contexts`` (direct) or
+        ``continuations`` (channel), scored as prediction would; the engine keeps the adapter
+        with the lowest weighted log-loss on it and may stop early.
+    max_steps, num_train_epochs, batch_size, gradient_accumulation_steps, warmup_steps,
+    learning_rate, weight_decay, objective, patience, eval_batch_size, seed, verbose
+        The training schedule (as LLMClassifier's parameters of the same names, resolved).
+    options : dict
+        The engine's own knobs (LoRA rank, optimizer, ...), those named in
+        :attr:`Capabilities.options`.
+    """
+
+    contexts: list[list[int]]
+    continuations: list[list[int]]
+    codes: np.ndarray
+    choices: list[list[int]]
+    channel: bool = False
+    weights: np.ndarray | None = None
+    validation: tuple[list[list[int]], np.ndarray, np.ndarray | None] | None = None
+    max_steps: int | None = None
+    num_train_epochs: float = 2.0
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    warmup_steps: int = 5
+    learning_rate: float | str = "auto"
+    weight_decay: float = 0.01
+    objective: str = "answer"
+    patience: int | None = None
+    eval_batch_size: int = 16
+    seed: int = 0
+    verbose: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def n_steps(self, world_size: int = 1) -> int:
+        """Optimizer steps this request makes (``max_steps``, or the epochs over the examples)."""
+        if self.max_steps is not None:
+            return int(self.max_steps)
+        per_step = self.batch_size * self.gradient_accumulation_steps * world_size
+        return max(1, math.ceil(self.num_train_epochs * len(self.contexts) / per_step))
+
+
+@dataclass
+class EngineState:
+    """What a fitted engine must save to predict again: data only, never code.
+
+    Attributes
+    ----------
+    engine : str
+        The engine's registry name (``"transformers"``, ``"reference"``).
+    model : str
+        The base model as the engine resolved it (an alias, an absolute path or a hub id).
+    fingerprint : str
+        A content hash of the base model's files; :meth:`Engine.load_state` refuses a base
+        whose content differs.
+    adapter : dict of str to ndarray, or None
+        The trained adapter weights (None for an untrained classifier).
+    adapter_config : dict or None
+        JSON-able description of the adapter (LoRA rank, targets, ...).
+    options : dict
+        The engine options the state was fitted with (JSON values).
+    """
+
+    engine: str
+    model: str
+    fingerprint: str
+    adapter: dict[str, np.ndarray] | None = None
+    adapter_config: dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A model engine. Create it unloaded; :meth:`load` (or :meth:`load_state`) loads a model."""
+
+    name: str
+    capabilities: Capabilities
+    tokenizer: Tokenizer
+
+    def load(self, model: str, **options: Any) -> None:
+        """Load the base model ``model`` and its tokenizer, with no adapter.
+        ``options`` are the LLMClassifier parameters named in ``capabilities.options``."""
+        ...
+
+    def fit(self, request: TrainRequest) -> dict[str, Any]:
+        """Train an adapter as ``request`` says and keep it; return the run's history
+        (``n_steps``, ``n_examples``, ``steps``, and ``validation_scores`` when a validation
+        slice was given: its class log-scores under the adapter kept)."""
+        ...
+
+    def score(self, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], *,
+              batch_size: int, progress: Progress | None = None) -> np.ndarray:
+        """``log p(continuation_k | context_i)`` summed over the continuation's tokens, shape
+        ``(len(contexts), len(continuations))``, float64, every pair scored.
+
+        Serves both directions: direct scoring has many contexts (the texts' prompts) and a
+        few short continuations (the answers); the channel direction has a few contexts
+        (the class prompts) and many continuations (the texts). ``progress`` is advanced by
+        the number of contexts or continuations finished, whichever axis is longer.
         """
         ...
 
-    def score(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], *, batch_size: int) -> np.ndarray:
-        """``log p(answer_k | prompt_i)`` as an array of shape ``(n_prompts, n_answers)``."""
+    def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int,
+                 progress: Progress | None = None) -> list[str]:
+        """Greedy continuation of each prompt as text, stopping at ``tokenizer.end_id``."""
         ...
 
-    def score_channel(self, texts: Sequence[Sequence[int]], class_prompts: Sequence[Sequence[int]], *, batch_size: int) -> np.ndarray:
-        """``log p(text_i | class_prompt_k)`` as an array of shape ``(n_texts, n_classes)``
-        (only needed for ``LLMClassifier(direction="channel")``)."""
+    def state(self) -> EngineState:
+        """The base model's identity and the adapter, for saving."""
         ...
 
-    def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int) -> list[str]:
-        """Greedy continuation of each prompt, stopping at the end-of-answer token."""
+    def load_state(self, state: EngineState, *, model: str | None = None, **options: Any) -> None:
+        """Load the base named by ``state`` (or by ``model``, a moved copy that must have the
+        same content) and install the adapter; raise
+        :class:`~llm_classifier.exceptions.IncompatibleArtifactError` when the base differs."""
         ...
 
-    def get_adapter(self) -> dict[str, np.ndarray] | None:
-        """The trained adapter weights (``None`` for an untuned base model)."""
-        ...
 
-    def set_adapter(self, state: dict[str, np.ndarray] | None, config: Any) -> None:
-        """Install adapter weights produced by :meth:`get_adapter` (``None`` removes them)."""
-        ...
+#: The name the ``backend=`` parameter and earlier releases use for :class:`Engine`.
+Backend = Engine
