@@ -43,6 +43,10 @@ class Tokenizer(Protocol):
         """``text`` as plain text: no begin token, and special-token strings stay text."""
         ...
 
+    def encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
+        """:meth:`encode_text` of each text (an engine may batch it)."""
+        ...
+
     def encode_prompt(self, text: str, *, start: bool) -> list[int]:
         """Library-rendered prompt text, special tokens parsed; ``start`` prepends the model's
         begin token when the model uses one and ``text`` does not already begin with it."""

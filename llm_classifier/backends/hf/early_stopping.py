@@ -34,7 +34,7 @@ def validation_scores(log_scores: np.ndarray, codes: np.ndarray, weights: Sequen
     """Log-loss and accuracy of class log-scores normalised over the label set.
 
     With ``weights`` (one per text: its class weight times its sample weight, see
-    :func:`~llm_classifier.training.example_weights`) the log-loss is their weighted mean,
+    :func:`~llm_classifier.weights.example_weights`) the log-loss is their weighted mean,
     the criterion training with those weights optimises.
     """
     from scipy.special import log_softmax
@@ -73,17 +73,17 @@ class BestAdapterMonitor:
         Prompts scored per forward pass.
     weights : sequence of float, optional
         Weight of each validation text in the log-loss (as in the training loss).
-    direction : {"direct", "channel"}, default="direct"
+    channel : bool, default=False
         How the slice is scored: ``log p(answer_k | prompt)`` (``prompts`` are prompts,
-        ``answers`` the answers) or ``log p(text | class prompt_k)`` (``prompts`` are the
-        encoded texts, ``answers`` the class prompts).
+        ``answers`` the answers) or, when true, ``log p(text | class prompt_k)`` (``prompts``
+        are the encoded texts, ``answers`` the class prompts).
     averaged : AdapterEMA, optional
         Score (and keep) the moving average of the adapter weights instead of the trained ones.
     """
 
     def __init__(self, model: Any, prompts: Sequence[Sequence[int]], codes: np.ndarray, answers: Sequence[Sequence[int]],
                  pad_id: int, eval_steps: int, patience: int | None, batch_size: int,
-                 weights: Sequence[float] | None = None, direction: str = "direct",
+                 weights: Sequence[float] | None = None, channel: bool = False,
                  averaged: AdapterEMA | None = None) -> None:
         self.model = model
         self.prompts = prompts
@@ -94,7 +94,7 @@ class BestAdapterMonitor:
         self.patience = patience
         self.batch_size = batch_size
         self.weights = weights
-        self.direction = direction
+        self.channel = channel
         self.averaged = averaged
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Any] | None = None
@@ -108,14 +108,18 @@ class BestAdapterMonitor:
         """Score the validation slice with the current adapter; remember it if it is the best so far."""
         import torch
 
-        from .scoring import score_channel, score_labels
+        from .scoring import score_pairs
 
-        score = score_labels if self.direction == "direct" else score_channel
         was_training = self.model.training
         self.model.eval()
         try:
             with self.averaged.applied() if self.averaged is not None else nullcontext(), torch.inference_mode():
-                scores = score(self.model, self.prompts, self.answers, pad_id=self.pad_id, batch_size=self.batch_size)
+                if self.channel:
+                    scores = score_pairs(self.model, self.answers, self.prompts, pad_id=self.pad_id,
+                                         batch_size=self.batch_size).T
+                else:
+                    scores = score_pairs(self.model, self.prompts, self.answers, pad_id=self.pad_id,
+                                         batch_size=self.batch_size)
         finally:
             self.model.train(was_training)
         record = {"step": int(step), **validation_scores(scores, self.codes, self.weights)}

@@ -8,9 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from ...tokenization import special_ids
+from ...exceptions import IncompatibleArtifactError
+from ..base import Capabilities, EngineState, TrainRequest
 from .checkpoints import ResolvedModel, resolve_model
 from .runtime import apply_thread_limit, quiet_transformers
+
+#: The LLMClassifier parameters this engine takes: at load, then in every training request.
+LOAD_OPTIONS = ("quantization", "dtype", "device")
+TRAIN_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "optimizer", "lr_scheduler", "ema_decay",
+                 "gradient_checkpointing")
 
 
 def cpu_supports_bf16() -> bool:
@@ -72,6 +78,10 @@ class TransformersBackend:
         Allow model code from the hub (off unless you ask for it).
     """
 
+    name = "transformers"
+    capabilities = Capabilities(fit=True, sample_weight=True, generate=True, state=True,
+                                options=LOAD_OPTIONS + TRAIN_OPTIONS)
+
     def __init__(
         self,
         compute: str = "auto",
@@ -85,17 +95,24 @@ class TransformersBackend:
         self.trust_remote_code = trust_remote_code
 
     # -- loading -------------------------------------------------------------------------
-    def load(self, model: str, *, quantization: str | None, dtype: str, device: str) -> None:
+    def load(self, model: str, *, quantization: str | None = "4bit", dtype: str = "auto", device: str = "auto",
+             **train_options: Any) -> None:
+        """Load the base model and tokenizer named by ``model`` (no adapter); training options are ignored here."""
         from transformers import AutoTokenizer
 
+        from .runtime import check_device
+        from .tokenizer import HFTokenizer
+
+        check_device(device)
         self.n_threads_ = apply_thread_limit(self.num_threads)
         self.resolved: ResolvedModel = resolve_model(model)
         self.quantization = quantization
         self.device = resolve_device(device)
         self.torch_dtype = resolve_dtype(dtype, self.device)
         with quiet_transformers():
-            self.tokenizer = AutoTokenizer.from_pretrained(self.resolved.path, trust_remote_code=self.trust_remote_code)
-        self.eos_id, self.pad_id = special_ids(self.tokenizer)
+            hf_tokenizer = AutoTokenizer.from_pretrained(self.resolved.path, trust_remote_code=self.trust_remote_code)
+        self.tokenizer = HFTokenizer(hf_tokenizer)
+        self.eos_id, self.pad_id = self.tokenizer.end_id, self.tokenizer.pad_id
         self._inference_model: Any = None
         self._adapter: dict[str, np.ndarray] | None = None
         self._adapter_config: Any = None
@@ -166,22 +183,21 @@ class TransformersBackend:
         gc.collect()
 
     # -- training ------------------------------------------------------------------------
-    def fit(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], codes: np.ndarray, config: Any,
-            validation: tuple[Any, ...] | None = None, sample_weight: np.ndarray | None = None) -> dict[str, Any]:
+    def fit(self, request: TrainRequest) -> dict[str, Any]:
+        """Train LoRA adapters as ``request`` says (see :class:`~llm_classifier.backends.base.TrainRequest`)."""
         import torch
 
-        from .training import add_lora, build_dataset, example_weights, lora_targets, train
+        from .training import TrainConfig, add_lora, build_dataset, lora_targets, train
 
         self.release()
         dense = self.dense_compute
         base = self._dense_base() if dense else self._load_base()
-        config.target_modules = lora_targets(base, config.target_modules)
+        config = TrainConfig.from_request(request, lora_targets(base, request.options.get("target_modules")))
         model = add_lora(base, config)
-        dataset = build_dataset(prompts, answers, codes, config.direction,
-                                weights=example_weights(codes, config.class_weights, sample_weight))
+        dataset = build_dataset(request.contexts, request.continuations, request.codes, weights=request.weights)
         bf16 = self.torch_dtype == torch.bfloat16
-        history = train(model, dataset, answers, config, self.pad_id, use_cpu=self.device == "cpu", bf16=bf16,
-                        validation=validation)
+        history = train(model, dataset, request.choices, config, self.pad_id, use_cpu=self.device == "cpu", bf16=bf16,
+                        validation=request.validation)
         from peft import get_peft_model_state_dict
 
         state = get_peft_model_state_dict(model)
@@ -204,29 +220,32 @@ class TransformersBackend:
             return not self.device.startswith("cuda")
         return self.compute == "dense"
 
-    def get_adapter(self) -> dict[str, np.ndarray] | None:
-        return self._adapter
+    def state(self) -> EngineState:
+        """The base model's identity and the adapter (``trust_remote_code`` is never part of it)."""
+        return EngineState(engine=self.name, model=self.resolved.name, fingerprint=self.resolved.fingerprint,
+                           adapter=self._adapter, adapter_config=self._adapter_config,
+                           options={"compute": self.compute, "attn_implementation": self.attn_implementation})
 
-    def get_adapter_config(self) -> dict[str, Any] | None:
-        return self._adapter_config
-
-    def set_adapter(self, state: dict[str, np.ndarray] | None, config: Any) -> None:
-        self._adapter = state
-        self._adapter_config = config
+    def load_state(self, state: EngineState, *, model: str | None = None, **options: Any) -> None:
+        """Load the base named by ``state`` (or the moved copy ``model``), check its content, install the adapter."""
+        self.load(model if model is not None else state.model, **options)
+        if self.resolved.fingerprint != state.fingerprint:
+            raise IncompatibleArtifactError(
+                f"The base model {self.resolved.name!r} found here has content fingerprint "
+                f"{self.resolved.fingerprint[:16]}..., but the classifier was trained on {state.fingerprint[:16]}...; "
+                "install the same model or pass model= pointing at a copy of it."
+            )
+        self._adapter = state.adapter
+        self._adapter_config = state.adapter_config
         self._inference_model = None
 
     # -- inference -----------------------------------------------------------------------
-    def score(self, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], *, batch_size: int, progress: Any = None) -> np.ndarray:
-        from .scoring import score_labels
+    def score(self, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], *, batch_size: int,
+              progress: Any = None) -> np.ndarray:
+        from .scoring import score_pairs
 
-        return score_labels(self.inference_model, prompts, answers, pad_id=self.pad_id, batch_size=batch_size, progress=progress)
-
-    def score_channel(self, texts: Sequence[Sequence[int]], class_prompts: Sequence[Sequence[int]], *, batch_size: int,
-                      progress: Any = None) -> np.ndarray:
-        from .scoring import score_channel
-
-        return score_channel(self.inference_model, texts, class_prompts, pad_id=self.pad_id, batch_size=batch_size,
-                             progress=progress)
+        return score_pairs(self.inference_model, contexts, continuations, pad_id=self.pad_id, batch_size=batch_size,
+                           progress=progress)
 
     def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int, progress: Any = None) -> list[str]:
         import torch
@@ -253,7 +272,7 @@ class TransformersBackend:
                     pad_token_id=self.pad_id,
                 )
             for row, index in enumerate(batch):
-                out[index] = self.tokenizer.decode(generated[row, width:], skip_special_tokens=True)
+                out[index] = self.tokenizer.decode(generated[row, width:].tolist())
             if progress is not None:
                 progress.update(len(batch))
         return out

@@ -93,3 +93,33 @@ def quiet_transformers() -> Iterator[None]:
         if previous_bars:
             hf_logging.enable_progress_bar()
         bnb_logger.setLevel(bnb_level)
+
+
+def _invalid_device(expected: str, device: str) -> Exception:
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    return InvalidParameterError(f"The 'device' parameter of LLMClassifier must be {expected}. Got {device!r} instead.")
+
+
+def check_device(device: str) -> None:
+    """``device`` must name a device torch knows and that is present (checked before anything loads)."""
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise _invalid_device("'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", device) from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise _invalid_device(
+                f"a device torch can use; no CUDA GPU is visible (torch {torch.__version__}, CUDA build "
+                f"{torch.version.cuda}). Use device='auto' or 'cpu'", device)
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise _invalid_device(f"an existing GPU; {torch.cuda.device_count()} are visible", device)
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise _invalid_device("a device torch can use; MPS is not available here. Use device='auto' or 'cpu'", device)
+    elif parsed.type != "cpu":
+        raise _invalid_device("'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", device)

@@ -330,3 +330,28 @@ def score_channel(
         if progress is not None:
             progress.update(len(batch))
     return out
+
+
+#: :func:`score_pairs` scores the continuations as one label trie after each context up to
+#: this many trie nodes (answers: a few per class), and one sequence per pair beyond it
+#: (the channel direction's texts after a few class prompts).
+TRIE_MAX_NODES = 4096
+
+
+def score_pairs(model: Any, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], *,
+                pad_id: int, batch_size: int = 8, progress: Any = None) -> np.ndarray:
+    """``log p(continuation_k | context_i)`` for every pair, ``[n_contexts, n_continuations]`` float64.
+
+    The engine's one scoring call (both directions). Short continuations (class answers)
+    are scored as a label trie after each context (:func:`score_labels`); long ones (texts
+    scored after class prompts) one sequence per pair (:func:`score_channel`). ``progress``
+    advances by the longer axis's count.
+    """
+    nodes = LabelTrie.build(continuations).n_nodes
+    if nodes <= TRIE_MAX_NODES:
+        inner = progress if len(contexts) >= len(continuations) else None
+        scores = score_labels(model, contexts, continuations, pad_id=pad_id, batch_size=batch_size, progress=inner)
+        if progress is not None and inner is None:
+            progress.update(len(continuations))
+        return scores
+    return score_channel(model, continuations, contexts, pad_id=pad_id, batch_size=batch_size, progress=progress).T

@@ -16,7 +16,7 @@ import contextlib
 import math
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,19 +30,18 @@ OPTIMIZERS = {
     "sgd": "sgd",
 }
 OBJECTIVES = ("answer", "class", "answer+class")
-DIRECTIONS = ("direct", "channel")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial")
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Hyperparameters of one fine-tuning run (a subset of LLMClassifier's parameters)."""
+    """One fine-tuning run as this engine runs it: the request's schedule and the engine's own options."""
 
     lora_r: int = 16
     lora_alpha: float = 16
     lora_dropout: float = 0.0
-    target_modules: Sequence[str] | str | None = None
+    target_modules: Sequence[str] | str = "all-linear"
     learning_rate: float | str = "auto"
     max_steps: int | None = None
     num_train_epochs: float = 2.0
@@ -53,10 +52,8 @@ class TrainConfig:
     optimizer: str = "adamw"
     lr_scheduler: str = "linear"
     objective: str = "answer"
-    #: "direct": learn the answer after the prompt; "channel": learn the text after its class's prompt
-    direction: str = "direct"
-    #: loss weight of each class code (``None``: every example counts the same)
-    class_weights: Sequence[float] | None = None
+    #: the validation slice holds texts scored after the class prompts (channel), not prompts
+    channel: bool = False
     #: recompute each decoder layer's activations in the backward pass instead of storing them
     gradient_checkpointing: bool = False
     #: decay of an exponential moving average of the adapter weights, kept instead of the last ones (``None``: off)
@@ -68,7 +65,16 @@ class TrainConfig:
     eval_batch_size: int = 16
     seed: int = 0
     verbose: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_request(cls, request: Any, target_modules: Sequence[str] | str) -> TrainConfig:
+        """The config of ``request`` (a :class:`~llm_classifier.backends.base.TrainRequest`) on this engine."""
+        options = {name: value for name, value in request.options.items() if name in cls.__dataclass_fields__}
+        options["target_modules"] = target_modules
+        schedule = {name: getattr(request, name) for name in (
+            "learning_rate", "max_steps", "num_train_epochs", "batch_size", "gradient_accumulation_steps",
+            "warmup_steps", "weight_decay", "objective", "channel", "patience", "eval_batch_size", "seed", "verbose")}
+        return cls(**options, **schedule)
 
     def n_steps(self, n_examples: int, world_size: int = 1) -> int:
         """Optimizer steps this config makes on ``n_examples`` examples."""
@@ -129,23 +135,6 @@ def add_lora(model: Any, config: TrainConfig) -> Any:
     )
     with quiet_transformers():
         return get_peft_model(model, lora)
-
-
-def example_weights(codes: np.ndarray, class_weights: Sequence[float] | None = None,
-                    sample_weight: np.ndarray | None = None) -> np.ndarray | None:
-    """Each text's loss weight: its class's weight times its sample weight, or None when all weigh the same.
-
-    Sample weights are scaled to average 1 over ``codes`` (so they reshape the loss without
-    changing its scale, which the learning rate was chosen for); class weights keep their values.
-    """
-    if class_weights is None and sample_weight is None:
-        return None
-    weights = np.ones(len(codes))
-    if sample_weight is not None:
-        weights = np.asarray(sample_weight, dtype=float) / np.mean(sample_weight)
-    if class_weights is not None:
-        weights = weights * np.asarray(class_weights, dtype=float)[np.asarray(codes, dtype=int)]
-    return weights
 
 
 def _batch_weights(features: list[dict[str, Any]]) -> dict[str, Any]:
@@ -288,20 +277,17 @@ class TreeCollator:
         return {**batch, **_batch_weights(features)}
 
 
-def build_dataset(prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], codes: np.ndarray,
-                  direction: str = "direct", weights: np.ndarray | None = None) -> Any:
-    """A ``datasets.Dataset`` of the training sequences with lengths for grouping.
+def build_dataset(contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], codes: np.ndarray,
+                  weights: np.ndarray | None = None) -> Any:
+    """A ``datasets.Dataset`` of context + continuation sequences, the loss on the continuation.
 
-    ``"direct"``: each prompt followed by its class's answer, the loss on the answer.
-    ``"channel"``: ``prompts`` are the encoded texts and ``answers`` the class prompts;
-    each text follows its class's prompt, the loss on the text. ``weights`` (see
-    :func:`example_weights`) become a ``weight`` column that scales each example's loss.
+    ``prompt_length`` marks where the continuation starts; ``length`` serves length grouping;
+    ``weights`` (one per example) become a ``weight`` column that scales each example's loss.
     """
     from datasets import Dataset
 
     rows: dict[str, list[Any]] = {"input_ids": [], "prompt_length": [], "length": [], "code": []}
-    for prompt, code in zip(prompts, codes):
-        head, tail = (prompt, answers[int(code)]) if direction == "direct" else (answers[int(code)], prompt)
+    for head, tail, code in zip(contexts, continuations, codes):
         sequence = list(head) + list(tail)
         rows["input_ids"].append(sequence)
         rows["prompt_length"].append(len(head))
@@ -378,7 +364,6 @@ def train(
             length_column_name="length",
             remove_unused_columns=False,
             dataloader_num_workers=0,
-            **config.extra,
         )
         trainer = ClassifierTrainer(model=loss_module, args=args, train_dataset=dataset, data_collator=collator)
         if not config.verbose:
@@ -395,13 +380,11 @@ def train(
         if validation is not None:
             from .early_stopping import BestAdapterMonitor, trainer_callback
 
-            held_prompts, held_codes, *held_weights = validation
-            monitor = BestAdapterMonitor(model, held_prompts, held_codes, answers, pad_id,
+            held_inputs, held_codes, held_weights = validation
+            monitor = BestAdapterMonitor(model, held_inputs, held_codes, answers, pad_id,
                                          eval_steps=math.ceil(max_steps / max(1, config.n_evaluations)),
                                          patience=config.patience, batch_size=config.eval_batch_size,
-                                         weights=example_weights(held_codes, config.class_weights, *held_weights),
-                                         direction=config.direction,
-                                         averaged=ema)
+                                         weights=held_weights, channel=config.channel, averaged=ema)
             trainer.add_callback(trainer_callback(monitor))
         with checkpointed(model, config.gradient_checkpointing):
             output = trainer.train()

@@ -1,0 +1,128 @@
+"""LLMClassifier's parameters: their constraints and the rules between them, checked once, in ``fit``.
+
+The per-parameter constraints use scikit-learn's declarative validation (``_fit_context``
+checks them before ``fit`` runs, with scikit-learn's messages). :func:`check_params`
+adds what a constraint cannot express (bools given as numbers, empty names, rules that
+depend on the direction), before any model loads. Prediction does not check parameters
+again: like every scikit-learn estimator, a parameter changed with ``set_params`` after
+``fit`` takes effect at the next ``fit``, except the prediction settings, which are used
+as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
+
+from .encoding import TRUNCATIONS
+from .formulation import DIRECTIONS, get_direction
+
+#: The training objectives every engine understands (see :class:`~llm_classifier.backends.base.TrainRequest`).
+OBJECTIVES = ("answer", "class", "answer+class")
+#: The optimizers and schedules of the transformers engine (by their LLMClassifier names).
+OPTIMIZERS = ("adamw", "adamw_torch", "adamw_8bit", "paged_adamw_8bit", "adafactor", "sgd")
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial")
+
+PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
+    "model": [str, os.PathLike],
+    "prompt": [object],
+    "direction": [StrOptions(set(DIRECTIONS))],
+    "few_shot": [Interval(Integral, 0, None, closed="left")],
+    "verbalizer": [object, None],
+    "label_parser": [object, None],
+    "backend": [object],
+    "inference": [StrOptions({"score", "generate"})],
+    "on_unparseable": [object],
+    "quantization": [StrOptions({"4bit", "8bit"}), None],
+    "lora_r": [Interval(Integral, 1, None, closed="left")],
+    "lora_alpha": [Interval(Real, 0, None, closed="neither")],
+    "lora_dropout": [Interval(Real, 0, 1, closed="left")],
+    "target_modules": [list, tuple, str, None],
+    "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+    "max_steps": [Interval(Integral, 0, None, closed="left"), None],
+    "num_train_epochs": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "gradient_accumulation_steps": [Interval(Integral, 1, None, closed="left")],
+    "warmup_steps": [Interval(Integral, 0, None, closed="left")],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "optimizer": [StrOptions(set(OPTIMIZERS))],
+    "lr_scheduler": [StrOptions(set(SCHEDULERS))],
+    "ema_decay": [Interval(Real, 0, 1, closed="left"), None],
+    "objective": [StrOptions(set(OBJECTIVES))],
+    "calibration": [StrOptions({"auto", "prior", "affine"}), None],
+    "class_weight": [StrOptions({"balanced"}), dict, None],
+    "gradient_checkpointing": ["boolean"],
+    "early_stopping": ["boolean", StrOptions({"auto"})],
+    "validation_fraction": [Interval(Real, 0, 0.5, closed="right")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
+    "max_length": [Interval(Integral, 8, None, closed="left")],
+    "truncation": [StrOptions(set(TRUNCATIONS))],
+    "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
+    "max_new_tokens": [Interval(Integral, 1, None, closed="left"), None],
+    "dtype": [StrOptions({"auto", "bfloat16", "float16", "float32"})],
+    "device": [str],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
+
+_INT_PARAMS = ("lora_r", "max_steps", "batch_size", "gradient_accumulation_steps", "warmup_steps", "max_length",
+               "eval_batch_size", "max_new_tokens")
+_REAL_PARAMS = ("lora_alpha", "lora_dropout", "learning_rate", "num_train_epochs", "weight_decay")
+
+
+def invalid(estimator: Any, param: str, expected: str, value: Any) -> InvalidParameterError:
+    """scikit-learn's error for a bad parameter value, in its wording."""
+    return InvalidParameterError(
+        f"The {param!r} parameter of {type(estimator).__name__} must be {expected}. Got {value!r} instead."
+    )
+
+
+def _check_no_bools(estimator: Any, params: Iterable[str]) -> None:
+    for param in params:
+        value = getattr(estimator, param)
+        if isinstance(value, (bool, np.bool_)):
+            raise invalid(estimator, param, "a number, not a bool", value)
+
+
+def check_params(estimator: Any) -> None:
+    """What the constraints cannot express; run at the start of ``fit``, before the model loads.
+
+    Rejects bools given as numbers, an empty model name, malformed ``target_modules``, the
+    settings the direction cannot serve, and ``prompt`` strings that are neither a template
+    name nor a format string with exactly one ``{text}`` (the direction resolves the prompt).
+    """
+    _check_no_bools(estimator, _INT_PARAMS + _REAL_PARAMS)
+    model = estimator.model
+    if not os.fspath(model).strip():
+        raise invalid(estimator, "model", "a packaged model alias (e.g. 'smollm2-135m-instruct'), a checkpoint "
+                      "directory, a .gguf file or a hub id", model)
+    targets = estimator.target_modules
+    if targets is not None:
+        items = [targets] if isinstance(targets, str) else list(targets)
+        if not items or not all(isinstance(item, str) and item.strip() for item in items):
+            raise invalid(estimator, "target_modules", "None, a module name or a non-empty list of module names (str)",
+                          targets)
+    direction = get_direction(estimator.direction)
+    for name, allowed in direction.check_params(estimator):
+        raise invalid(estimator, name, allowed, getattr(estimator, name))
+    direction.check_prompt(estimator.prompt)
+
+
+def check_on_unparseable(estimator: Any, classes: np.ndarray) -> None:
+    """In generate mode, ``on_unparseable`` must be "score", "raise" or one of the classes."""
+    if estimator.inference != "generate":
+        return
+    value = estimator.on_unparseable
+    if isinstance(value, str) and value in ("score", "raise"):
+        return
+    try:
+        known = bool(np.any(classes == value)) and np.ndim(value) == 0
+    except (TypeError, ValueError):
+        known = False
+    if not known:
+        raise invalid(estimator, "on_unparseable", f"'score', 'raise' or one of the classes {classes.tolist()!r}", value)

@@ -1,0 +1,186 @@
+"""The direction of classification as a strategy: what the model is asked to score.
+
+:class:`Direct` (the default) scores every class's answer after the text's prompt,
+``log p(answer_k | prompt(text))``; :class:`Channel` (the noisy channel of Min et al.,
+2022) scores the text after every class's own prompt, ``log p(text | prompt(class))``.
+A direction owns the three things that differ between them: the prompt layout built at
+fit, the layout of the training examples (what is context and what is continuation, and
+so where the loss is), and the scoring call. Nothing outside this module branches on the
+direction; a new formulation (multi-label, long-document windows) is a new subclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .backends.base import Engine, Progress, Tokenizer, TrainRequest
+from .channel import resolve_channel_template
+from .demonstrations import add_demonstrations
+from .encoding import PromptEncoder, encode_answers, encode_class_prompts
+from .prompts import FormatTemplate, resolve_template, split_template
+
+__all__ = ["Channel", "DIRECTIONS", "Direct", "Direction", "PromptLayout", "get_direction"]
+
+
+@dataclass
+class PromptLayout:
+    """The prompt a fitted classifier uses, as its direction built it at fit.
+
+    Attributes
+    ----------
+    direction : str
+        The direction's name ("direct" or "channel").
+    template : PromptTemplate or ChannelTemplate
+        The resolved template (with the demonstrations, if any).
+    demonstrations : list of (str, int)
+        Few-shot demonstrations as (shortened text, class code), in prompt order.
+    class_prompts : list of str
+        Channel direction: the prompt each class's texts follow; empty otherwise.
+    prefix, suffix : str
+        The rendered prompt before and after the text.
+    """
+
+    direction: str
+    template: Any
+    demonstrations: list[tuple[str, int]] = field(default_factory=list)
+    class_prompts: list[str] = field(default_factory=list)
+    prefix: str = ""
+    suffix: str = ""
+
+
+class Direction:
+    """A formulation of classification as scoring; subclasses implement each step."""
+
+    name: ClassVar[str]
+    #: Whether an encoded text starts the sequence (and so gets the model's begin token).
+    start_token: ClassVar[bool]
+
+    def check_params(self, estimator: Any) -> list[tuple[str, str]]:
+        """``(parameter, allowed)`` pairs of the estimator's settings this direction cannot serve."""
+        return []
+
+    def check_prompt(self, prompt: Any) -> None:
+        """Raise ``InvalidParameterError`` for a ``prompt`` this direction cannot use (before any model loads)."""
+        raise NotImplementedError
+
+    def layout(self, prompt: Any, tokenizer: Tokenizer, answers: list[str], demonstrations: tuple[list[str], np.ndarray],
+               max_length: int) -> PromptLayout:
+        """Resolve the template for ``answers`` (with ``demonstrations`` as (texts, codes)) into a layout."""
+        raise NotImplementedError
+
+    def choice_ids(self, tokenizer: Tokenizer, answers: list[str], layout: PromptLayout) -> list[list[int]]:
+        """The token ids that stand for each class: answers (direct) or class prompts (channel)."""
+        raise NotImplementedError
+
+    def encoder(self, tokenizer: Tokenizer, layout: PromptLayout, choice_ids: list[list[int]], max_length: int,
+                truncation: str) -> PromptEncoder:
+        """The encoder of texts, the same at fit and predict (room kept for the longest choice)."""
+        return PromptEncoder(tokenizer, layout.prefix, layout.suffix, max_length, max(map(len, choice_ids)),
+                             truncation, start_token=self.start_token)
+
+    def train_request(self, inputs: list[list[int]], codes: np.ndarray, choice_ids: list[list[int]],
+                      **schedule: Any) -> TrainRequest:
+        """The engine's training request for encoded texts ``inputs`` of classes ``codes``."""
+        raise NotImplementedError
+
+    def score(self, engine: Engine, inputs: list[list[int]], choice_ids: list[list[int]], *, batch_size: int,
+              progress: Progress | None = None) -> np.ndarray:
+        """``[n_inputs, n_classes]`` class log-scores of the encoded texts."""
+        raise NotImplementedError
+
+
+class Direct(Direction):
+    """Score each class's answer after the text's prompt: ``log p(answer_k | prompt(text))``."""
+
+    name = "direct"
+    start_token = True
+
+    def check_prompt(self, prompt: Any) -> None:
+        template = resolve_template(prompt, None)  # unknown names, format strings without {text}
+        if isinstance(prompt, str) and isinstance(template, FormatTemplate):
+            split_template(template, ["a", "b"])  # {text} exactly once
+
+    def layout(self, prompt: Any, tokenizer: Tokenizer, answers: list[str], demonstrations: tuple[list[str], np.ndarray],
+               max_length: int) -> PromptLayout:
+        template = resolve_template(prompt, tokenizer)
+        texts, codes = demonstrations
+        shown: list[tuple[str, int]] = []
+        if len(texts):
+            template, shortened = add_demonstrations(template, texts, codes, answers, tokenizer, max_length)
+            shown = [(text, int(code)) for text, code in zip(shortened, codes)]
+        prefix, suffix = split_template(template, answers, tokenizer)
+        return PromptLayout(self.name, template, shown, [], prefix, suffix)
+
+    def choice_ids(self, tokenizer: Tokenizer, answers: list[str], layout: PromptLayout) -> list[list[int]]:
+        return encode_answers(tokenizer, answers)
+
+    def train_request(self, inputs: list[list[int]], codes: np.ndarray, choice_ids: list[list[int]],
+                      **schedule: Any) -> TrainRequest:
+        continuations = [list(choice_ids[code]) for code in codes]
+        return TrainRequest(contexts=inputs, continuations=continuations, codes=codes, choices=choice_ids,
+                            channel=False, **schedule)
+
+    def score(self, engine: Engine, inputs: list[list[int]], choice_ids: list[list[int]], *, batch_size: int,
+              progress: Progress | None = None) -> np.ndarray:
+        return engine.score(inputs, choice_ids, batch_size=batch_size, progress=progress)
+
+
+class Channel(Direction):
+    """Score the text after each class's prompt: ``log p(text | prompt(class))``.
+
+    Fine-tuning learns to write each class's texts, with the loss on every text token;
+    the text is closed by the end token, which is scored too.
+    """
+
+    name = "channel"
+    start_token = False
+
+    def check_params(self, estimator: Any) -> list[tuple[str, str]]:
+        conflicts = [
+            ("inference", estimator.inference != "score", "'score' (a channel model writes texts, not answers)"),
+            ("few_shot", estimator.few_shot != 0, "0 (demonstrations are not supported in the channel direction)"),
+            ("objective", estimator.objective != "answer",
+             "'answer' (the loss is on the text; the class objectives score answers)"),
+        ]
+        return [(name, f"{allowed} when direction='channel'") for name, conflicting, allowed in conflicts if conflicting]
+
+    def check_prompt(self, prompt: Any) -> None:
+        resolve_channel_template(prompt)
+
+    def layout(self, prompt: Any, tokenizer: Tokenizer, answers: list[str], demonstrations: tuple[list[str], np.ndarray],
+               max_length: int) -> PromptLayout:
+        template = resolve_channel_template(prompt)
+        class_prompts = [template.render_class(answer, tokenizer) for answer in answers]
+        return PromptLayout(self.name, template, [], class_prompts, "", "")
+
+    def choice_ids(self, tokenizer: Tokenizer, answers: list[str], layout: PromptLayout) -> list[list[int]]:
+        return encode_class_prompts(tokenizer, layout.class_prompts)
+
+    def encoder(self, tokenizer: Tokenizer, layout: PromptLayout, choice_ids: list[list[int]], max_length: int,
+                truncation: str) -> PromptEncoder:
+        encoder = super().encoder(tokenizer, layout, choice_ids, max_length, truncation)
+        encoder.suffix_ids = [int(tokenizer.end_id)]  # the text is closed by the end token, which is scored
+        encoder.budget -= 1
+        return encoder
+
+    def train_request(self, inputs: list[list[int]], codes: np.ndarray, choice_ids: list[list[int]],
+                      **schedule: Any) -> TrainRequest:
+        contexts = [list(choice_ids[code]) for code in codes]
+        return TrainRequest(contexts=contexts, continuations=inputs, codes=codes, choices=choice_ids,
+                            channel=True, **schedule)
+
+    def score(self, engine: Engine, inputs: list[list[int]], choice_ids: list[list[int]], *, batch_size: int,
+              progress: Progress | None = None) -> np.ndarray:
+        return np.asarray(engine.score(choice_ids, inputs, batch_size=batch_size, progress=progress)).T
+
+
+DIRECTIONS: dict[str, Direction] = {direction.name: direction for direction in (Direct(), Channel())}
+
+
+def get_direction(name: str) -> Direction:
+    """The direction named ``name`` (a key of :data:`DIRECTIONS`)."""
+    return DIRECTIONS[name]
+
