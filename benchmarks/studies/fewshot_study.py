@@ -1,6 +1,6 @@
 """Few-shot prompts vs zero-shot for the untrained default model (raw and prior-calibrated scores).
 
-    python3 -m benchmarks.fewshot_study languages 0 1 2
+    python3 -m benchmarks.studies.fewshot_study languages 0 1 2
 
 For each number of demonstrations per class, ``ChatTemplate(examples=...)`` gets that many
 training texts of every class (drawn with seed 0, cut to ``MAX_WORDS`` words, in a shuffled
@@ -10,11 +10,11 @@ the suite's 200; the prior correction is fitted on 200 other training texts.
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import numpy as np
 
-from benchmarks.prompt_study import report, untrained_predictions
+from benchmarks.studies.prompt_study import report, untrained_predictions
 from benchmarks.tasks import load_task
 from llm_classifier import ChatTemplate, LLMClassifier
 
@@ -30,8 +30,13 @@ def demonstrations(texts: list[str], labels: list[str], per_class: int, seed: in
     return [(" ".join(texts[i].split()[:MAX_WORDS]), labels[i]) for i in chosen], set(chosen)
 
 
-def main() -> None:
-    task, counts = sys.argv[1], [int(k) for k in sys.argv[2:]] or [0, 1]
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.fewshot_study", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", help="a suite task (see python -m benchmarks --help)")
+    parser.add_argument("counts", nargs="*", type=int, metavar="K", help="demonstrations per class (default: 0 1)")
+    args = parser.parse_args(argv)
+    task, counts = args.task, args.counts or [0, 1]
     X_train, y_train, X_test, y_test, _ = load_task(task, n_train=500, n_test=200)
     for per_class in counts:
         examples, used = demonstrations(X_train, y_train, per_class)

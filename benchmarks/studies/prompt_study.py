@@ -1,6 +1,6 @@
 """Zero-shot accuracy of prompt wordings on a task (raw and prior-calibrated scores).
 
-    python3 -m benchmarks.prompt_study languages current text-first text-above
+    python3 -m benchmarks.studies.prompt_study languages current text-first text-above
 
 Each wording is scored on the suite's test texts (and 200 training texts for the
 prior correction) with the untrained default model.
@@ -8,14 +8,14 @@ prior correction) with the untrained default model.
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
+from benchmarks.studies.offline import label_frequencies, prior_correction
 from benchmarks.tasks import load_task
 from llm_classifier import LLMClassifier
-from llm_classifier.calibration import prior_correction
 
 WORDINGS = {
     "current": "Classify the text into one of these categories: {labels}. Answer with the category only.\n\n{text}",
@@ -42,7 +42,7 @@ def untrained_predictions(clf, X_test, prior_texts, y_train) -> dict[str, np.nda
     correction fitted on ``prior_texts`` (the label frequencies of ``y_train``)."""
     raw_test = clf.answer_scores(list(X_test))
     raw_prior = clf.answer_scores(list(prior_texts))
-    frequencies = np.bincount(np.searchsorted(clf.classes_, y_train), minlength=len(clf.classes_)) / len(y_train)
+    frequencies = label_frequencies(np.searchsorted(clf.classes_, y_train), len(clf.classes_))
     calibrated = prior_correction(raw_prior, frequencies).apply(raw_test)
     return {"raw": raw_test.argmax(axis=1), "prior": calibrated.argmax(axis=1)}
 
@@ -68,9 +68,25 @@ def compare_untrained(task: str, tag: str, variants: dict[str, dict], describe=N
         report(f"{tag} {task} {name}", clf, y_test, untrained_predictions(clf, X_test, prior_texts, y_train))
 
 
-def main() -> None:
-    task, names = sys.argv[1], sys.argv[2:] or list(WORDINGS)
-    compare_untrained(task, "PROMPT", {name: {"prompt": Wording(WORDINGS[name])} for name in names})
+def variant_parser(prog: str, doc: str, choices: list[str]) -> argparse.ArgumentParser:
+    """``TASK [NAME ...]``: the arguments of the studies that compare named variants."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", help="a suite task (see python -m benchmarks --help)")
+    parser.add_argument("names", nargs="*", type=lambda name: _choice(name, choices), metavar="NAME",
+                        help=f"variants to compare (default: all of {', '.join(choices)})")
+    return parser
+
+
+def _choice(name: str, choices: list[str]) -> str:
+    # argparse's ``choices`` rejects an empty ``nargs="*"`` on Python 3.11
+    if name not in choices:
+        raise argparse.ArgumentTypeError(f"invalid choice: {name!r} (choose from {', '.join(choices)})")
+    return name
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = variant_parser("python -m benchmarks.studies.prompt_study", __doc__, list(WORDINGS)).parse_args(argv)
+    compare_untrained(args.task, "PROMPT", {name: {"prompt": Wording(WORDINGS[name])} for name in args.names or WORDINGS})
 
 
 if __name__ == "__main__":

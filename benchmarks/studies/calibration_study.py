@@ -1,6 +1,6 @@
-"""Compare calibration maps offline on scores saved by ``benchmarks.dump_scores``.
+"""Compare calibration maps offline on scores saved by ``benchmarks.studies.dump_scores``.
 
-    python3 -m benchmarks.calibration_study results/scores/*.npz
+    python3 -m benchmarks.studies.calibration_study results/scores/*.npz
 
 For each file the calibration set is the held-out validation slice when there is
 one (early stopping), else every training text (zero-shot); the maps are fitted on
@@ -9,14 +9,14 @@ it and evaluated on the test scores: accuracy, macro-F1 and log-loss.
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
 from scipy.special import log_softmax
 from sklearn.metrics import accuracy_score, f1_score
 
-from llm_classifier.calibration import Calibration, fit_affine, prior_correction
+from benchmarks.studies.offline import Calibration, fit_affine, label_frequencies, prior_correction
 
 METHODS = {
     "none": lambda s, c, freq: Calibration(bias=np.zeros(s.shape[1])),
@@ -30,7 +30,7 @@ METHODS = {
 def evaluate(path: Path) -> list[dict[str, object]]:
     data = np.load(path)
     n_classes = len(data["classes"])
-    frequencies = np.bincount(data["train_codes"], minlength=n_classes) / len(data["train_codes"])
+    frequencies = label_frequencies(data["train_codes"], n_classes)
     if "validation_scores" in data:
         scores, codes, fitted_on = data["validation_scores"], data["validation_codes"], "validation"
     else:
@@ -51,10 +51,15 @@ def evaluate(path: Path) -> list[dict[str, object]]:
     return rows
 
 
+def score_files_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """``FILE [FILE ...]``: the arguments of the studies that read saved scores."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", type=Path, metavar="FILE", help=".npz scores saved by benchmarks.studies.dump_scores")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> None:
-    paths = [Path(p) for p in (sys.argv[1:] if argv is None else argv)]
-    if not paths:
-        raise SystemExit(__doc__)
+    paths = score_files_parser("python -m benchmarks.studies.calibration_study", __doc__).parse_args(argv).paths
     print("| scores | method | fitted on | accuracy | macro-F1 | log-loss | T |")
     print("|---|---|---|---|---|---|---|")
     for path in paths:

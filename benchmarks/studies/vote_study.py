@@ -1,6 +1,6 @@
-"""Average a fine-tuned LLM's probabilities with TF-IDF's, offline on scores saved by ``benchmarks.dump_scores``.
+"""Average a fine-tuned LLM's probabilities with TF-IDF's, offline on scores saved by ``benchmarks.studies.dump_scores``.
 
-    python3 -m benchmarks.vote_study results/scores/sentiment-ema95.npz results/scores/authors-de-*.npz
+    python3 -m benchmarks.studies.vote_study results/scores/sentiment-ema95.npz results/scores/authors-de-*.npz
 
 The task is read from the file name (it must start with a task name, e.g.
 ``authors-de-seed1.npz``); its 500 / 200 split (seed 0) is drawn again, the suite's TF-IDF
@@ -11,7 +11,6 @@ probability (``VotingClassifier(voting="soft")``) and their geometric mean.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from scipy.special import log_softmax
 from sklearn.metrics import f1_score
 
 from benchmarks.baselines import TfidfClassifier
+from benchmarks.studies.calibration_study import score_files_parser
 from benchmarks.tasks import DEFAULT_TASKS, load_task
 
 
@@ -57,9 +57,7 @@ def evaluate(path: Path, cache: dict[str, np.ndarray]) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    paths = [Path(p) for p in (sys.argv[1:] if argv is None else argv)]
-    if not paths:
-        raise SystemExit(__doc__)
+    paths = score_files_parser("python -m benchmarks.studies.vote_study", __doc__).parse_args(argv).paths
     cache: dict[str, np.ndarray] = {}
     print("| scores | TF-IDF | LLM | mean probability | geometric mean |")
     print("|---|---|---|---|---|")

@@ -1,6 +1,6 @@
 """Zero-shot accuracy of answer forms on a task (raw and prior-calibrated scores).
 
-    python3 -m benchmarks.answer_study languages label space-label
+    python3 -m benchmarks.studies.answer_study languages label space-label
 
 How the scored answer starts decides how it tokenises after the chat template's
 ``assistant\\n``: the default answer is the label itself (SmolLM2 splits "Danish" into
@@ -12,9 +12,7 @@ token as always.
 
 from __future__ import annotations
 
-import sys
-
-from benchmarks.prompt_study import compare_untrained
+from benchmarks.studies.prompt_study import compare_untrained, variant_parser
 
 FORMS = {
     "label": None,  # the default verbalizer: str(label)
@@ -22,9 +20,9 @@ FORMS = {
 }
 
 
-def main() -> None:
-    task, names = sys.argv[1], sys.argv[2:] or list(FORMS)
-    compare_untrained(task, "ANSWER", {name: {"verbalizer": FORMS[name]} for name in names},
+def main(argv: list[str] | None = None) -> None:
+    args = variant_parser("python -m benchmarks.studies.answer_study", __doc__, list(FORMS)).parse_args(argv)
+    compare_untrained(args.task, "ANSWER", {name: {"verbalizer": FORMS[name]} for name in args.names or FORMS},
                       describe=lambda clf: f"tokens per answer: {[len(ids) - 1 for ids in clf.answer_ids_]}")  # without end of turn
 
 
