@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 import importlib.util
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -594,3 +595,13 @@ def test_samples_round_trip_through_the_file(tmp_path, monkeypatch):
         load_saved_sample("t", 2, 1, 1)
     monkeypatch.delenv(SAMPLES_ENV)
     assert load_saved_sample("t", 2, 1, 0) is None
+
+
+def test_every_link_into_docs_results_resolves():
+    root = BENCHMARKS.parent
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    pages = [p for p in pages if "results" not in p.relative_to(root).parts[1:2]]  # not the reports themselves
+    links = [(page, target) for page in pages
+             for target in re.findall(r"\]\(([^)\s#]*results/[^)\s#]*)", page.read_text())]
+    assert any(target == "results/current/summary.md" for _, target in links)
+    assert [f"{page.name}: {target}" for page, target in links if not (page.parent / target).exists()] == []
