@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         n_train = args.n_train or preset.get("n_train", 500)
         n_test = args.n_test or preset.get("n_test", 200)
     if args.save_samples:
-        from .samples import save_samples
+        from .tasks import save_samples
 
         written = save_samples(tasks, args.save_samples, n_train=n_train, n_test=n_test, seed=args.seed)
         print(f"wrote the samples of {', '.join(tasks)} (n_train={n_train}, n_test={n_test}, seed={args.seed}) "

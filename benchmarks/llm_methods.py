@@ -68,7 +68,7 @@ class GenerateAndParse:
         A fitted classifier (``classes_``, ``answers_``, ``generate``).
     parser : object, optional
         Has ``parse(text, answers) -> int | None``; default
-        ``llm_classifier.labels.DefaultParser()``.
+        ``llm_classifier.DefaultParser()``.
 
     Attributes
     ----------
@@ -99,7 +99,7 @@ class GenerateAndParse:
         """Generate, parse, and map each answer to its class (or :data:`UNPARSEABLE`)."""
         parser = self.parser
         if parser is None:
-            from llm_classifier.labels import DefaultParser
+            from llm_classifier import DefaultParser
 
             parser = DefaultParser()
         answers = list(self.clf.answers_)

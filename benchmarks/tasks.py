@@ -13,12 +13,14 @@ with a network.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from . import sources
+from .samples import TaskData, load_saved_sample, sample_key, write_samples
 from .sources import Corpus, MissingDataError
 from .splits import sample_split
 
@@ -31,32 +33,8 @@ __all__ = [
     "TaskSpec",
     "expand_tasks",
     "load_task",
+    "save_samples",
 ]
-
-
-@dataclass
-class TaskData:
-    """A sampled task: unpacks as ``train_texts, train_labels, test_texts, test_labels, metadata``.
-
-    Attributes
-    ----------
-    train_texts, train_labels, test_texts, test_labels : list of str
-    metadata : dict
-        Name, description, source, classes, counts per class, sizes, seed.
-    train_groups, test_groups : list of str
-        Group of each example (for checking that no group straddles the split).
-    """
-
-    train_texts: list[str]
-    train_labels: list[str]
-    test_texts: list[str]
-    test_labels: list[str]
-    metadata: dict = field(default_factory=dict)
-    train_groups: list[str] = field(default_factory=list)
-    test_groups: list[str] = field(default_factory=list)
-
-    def __iter__(self) -> Iterator:
-        yield from (self.train_texts, self.train_labels, self.test_texts, self.test_labels, self.metadata)
 
 
 @dataclass(frozen=True)
@@ -196,8 +174,6 @@ def load_task(name: str, n_train: int | None = 500, n_test: int | None = 200, se
     When ``$LLM_CLASSIFIER_SAMPLES`` names a file written by ``--save-samples``
     (:mod:`benchmarks.samples`), the sample is read from it instead.
     """
-    from .samples import load_saved_sample
-
     saved = load_saved_sample(name, n_train, n_test, seed)
     if saved is not None:
         return saved
@@ -306,3 +282,17 @@ def load_hf_corpus(spec: str) -> Corpus:
         side=sides if has_side else None,
         info={"source": f"Hugging Face dataset {spec}", "group": "text (exact duplicates merged)"},
     )
+
+
+def save_samples(tasks: Sequence[str], path: str | Path, n_train: int | None = 500, n_test: int | None = 200,
+                 seed: int = 0) -> Path:
+    """Draw ``tasks`` with :func:`load_task` and write them to ``path`` (see :mod:`benchmarks.samples`).
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    drawn = {sample_key(name, n_train, n_test, seed): load_task(name, n_train=n_train, n_test=n_test, seed=seed)
+             for name in tasks}
+    return write_samples(drawn, path)

@@ -6,10 +6,14 @@ Needs the data installed by ``bash benchmarks/install_data.sh``; a test is skipp
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import importlib
 import importlib.util
 import json
+import re
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -455,9 +459,149 @@ def test_llm_methods_are_seeded_by_the_run_seed():
 def test_vote_study_reads_the_task_from_the_file_name():
     from pathlib import Path
 
-    from benchmarks.vote_study import task_of
+    from benchmarks.studies.vote_study import task_of
 
     assert task_of(Path("results/scores/authors-de-seed1.npz")) == "authors-de"
     assert task_of(Path("news-r52-ema95.npz")) == "news-r52"
     with pytest.raises(SystemExit, match="does not start with a task name"):
         task_of(Path("scores.npz"))
+
+
+# ----------------------------------------------------------------------------- layout of benchmarks/
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+STUDIES = sorted(p.stem for p in (BENCHMARKS / "studies").glob("*.py") if p.stem not in ("__init__", "offline"))
+
+
+def _imported_modules(path: Path) -> list[tuple[str, list[str]]]:
+    """``(module, names)`` of every import in ``path`` (in functions too), relative ones made absolute."""
+    inside = path.is_relative_to(BENCHMARKS)
+    package = ".".join(path.relative_to(BENCHMARKS.parent).with_suffix("").parts[:-1]) if inside else ""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(filter(None, [base, node.module]))
+            found.append((module, [alias.name for alias in node.names]))
+    return found
+
+
+def private_llm_classifier_imports(path: Path) -> list[str]:
+    """The imports in ``path`` that reach past ``llm_classifier.__all__``."""
+    import llm_classifier
+
+    public = set(llm_classifier.__all__)
+    bad = []
+    for module, names in _imported_modules(path):
+        parts = module.split(".")
+        if parts[0] != "llm_classifier":
+            continue
+        if len(parts) > 1 and parts[1] not in public:
+            bad.append(module)
+        bad += [f"{module}.{name}" for name in names if len(parts) == 1 and name not in public]
+    return bad
+
+
+def test_the_private_import_check_catches_modules_and_names(tmp_path):
+    study = tmp_path / "study.py"
+    study.write_text("from llm_classifier import LLMClassifier, ChatTemplate\n"
+                     "def f():\n    from llm_classifier.calibration import prior_correction\n"
+                     "    import llm_classifier.validation\n    from llm_classifier import _logging\n")
+    assert private_llm_classifier_imports(study) == [
+        "llm_classifier.calibration", "llm_classifier.validation", "llm_classifier._logging"]
+
+
+@pytest.mark.parametrize("path", sorted((BENCHMARKS / "studies").glob("*.py")), ids=lambda p: p.name)
+def test_studies_import_only_the_public_api(path):
+    assert private_llm_classifier_imports(path) == []
+
+
+def test_the_suite_modules_import_each_other_without_a_cycle():
+    graph = {}
+    for path in BENCHMARKS.rglob("*.py"):
+        name = ".".join(path.relative_to(BENCHMARKS.parent).with_suffix("").parts).removesuffix(".__init__")
+        targets = set()
+        for module, names in _imported_modules(path):
+            targets |= {f"{module}.{n}" for n in names} | {module}
+        graph[name] = {t for t in targets if t.startswith("benchmarks.")}
+    graph = {name: targets & set(graph) - {name} for name, targets in graph.items()}
+    assert "benchmarks.tasks" in graph["benchmarks.studies.ablation"]
+    assert "benchmarks.samples" in graph["benchmarks.tasks"]
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join(path + (name,))}"
+        if name not in done:
+            for target in sorted(graph[name]):
+                visit(target, path + (name,))
+            done.add(name)
+
+    for name in sorted(graph):
+        visit(name, ())
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_every_study_answers_help(study, capsys):
+    module = importlib.import_module(f"benchmarks.studies.{study}")
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--help"])
+    assert exit_info.value.code == 0
+    assert f"python -m benchmarks.studies.{study}" in capsys.readouterr().out
+
+
+def test_the_variant_studies_take_no_names_as_all_and_reject_unknown_ones(capsys):
+    from benchmarks.studies.prompt_study import WORDINGS, variant_parser
+
+    parser = variant_parser("prompt_study", "", list(WORDINGS))
+    assert parser.parse_args(["languages"]).names == []
+    assert parser.parse_args(["languages", "text-first"]).names == ["text-first"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["languages", "no-such-wording"])
+    assert "invalid choice: 'no-such-wording'" in capsys.readouterr().err
+
+
+def test_the_studies_offline_maps_equal_the_library_ones():
+    """The studies carry their own copy of the calibration maps and the held-out slice; they must
+    match what ``LLMClassifier.fit`` does (this test may import the library's internals)."""
+    from benchmarks.studies import offline
+    from llm_classifier.calibration import fit_affine, prior_correction
+    from llm_classifier.holdout import stratified_holdout
+    from llm_classifier.validation import canonical_order
+
+    rng = np.random.default_rng(0)
+    scores, codes = rng.normal(size=(60, 4)), rng.integers(0, 3, size=60)  # class 3 never seen
+    frequencies = offline.label_frequencies(codes, 4)
+    assert frequencies.tolist() == (np.bincount(codes, minlength=4) / 60).tolist()
+    np.testing.assert_allclose(offline.prior_correction(scores, frequencies).bias, prior_correction(scores, frequencies).bias)
+    for kwargs in ({}, {"temperature": False}, {"l2": 1e6}):
+        ours, theirs = offline.fit_affine(scores, codes, **kwargs), fit_affine(scores, codes, **kwargs)
+        np.testing.assert_allclose(ours.bias, theirs.bias, atol=1e-6)
+        assert ours.temperature == pytest.approx(theirs.temperature, rel=1e-6)
+    np.testing.assert_array_equal(offline.stratified_holdout(codes, 0.1, 7), stratified_holdout(codes, 0.1, 7))
+    texts = [f"t{i % 7}" for i in range(60)]
+    np.testing.assert_array_equal(offline.canonical_order(texts, codes), canonical_order(texts, codes))
+
+
+def test_samples_round_trip_through_the_file(tmp_path, monkeypatch):
+    from benchmarks.samples import SAMPLES_ENV, TaskData, load_saved_sample, sample_key, write_samples
+
+    data = TaskData(["a", "b"], ["x", "y"], ["c"], ["x"], {"name": "t"}, ["g1", "g2"], ["g3"])
+    path = write_samples({sample_key("t", 2, 1, 0): data}, tmp_path / "s.json.xz")
+    monkeypatch.setenv(SAMPLES_ENV, str(path))
+    assert load_saved_sample("t", 2, 1, 0) == data
+    with pytest.raises(MissingDataError, match=r"holds no sample for task 't', n_train=2, n_test=1, seed=1"):
+        load_saved_sample("t", 2, 1, 1)
+    monkeypatch.delenv(SAMPLES_ENV)
+    assert load_saved_sample("t", 2, 1, 0) is None
+
+
+def test_every_link_into_docs_results_resolves():
+    root = BENCHMARKS.parent
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    pages = [p for p in pages if "results" not in p.relative_to(root).parts[1:2]]  # not the reports themselves
+    links = [(page, target) for page in pages
+             for target in re.findall(r"\]\(([^)\s#]*results/[^)\s#]*)", page.read_text())]
+    assert any(target == "results/current/summary.md" for _, target in links)
+    assert [f"{page.name}: {target}" for page, target in links if not (page.parent / target).exists()] == []
