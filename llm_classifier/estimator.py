@@ -21,7 +21,7 @@ from .calibration import fit_calibration
 from .channel import encode_class_prompts, resolve_channel_template
 from .demonstrations import add_demonstrations, draw_demonstrations
 from ._process import is_main_process
-from .exceptions import UnparseableAnswerError
+from .exceptions import ModelNotFoundError, UnparseableAnswerError
 from .labels import check_answers, resolve_parser, resolve_verbalizer
 from .backends.hf.checkpoints import DEFAULT_MODEL
 from .prompts import resolve_template, split_template
@@ -767,19 +767,104 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     def save(self, path: Any) -> None:
         """Save the fitted classifier to a directory (adapter in safetensors, the rest as JSON).
 
-        The base model is referenced by name and checksum, not copied. See
-        :func:`llm_classifier.persistence.save`. In a multi-process launch (``accelerate
-        launch``, ``torchrun``) only the main process writes; every rank holds the same model.
-        """
-        from .persistence import save
+        The base model is referenced by name (local paths made absolute) and by the sha256
+        of its files, not copied. Overwriting an artifact is atomic: a crash leaves the old
+        or the new one, never a mix (see :mod:`llm_classifier.persistence`). In a
+        multi-process launch (an initialised torch process group) only rank 0 writes; every
+        rank holds the same model. A stray ``RANK`` variable does not stop a single process.
 
+        Raises
+        ------
+        ValueError
+            If the adapter holds NaN or inf (a diverged fit): such a model is not saved.
+        """
+        from .backends.hf.checkpoints import absolute_model_name
+        from .persistence import FittedState, save
+
+        check_is_fitted(self, "classes_")
         if not is_main_process():
             return
-        save(self, path)
+        resolved = getattr(self.backend_, "resolved", None)
+        if resolved is None:
+            raise TypeError(f"The backend {type(self.backend_).__name__} does not support save(); pickle the estimator instead.")
+        params = self.get_params(deep=False)
+        params["model"] = absolute_model_name(params["model"]) if isinstance(params["model"], str) else params["model"]
+        state = FittedState(
+            classes=self.classes_, answers=list(self.answers_), prompt_prefix=self.prompt_prefix_,
+            prompt_suffix=self.prompt_suffix_, params=params,
+            model={"name": absolute_model_name(resolved.name), "fingerprint": resolved.fingerprint,
+                   "files": [list(pair) for pair in getattr(resolved, "files", ())]},
+            class_prompts=list(getattr(self, "class_prompts_", [])), template=self.template_,
+            demonstrations=list(getattr(self, "demonstrations_", [])), label_parser=self.label_parser_,
+            history=self.history_, random_seed=int(self.random_seed_), calibration=getattr(self, "calibration_", None),
+            adapter=self.backend_.get_adapter(), adapter_config=self.backend_.get_adapter_config(),
+        )
+        save(state, path)
 
     @classmethod
-    def load(cls, path: Any) -> LLMClassifier:
-        """Load a classifier saved with :meth:`save`; never executes code from the artifact."""
+    def load(cls, path: Any, *, model: str | None = None, trust_remote_code: bool = False) -> LLMClassifier:
+        """Load a classifier saved with :meth:`save`; never executes code from the artifact.
+
+        Parameters
+        ----------
+        path : path-like
+            The artifact directory.
+        model : str, optional
+            Where the base model is now (a moved copy): it must have the same content
+            (checked file by file) as the one the classifier was trained on.
+        trust_remote_code : bool, default=False
+            Let transformers run the base model folder's own code. Never taken from the artifact.
+
+        Raises
+        ------
+        IncompatibleArtifactError
+            If the artifact is corrupt or inconsistent (the message names the field), or the
+            base model found differs from the one trained on (the message names the changed files).
+        """
+        from .backends.hf.checkpoints import check_same_model, resolve_model
+        from .backends.hf.engine import TransformersBackend
+        from .channel import encode_class_prompts
+        from .labels import DefaultParser
         from .persistence import load
 
-        return load(path)
+        if not isinstance(trust_remote_code, bool):
+            raise TypeError(f"The 'trust_remote_code' parameter of LLMClassifier.load must be a bool. Got {trust_remote_code!r} instead.")
+        state = load(path, defaults=cls().get_params(deep=False))
+        params = dict(state.params)
+        if model is not None:
+            params["model"] = model
+        model_name = model if model is not None else state.model["name"]
+        backend = params.get("backend", "transformers")
+        if isinstance(backend, TransformersBackend):
+            backend.trust_remote_code = trust_remote_code  # the file's value was dropped when it was read
+        elif trust_remote_code:
+            backend = TransformersBackend(trust_remote_code=True)
+        params["backend"] = backend
+        estimator = cls(**params)
+        # The base is identified by content before anything (even its tokenizer) is loaded from it.
+        try:
+            resolved = resolve_model(model_name)
+        except ModelNotFoundError as exc:
+            raise ModelNotFoundError(f"{exc} The saved classifier needs its base model; if the model moved, pass "
+                                     "LLMClassifier.load(path, model=<its new location>).") from None
+        check_same_model(state.model, resolved, legacy=state.format_version == 1)
+        backend = resolve_backend(estimator.backend)
+        backend.load(model_name, quantization=estimator.quantization, dtype=estimator.dtype, device=estimator.device)
+        backend.set_adapter(state.adapter, state.adapter_config)
+        estimator.classes_ = state.classes
+        estimator.answers_ = state.answers
+        estimator.class_prompts_ = state.class_prompts
+        if state.class_prompts:  # direction="channel": texts are scored after these prompts
+            estimator.answer_ids_ = encode_class_prompts(backend.tokenizer, state.class_prompts)
+        else:
+            estimator.answer_ids_ = encode_answers(backend.tokenizer, state.answers)
+        estimator.prompt_prefix_ = state.prompt_prefix
+        estimator.prompt_suffix_ = state.prompt_suffix
+        estimator.template_ = state.template
+        estimator.demonstrations_ = state.demonstrations
+        estimator.label_parser_ = state.label_parser or DefaultParser()
+        estimator.history_ = state.history
+        estimator.random_seed_ = state.random_seed
+        estimator.calibration_ = state.calibration
+        estimator.backend_ = backend
+        return estimator
