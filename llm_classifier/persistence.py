@@ -1,23 +1,54 @@
-"""Saving and loading a fitted LLMClassifier without pickle.
+"""Saving and loading a fitted classifier's state without pickle, atomically.
 
 An artifact is a directory:
 
 * ``classifier.json`` - format version, library version, the estimator's parameters,
-  classes, answers, the rendered prompt around the text, the LoRA configuration, the
-  training history, and the base model's name and checksum (the base is not copied);
-* ``adapter.safetensors`` - the LoRA weights (absent for a zero-shot classifier).
+  classes, answers, the rendered prompt around the text, the training history, the base
+  model's name, checksum and per-file sha256 (the base is not copied), and the adapter's
+  file name, sha256, tensor names and shapes and LoRA configuration;
+* ``adapter-<sha16>.safetensors`` - the LoRA weights, named by the first 16 hex digits of
+  their sha256 (absent for a zero-shot classifier).
 
-Loading reads JSON and safetensors only, so it never executes code from the artifact.
-Plugin objects (templates, verbalizers, parsers) are restored only if they are
-llm_classifier's own classes; custom callables are not saved (the rendered prompt and
-answers are, so predictions are unaffected) and are replaced by the defaults.
+**Why this layout (atomic overwrite).** ``classifier.json`` is the commit point. ``save``
+writes the adapter under its content-addressed name (a private temporary file, fsynced,
+then renamed), then writes the JSON to a temporary file, fsyncs it and ``os.replace``-s it
+over ``classifier.json``, fsyncs the directory, and only then removes adapters that the
+committed JSON no longer names. A crash at any moment therefore leaves either the old
+JSON (whose adapter is still there: it is removed only after the commit) or the new JSON
+(whose adapter was complete on disk before the commit): never a mix. Swapping whole
+directories instead would need two renames (target to trash, new to target), with a window
+where the path does not exist at all, and would break readers holding the directory open.
+Concurrent savers take an exclusive ``flock`` on the directory for the whole save, so one
+saver's clean-up never deletes the adapter another has just committed; a saver also removes
+the temporary files a crashed saver left. A reader takes no lock: if the adapter its JSON
+named was removed by a later save in between, it re-reads the JSON. The JSON records the
+adapter's sha256 and ``load`` verifies it, so any mix (or a hand edit) is detected anyway.
+
+**Why loading cannot run code.** Loading reads JSON and safetensors only. No field of
+``classifier.json`` names a module, class or function that the loader imports or calls:
+plugin objects (templates, verbalizers, parsers, the transformers backend) are rebuilt from
+the fixed registry :data:`PLUGINS` by a stable kind name, with their parameters checked
+against the constructor's keywords and restricted to plain JSON values. Switches that load
+code (``trust_remote_code``) are never read from the file: :func:`load` always restores the
+backend with them off, and only the caller of ``LLMClassifier.load`` can turn them on.
+
+This module round-trips a :class:`FittedState`; ``LLMClassifier.save``/``load`` convert the
+estimator to and from it (this module never imports the estimator).
 """
 
 from __future__ import annotations
 
-import importlib
+import contextlib
+import hashlib
+import inspect
 import json
+import math
 import os
+import re
+import stat
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +59,74 @@ from .calibration import Calibration
 from .exceptions import IncompatibleArtifactError
 
 FORMAT = "llm_classifier"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 CONFIG_FILE = "classifier.json"
-ADAPTER_FILE = "adapter.safetensors"
-_PLUGIN_MODULES = ("llm_classifier.prompts", "llm_classifier.channel", "llm_classifier.labels", "llm_classifier.backends.hf.engine")
+LEGACY_ADAPTER_FILE = "adapter.safetensors"  # format 1
+_ADAPTER_NAME = re.compile(r"^adapter-[0-9a-f]{16}\.safetensors$")
+_TEMP_SUFFIX = ".partial"
 _UNSAVED = "__unsaved__"
+_PLUGIN = "__plugin__"
+_LEGACY_CLASS = "__class__"  # format 1 named plugins by their import path; mapped onto PLUGINS by class name
+
+
+def _plugins() -> dict[str, type]:
+    """The fixed registry of objects an artifact may ask for, by stable kind name."""
+    from .backends.hf.engine import TransformersBackend  # imports no torch at module level
+    from .channel import ChannelTemplate
+    from .labels import DefaultParser, DefaultVerbalizer, ExactParser, MappingVerbalizer
+    from .prompts import AlpacaTemplate, ChatTemplate, FormatTemplate
+
+    classes = (AlpacaTemplate, ChatTemplate, FormatTemplate, ChannelTemplate, DefaultVerbalizer, MappingVerbalizer,
+               DefaultParser, ExactParser, TransformersBackend)
+    return {cls.__name__: cls for cls in classes}
+
+
+#: keyword arguments that load code; never taken from an artifact (the caller decides)
+CODE_SWITCHES = ("trust_remote_code",)
+
+
+@dataclass
+class FittedState:
+    """Everything a fitted classifier needs to predict, as plain data.
+
+    ``params`` holds the estimator's constructor parameters (plugins already rebuilt by
+    :func:`load`); ``adapter`` the LoRA tensors (None for zero-shot); ``model`` the base
+    model's ``name``, ``fingerprint`` and ``files`` (``[[name, sha256], ...]``).
+    """
+
+    classes: np.ndarray
+    answers: list[str]
+    prompt_prefix: str
+    prompt_suffix: str
+    params: dict[str, Any]
+    model: dict[str, Any]
+    class_prompts: list[str] = field(default_factory=list)
+    template: Any = None
+    demonstrations: list[tuple[str, Any]] = field(default_factory=list)
+    label_parser: Any = None
+    history: dict[str, Any] = field(default_factory=dict)
+    random_seed: int = 0
+    calibration: Calibration | None = None
+    adapter: dict[str, np.ndarray] | None = None
+    adapter_config: dict[str, Any] | None = None
+    format_version: int = FORMAT_VERSION
+
+
+# -- plugins -----------------------------------------------------------------------------------
 
 
 def _plain(value: Any) -> bool:
     """True when ``value`` survives a JSON round trip unchanged (a dict keyed by ints would not)."""
     try:
-        return json.loads(json.dumps(value)) == value
+        return json.loads(json.dumps(value, allow_nan=False)) == value
     except (TypeError, ValueError):
         return False
+
+
+def _constructor_keywords(cls: type) -> list[str]:
+    return [name for name, parameter in inspect.signature(cls.__init__).parameters.items()
+            if name != "self" and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)]
 
 
 def _encode_param(name: str, value: Any) -> Any:
@@ -48,12 +134,15 @@ def _encode_param(name: str, value: Any) -> Any:
         return list(value)
     if _plain(value):
         return value
-    module = type(value).__module__
-    if module in _PLUGIN_MODULES:
-        params = {key: val for key, val in vars(value).items() if not key.startswith("_")}
-        encoded = {key: _encode_param(f"{name}.{key}", val) for key, val in params.items()}
-        if not any(isinstance(val, dict) and _UNSAVED in val for val in encoded.values()):
-            return {"__class__": f"{module}.{type(value).__qualname__}", "params": encoded}
+    plugins = _plugins()
+    cls = type(value)
+    if plugins.get(cls.__name__) is cls:
+        params = {key: getattr(value, key) for key in _constructor_keywords(cls)}
+        encoded = {key: list(val) if isinstance(val, tuple) else val for key, val in params.items()}
+        encoded = {key: [list(v) if isinstance(v, tuple) else v for v in val] if isinstance(val, list) else val
+                   for key, val in encoded.items()}
+        if all(_plain(val) for val in encoded.values()):
+            return {_PLUGIN: cls.__name__, "params": encoded}
     warn_caller(
         f"The '{name}' parameter ({value!r}) cannot be saved as JSON and is stored by name only; "
         "predictions of the loaded classifier are unaffected, but refitting it needs the parameter again. "
@@ -62,170 +151,400 @@ def _encode_param(name: str, value: Any) -> Any:
     return {_UNSAVED: repr(value)}
 
 
-def _decode_param(value: Any, default: Any) -> Any:
-    if isinstance(value, dict) and _UNSAVED in value:
+def _decode_param(value: Any, default: Any, where: str) -> Any:
+    """Rebuild a parameter: plain JSON as is, a plugin from the registry, an unsaved one as ``default``."""
+    if not isinstance(value, dict):
+        return value
+    if _UNSAVED in value:
         return default
-    if isinstance(value, dict) and "__class__" in value:
-        module_name, _, class_name = value["__class__"].rpartition(".")
-        if module_name not in _PLUGIN_MODULES:
-            raise IncompatibleArtifactError(f"The artifact names the class {value['__class__']!r}, which is not one of llm_classifier's own.")
-        cls = getattr(importlib.import_module(module_name), class_name)
-        return cls(**{key: _decode_param(val, None) for key, val in value["params"].items()})
-    return value
+    if _PLUGIN not in value and _LEGACY_CLASS not in value:
+        return value
+    named = value.get(_PLUGIN, value.get(_LEGACY_CLASS))
+    plugins = _plugins()
+    kind = named.rpartition(".")[2] if isinstance(named, str) and named.startswith("llm_classifier.") else named
+    if _PLUGIN in value and not isinstance(named, str):
+        kind = None
+    cls = plugins.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise IncompatibleArtifactError(
+            f"The field '{where}' of {CONFIG_FILE} names {named!r}, which is not one of llm_classifier's own "
+            f"plugins ({', '.join(sorted(plugins))})."
+        )
+    params = value.get("params", {})
+    if not isinstance(params, dict):
+        raise IncompatibleArtifactError(f"The field '{where}.params' of {CONFIG_FILE} must be an object. Got {params!r} instead.")
+    allowed = _constructor_keywords(cls)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise IncompatibleArtifactError(
+            f"The field '{where}.params' of {CONFIG_FILE} gives {kind} the unknown parameters {unknown}; it takes {allowed}."
+        )
+    for key, val in params.items():
+        if not _plain(val) or (isinstance(val, dict) and (_PLUGIN in val or _LEGACY_CLASS in val)):
+            raise IncompatibleArtifactError(
+                f"The field '{where}.params.{key}' of {CONFIG_FILE} must be a plain JSON value. Got {val!r} instead."
+            )
+    safe = {key: val for key, val in params.items() if key not in CODE_SWITCHES}
+    return cls(**safe)
 
 
-def save(estimator: Any, path: str | os.PathLike) -> Path:
-    """Write a fitted estimator to the directory ``path`` (created if needed)."""
-    from safetensors.numpy import save_file
-    from sklearn.utils.validation import check_is_fitted
+# -- files -------------------------------------------------------------------------------------
 
+
+def _read_regular(path: Path, what: str) -> bytes:
+    """The bytes of ``path``, which must be a regular file (a FIFO or device raises instead of blocking)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise
+    if not stat.S_ISREG(info.st_mode):
+        raise IncompatibleArtifactError(f"{str(path)!r} ({what}) is not a regular file.")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between stat and open
+            raise IncompatibleArtifactError(f"{str(path)!r} ({what}) is not a regular file.")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform/filesystem can fsync a directory
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_durable(directory: Path, name: str, data: bytes) -> None:
+    """Write ``data`` to ``directory/name`` through a fsynced temporary file and a rename."""
+    fd, scratch = tempfile.mkstemp(prefix=f".{name}.", suffix=_TEMP_SUFFIX, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(scratch, directory / name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(scratch)
+        raise
+
+
+@contextlib.contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` against other savers (no-op where flock is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent savers are not serialised
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _clean(directory: Path, keep: str | None) -> None:
+    """Remove adapters other than ``keep``, the format-1 adapter, and temporary files of crashed saves."""
+    for entry in directory.iterdir():
+        stale_adapter = (_ADAPTER_NAME.match(entry.name) or entry.name == LEGACY_ADAPTER_FILE) and entry.name != keep
+        if stale_adapter or (entry.name.startswith(".") and entry.name.endswith(_TEMP_SUFFIX)):
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+
+
+# -- save --------------------------------------------------------------------------------------
+
+
+def _check_finite_adapter(adapter: dict[str, np.ndarray]) -> None:
+    for name, tensor in adapter.items():
+        if not np.all(np.isfinite(tensor)):
+            raise ValueError(
+                f"The adapter tensor {name!r} has non-finite values (NaN or inf): the fit diverged. Refit with a "
+                "lower learning_rate; a diverged classifier is not saved."
+            )
+
+
+def _encode_calibration(calibration: Calibration | None) -> dict[str, Any] | None:
+    if calibration is None:
+        return None
+    return {"bias": np.asarray(calibration.bias, dtype=float).tolist(), "temperature": float(calibration.temperature)}
+
+
+def _config(state: FittedState, adapter_record: dict[str, Any] | None) -> dict[str, Any]:
     from . import __version__
 
-    check_is_fitted(estimator, "classes_")
-    backend = estimator.backend_
-    resolved = getattr(backend, "resolved", None)
-    if resolved is None:
-        raise TypeError(f"The backend {type(backend).__name__} does not support save(); pickle the estimator instead.")
-    classes = estimator.classes_
-    if classes.dtype.kind not in "biufU":
-        raise TypeError(f"Classes of dtype {classes.dtype} cannot be saved as JSON; use joblib/pickle instead.")
-    directory = Path(path)
-    directory.mkdir(parents=True, exist_ok=True)
-    params = {name: _encode_param(name, value) for name, value in estimator.get_params(deep=False).items()}
-    history = {key: value for key, value in estimator.history_.items() if _plain(value)}
-    config = {
+    classes = state.classes
+    history = {key: value for key, value in state.history.items() if _plain(value)}
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
-        "params": params,
+        "params": {name: _encode_param(name, value) for name, value in state.params.items()},
         "classes": classes.tolist(),
         "classes_dtype": classes.dtype.str,
-        "answers": list(estimator.answers_),
-        "prompt_prefix": estimator.prompt_prefix_,
-        "prompt_suffix": estimator.prompt_suffix_,
-        "class_prompts": list(getattr(estimator, "class_prompts_", [])),
-        "template": _encode_param("template_", estimator.template_),
-        "demonstrations": [[text, int(np.searchsorted(classes, label))] for text, label in getattr(estimator, "demonstrations_", [])],
-        "label_parser": _encode_param("label_parser_", estimator.label_parser_),
-        "model": {"name": resolved.name, "fingerprint": resolved.fingerprint},
-        "adapter_config": backend.get_adapter_config(),
+        "answers": list(state.answers),
+        "prompt_prefix": state.prompt_prefix,
+        "prompt_suffix": state.prompt_suffix,
+        "class_prompts": list(state.class_prompts),
+        "template": _encode_param("template_", state.template),
+        "demonstrations": [[text, int(np.searchsorted(classes, label))] for text, label in state.demonstrations],
+        "label_parser": _encode_param("label_parser_", state.label_parser),
+        "model": {"name": state.model["name"], "fingerprint": state.model["fingerprint"],
+                  "files": [list(pair) for pair in state.model.get("files", ())]},
+        "adapter": adapter_record,
+        "adapter_config": state.adapter_config,
         "history": history,
-        "random_seed": int(estimator.random_seed_),
-        "calibration": _encode_calibration(getattr(estimator, "calibration_", None)),
+        "random_seed": int(state.random_seed),
+        "calibration": _encode_calibration(state.calibration),
     }
-    adapter = backend.get_adapter()
-    adapter_path = directory / ADAPTER_FILE
-    if adapter is not None:
-        save_file({name: np.ascontiguousarray(value) for name, value in adapter.items()}, str(adapter_path))
-    elif adapter_path.exists():
-        adapter_path.unlink()
-    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+def save(state: FittedState, path: str | os.PathLike) -> Path:
+    """Write ``state`` to the directory ``path`` (created if needed), atomically (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        If the adapter has non-finite values (a diverged fit).
+    TypeError
+        If the classes cannot be stored as JSON.
+    """
+    from safetensors.numpy import save as to_bytes
+
+    if state.classes.dtype.kind not in "biufU":
+        raise TypeError(f"Classes of dtype {state.classes.dtype} cannot be saved as JSON; use joblib/pickle instead.")
+    adapter_bytes, adapter_record = None, None
+    if state.adapter is not None:
+        _check_finite_adapter(state.adapter)
+        tensors = {name: np.ascontiguousarray(value) for name, value in state.adapter.items()}
+        adapter_bytes = to_bytes(tensors)
+        sha = hashlib.sha256(adapter_bytes).hexdigest()
+        adapter_record = {"file": f"adapter-{sha[:16]}.safetensors", "sha256": sha,
+                          "tensors": {name: list(value.shape) for name, value in sorted(tensors.items())}}
+    text = json.dumps(_config(state, adapter_record), indent=1, ensure_ascii=False, allow_nan=False)
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    with _exclusive(directory):
+        if adapter_record is not None:
+            _write_durable(directory, adapter_record["file"], adapter_bytes)
+        _write_durable(directory, CONFIG_FILE, text.encode("utf-8"))  # the commit point
+        _fsync_dir(directory)
+        _clean(directory, keep=adapter_record and adapter_record["file"])
     return directory
+
+
+# -- load --------------------------------------------------------------------------------------
 
 
 def _read_config(directory: Path) -> dict[str, Any]:
     config_path = directory / CONFIG_FILE
     if not directory.is_dir():
         raise FileNotFoundError(f"No saved classifier at {str(directory)!r}: not a directory.")
-    if not config_path.is_file():
-        raise IncompatibleArtifactError(f"{str(directory)!r} is not a saved LLMClassifier: {CONFIG_FILE} is missing.")
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
+        raw = _read_regular(config_path, "the classifier's configuration")
+    except FileNotFoundError:
+        raise IncompatibleArtifactError(f"{str(directory)!r} is not a saved LLMClassifier: {CONFIG_FILE} is missing.") from None
+    try:
+        config = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise IncompatibleArtifactError(f"{str(config_path)!r} is truncated or corrupt: {exc}.") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise IncompatibleArtifactError(f"{str(config_path)!r} is not an llm_classifier artifact.")
     version = config.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise IncompatibleArtifactError(
             f"{str(directory)!r} was saved in artifact format {version!r} (library {config.get('library_version')!r}); "
-            f"this library reads format {FORMAT_VERSION}. Re-save it with a matching version."
+            f"this library reads formats {', '.join(map(str, READABLE_VERSIONS))}. Re-save it with a matching version."
         )
     return config
 
 
-def _check_adapter(adapter: dict[str, np.ndarray] | None, adapter_config: Any, directory: Path) -> None:
-    """The adapter's tensors must be LoRA factors of the saved rank (caught here, not at the first predict)."""
+def _adapter_file(config: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(file name, expected sha256) of the adapter the config names; format 1 has a fixed name and no hash."""
+    if config["format_version"] == 1:
+        return (LEGACY_ADAPTER_FILE if config.get("adapter_config") is not None else None), None
+    record = config.get("adapter")
+    if record is None:
+        return None, None
+    if not isinstance(record, dict) or not isinstance(record.get("file"), str) or not _ADAPTER_NAME.match(record["file"]):
+        raise IncompatibleArtifactError(f"The field 'adapter.file' of {CONFIG_FILE} must name an adapter-<sha16>.safetensors file. Got {record!r} instead.")
+    return record["file"], record.get("sha256")
+
+
+def _read_adapter(directory: Path, name: str, sha: str | None) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as from_bytes
+
+    raw = _read_regular(directory / name, "the adapter")
+    if sha is not None and hashlib.sha256(raw).hexdigest() != sha:
+        raise IncompatibleArtifactError(
+            f"{str(directory / name)!r} does not have the sha256 recorded in the field 'adapter.sha256' of {CONFIG_FILE}: "
+            "the adapter was changed or only partly written."
+        )
+    try:
+        return from_bytes(raw)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise IncompatibleArtifactError(f"{str(directory / name)!r} is truncated or corrupt: {exc}.") from None
+
+
+def _config_and_adapter(directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+    """The committed config and the adapter it names, re-reading the config if a concurrent save replaced both."""
+    for _ in range(5):
+        config = _read_config(directory)
+        name, sha = _adapter_file(config)
+        if name is None:
+            if config.get("adapter_config") is not None:
+                raise IncompatibleArtifactError(f"{str(directory)!r} is incomplete: the field 'adapter' is missing.")
+            return config, None
+        try:
+            return config, _read_adapter(directory, name, sha)
+        except FileNotFoundError:
+            if _read_config(directory) == config:
+                raise IncompatibleArtifactError(f"{str(directory)!r} is incomplete: {name} is missing.") from None
+    raise IncompatibleArtifactError(f"{str(directory)!r} kept changing while it was read; load it again.")
+
+
+def _invalid(field_name: str, problem: str) -> IncompatibleArtifactError:
+    return IncompatibleArtifactError(f"The field '{field_name}' of {CONFIG_FILE} {problem}.")
+
+
+def _check_adapter(adapter: dict[str, np.ndarray] | None, config: dict[str, Any]) -> None:
+    """The adapter's tensors are those recorded, finite LoRA factors of the saved rank."""
     if adapter is None:
         return
-    if not isinstance(adapter_config, dict) or "r" not in adapter_config:
-        raise IncompatibleArtifactError(f"{str(directory)!r} is incomplete: {ADAPTER_FILE} has no adapter_config in {CONFIG_FILE}.")
-    rank = int(adapter_config["r"])
+    adapter_config = config.get("adapter_config")
+    if not isinstance(adapter_config, dict) or not isinstance(adapter_config.get("r"), int) or adapter_config["r"] < 1:
+        raise _invalid("adapter_config", f"must give the LoRA rank 'r' of the adapter. Got {adapter_config!r} instead")
+    rank = adapter_config["r"]
+    recorded = (config.get("adapter") or {}).get("tensors")
+    if recorded is not None:
+        missing, extra = sorted(set(recorded) - set(adapter)), sorted(set(adapter) - set(recorded))
+        if missing or extra:
+            raise _invalid("adapter.tensors", f"does not match the adapter file: missing tensors {missing[:3]}, extra tensors {extra[:3]}")
+    names = set(adapter)
     for name, tensor in adapter.items():
         axis = 0 if "lora_A" in name else 1 if "lora_B" in name else None
         if axis is None or tensor.ndim != 2 or tensor.shape[axis] != rank or not np.all(np.isfinite(tensor)):
             raise IncompatibleArtifactError(
-                f"{str(directory / ADAPTER_FILE)!r} does not match its configuration: the tensor {name!r} of shape "
-                f"{tuple(tensor.shape)} is not a finite LoRA factor of rank {rank}."
+                f"The adapter does not match its configuration: the tensor {name!r} of shape "
+                f"{tuple(tensor.shape)} is not a finite LoRA factor of rank {rank} (field 'adapter_config.r')."
             )
+        partner = name.replace("lora_A", "lora_B") if axis == 0 else name.replace("lora_B", "lora_A")
+        if partner not in names:
+            raise _invalid("adapter.tensors", f"lists {name!r} without its partner {partner!r}")
+    targets = adapter_config.get("target_modules")
+    if isinstance(targets, list):
+        stray = [name for name in names if not any(f".{target}.lora_" in name for target in targets)]
+        if stray:
+            raise _invalid("adapter_config.target_modules", f"({targets}) does not cover the adapter tensor {stray[0]!r}")
 
 
-def load(path: str | os.PathLike) -> Any:
-    """Read a classifier written by :func:`save`; it predicts exactly as before saving."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    from .backends import resolve_backend
-    from .estimator import LLMClassifier
-    from .labels import DefaultParser
-    from .channel import encode_class_prompts
-    from .tokenization import encode_answers
-
-    directory = Path(path)
-    config = _read_config(directory)
-    try:
-        defaults = LLMClassifier().get_params(deep=False)
-        params = {name: _decode_param(value, defaults.get(name)) for name, value in config["params"].items() if name in defaults}
-        estimator = LLMClassifier(**params)
-        adapter = None
-        if (directory / ADAPTER_FILE).exists():
-            try:
-                adapter = load_file(str(directory / ADAPTER_FILE))
-            except (SafetensorError, OSError, ValueError) as exc:
-                raise IncompatibleArtifactError(f"{str(directory / ADAPTER_FILE)!r} is truncated or corrupt: {exc}.") from None
-        elif config.get("adapter_config") is not None:
-            raise IncompatibleArtifactError(f"{str(directory)!r} is incomplete: {ADAPTER_FILE} is missing.")
-        _check_adapter(adapter, config.get("adapter_config"), directory)
-        backend = resolve_backend(estimator.backend)
-        backend.load(config["model"]["name"], quantization=estimator.quantization, dtype=estimator.dtype, device=estimator.device)
-        if backend.resolved.fingerprint != config["model"]["fingerprint"]:
-            raise IncompatibleArtifactError(
-                f"The base model {config['model']['name']!r} found here has checksum {backend.resolved.fingerprint[:16]}..., "
-                f"but the classifier was trained on {config['model']['fingerprint'][:16]}...; install the same model."
-            )
-        backend.set_adapter(adapter, config.get("adapter_config"))
-
-        estimator.classes_ = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
-        estimator.answers_ = list(config["answers"])
-        estimator.class_prompts_ = list(config.get("class_prompts", []))
-        if estimator.class_prompts_:  # direction="channel": texts are scored after these prompts
-            estimator.answer_ids_ = encode_class_prompts(backend.tokenizer, estimator.class_prompts_)
-        else:
-            estimator.answer_ids_ = encode_answers(backend.tokenizer, estimator.answers_)
-        estimator.prompt_prefix_ = config["prompt_prefix"]
-        estimator.prompt_suffix_ = config["prompt_suffix"]
-        estimator.template_ = _decode_param(config["template"], None)
-        estimator.demonstrations_ = [(text, estimator.classes_[code]) for text, code in config.get("demonstrations", [])]
-        estimator.label_parser_ = _decode_param(config["label_parser"], None) or DefaultParser()
-        estimator.history_ = dict(config.get("history", {}))
-        estimator.random_seed_ = int(config["random_seed"])
-        estimator.calibration_ = _decode_calibration(config)
-        estimator.backend_ = backend
-    except KeyError as exc:
-        raise IncompatibleArtifactError(f"{str(directory)!r} is incomplete: the field {exc} is missing.") from None
-    return estimator
+def _check_finite_list(values: Any, length: int | None, field_name: str) -> np.ndarray:
+    ok = isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    array = np.asarray(values, dtype=np.float64) if ok else None
+    if array is None or array.shape != (len(values) if length is None else length,) or not np.all(np.isfinite(array)):
+        raise _invalid(field_name, f"must be {length} finite numbers (one per class). Got {values!r} instead")
+    return array
 
 
-def _encode_calibration(calibration: Calibration | None) -> dict[str, Any] | None:
-    if calibration is None:
-        return None
-    return {"bias": calibration.bias.tolist(), "temperature": float(calibration.temperature)}
-
-
-def _decode_calibration(config: dict[str, Any]) -> Calibration | None:
-    """The saved calibration; earlier files stored only the prior correction's log offsets."""
+def _decode_calibration(config: dict[str, Any], n_classes: int | None = None) -> Calibration | None:
+    """The saved calibration; early format-1 files stored only the prior correction's log offsets."""
     saved = config.get("calibration")
     if saved is not None:
-        return Calibration(bias=np.asarray(saved["bias"], dtype=np.float64), temperature=float(saved["temperature"]))
+        if not isinstance(saved, dict):
+            raise _invalid("calibration", f"must be an object with 'bias' and 'temperature'. Got {saved!r} instead")
+        temperature = saved.get("temperature")
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
+            raise _invalid("calibration.temperature", f"must be a finite number > 0. Got {temperature!r} instead")
+        return Calibration(bias=_check_finite_list(saved.get("bias"), n_classes, "calibration.bias"), temperature=float(temperature))
     legacy = config.get("log_prior_correction")
-    return None if legacy is None else Calibration(bias=np.asarray(legacy, dtype=np.float64))
+    return None if legacy is None else Calibration(bias=_check_finite_list(legacy, n_classes, "log_prior_correction"))
+
+
+def _classes(config: dict[str, Any]) -> np.ndarray:
+    try:
+        classes = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
+    except (TypeError, ValueError) as exc:
+        raise _invalid("classes", f"does not hold values of the dtype {config['classes_dtype']!r}: {exc}") from None
+    if classes.ndim != 1 or len(classes) < 2 or not np.array_equal(np.unique(classes), classes):
+        raise _invalid("classes", f"must list at least two classes, sorted and unique. Got {config['classes']!r} instead")
+    return classes
+
+
+def _check_strings(values: Any, length: int, field_name: str, allow_empty: bool = False) -> list[str]:
+    if allow_empty and values in (None, []):
+        return []
+    if not isinstance(values, list) or len(values) != length or not all(isinstance(v, str) for v in values):
+        raise _invalid(field_name, f"must list {length} strings, one per class. Got {values!r} instead")
+    return list(values)
+
+
+def _demonstrations(config: dict[str, Any], classes: np.ndarray) -> list[tuple[str, Any]]:
+    out = []
+    for index, item in enumerate(config.get("demonstrations", [])):
+        ok = isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and type(item[1]) is int
+        if not ok or not 0 <= item[1] < len(classes):
+            raise _invalid(f"demonstrations[{index}]", f"must be [text, class code in [0, {len(classes)})]. Got {item!r} instead")
+        out.append((item[0], classes[item[1]]))
+    return out
+
+
+def load(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> FittedState:
+    """Read and check an artifact written by :func:`save` (or by format 1).
+
+    Parameters
+    ----------
+    path : path-like
+        The artifact directory.
+    defaults : dict, optional
+        The estimator's default parameters: unsaved parameters fall back to them, and
+        parameters the estimator no longer has are dropped.
+
+    Raises
+    ------
+    IncompatibleArtifactError
+        Naming the field or file that is missing, corrupt or inconsistent.
+    """
+    directory = Path(path)
+    config, adapter = _config_and_adapter(directory)
+    try:
+        saved_params = config["params"]
+        if not isinstance(saved_params, dict):
+            raise _invalid("params", "must be an object")
+        defaults = defaults or {}
+        params = {name: _decode_param(value, defaults.get(name), f"params.{name}")
+                  for name, value in saved_params.items() if not defaults or name in defaults}
+        classes = _classes(config)
+        model = config["model"]
+        if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not isinstance(model.get("fingerprint"), str):
+            raise _invalid("model", f"must give the base model's 'name' and 'fingerprint'. Got {model!r} instead")
+        _check_adapter(adapter, config)
+        random_seed = config["random_seed"]
+        if type(random_seed) is not int:
+            raise _invalid("random_seed", f"must be an int. Got {random_seed!r} instead")
+        return FittedState(
+            classes=classes,
+            answers=_check_strings(config["answers"], len(classes), "answers"),
+            prompt_prefix=str(config["prompt_prefix"]),
+            prompt_suffix=str(config["prompt_suffix"]),
+            params=params,
+            model=dict(model),
+            class_prompts=_check_strings(config.get("class_prompts", []), len(classes), "class_prompts", allow_empty=True),
+            template=_decode_param(config["template"], None, "template"),
+            demonstrations=_demonstrations(config, classes),
+            label_parser=_decode_param(config["label_parser"], None, "label_parser"),
+            history=dict(config.get("history") or {}),
+            random_seed=random_seed,
+            calibration=_decode_calibration(config, len(classes)),
+            adapter=adapter,
+            adapter_config=config.get("adapter_config"),
+            format_version=config["format_version"],
+        )
+    except KeyError as exc:
+        raise IncompatibleArtifactError(f"{str(directory)!r} is incomplete: the field {exc} is missing.") from None

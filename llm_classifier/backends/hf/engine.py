@@ -282,6 +282,25 @@ class TransformersBackend:
         state["_inference_model"] = None  # the weights are reloaded from the base on demand
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickled backend, refusing a base model whose files changed since it was pickled."""
+        self.__dict__.update(state)
+        resolved = state.get("resolved")
+        if resolved is not None and getattr(resolved, "files", ()):
+            from pathlib import Path
+
+            from ...exceptions import IncompatibleArtifactError
+            from .checkpoints import files_sha256, model_files
+
+            found = dict(files_sha256(model_files(Path(resolved.path)))) if Path(resolved.path).is_dir() else {}
+            changed = sorted(name for name in found.keys() | dict(resolved.files).keys()
+                             if found.get(name) != dict(resolved.files).get(name))
+            if changed:
+                raise IncompatibleArtifactError(
+                    f"The base model at {resolved.path!r} changed since this classifier was pickled "
+                    f"(changed files: {', '.join(changed)}); restore the original model files."
+                )
+
 
 def _freeze(model: Any) -> Any:
     model.eval()
