@@ -15,6 +15,7 @@ protocol, so it serves every engine.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,52 @@ def truncate(ids: Sequence[int], budget: int, truncation: str = "head") -> list[
     return ids[:n_head] + ids[len(ids) - (budget - n_head):]
 
 
+#: Private-use characters that bracket an escaped piece of user data in a rendered prompt:
+#: ``ESCAPE_OPEN + utf-8 hex + ESCAPE_CLOSE``. The bracket is self-contained (the piece is
+#: recoverable from the prompt string alone), so a saved prompt prefix needs no table.
+ESCAPE_OPEN, ESCAPE_CLOSE = "\ue002", "\ue003"
+_ESCAPED = re.compile(f"{ESCAPE_OPEN}([0-9a-f]*){ESCAPE_CLOSE}")
+
+
+def escape(tokenizer: Tokenizer, text: str) -> str:
+    """``text`` with every special-token string (and ``ESCAPE_OPEN``) bracketed as plain text.
+
+    Use it on user data before a template renders it (answers listed in the instruction,
+    demonstrations); :func:`encode_rendered` encodes the brackets as the tokens of the plain
+    characters. Text without such strings is returned unchanged, so ordinary prompts encode
+    exactly as a plain ``encode_prompt`` of the rendered string.
+    """
+    needles = [*tokenizer.special_strings, ESCAPE_OPEN]
+    if not any(needle in text for needle in needles):
+        return text
+    pattern = "|".join(re.escape(needle) for needle in needles)
+    return re.sub(pattern, lambda m: f"{ESCAPE_OPEN}{m.group(0).encode('utf-8').hex()}{ESCAPE_CLOSE}", text)
+
+
+def unescape(text: str) -> str:
+    """The user data :func:`escape` bracketed, as plain characters again."""
+    return _ESCAPED.sub(lambda m: bytes.fromhex(m.group(1)).decode("utf-8"), text)
+
+
+def encode_rendered(tokenizer: Tokenizer, rendered: str, *, start: bool = False) -> list[int]:
+    """Token ids of a rendered template: its own markup parsed, escaped user data as plain text.
+
+    Without escaped pieces this is ``tokenizer.encode_prompt(rendered, start=start)``.
+    Otherwise the markup between the pieces is encoded as prompt text and each piece with
+    ``encode_text``; with ``start`` the model's begin token (if it uses one) leads.
+    """
+    pieces = _ESCAPED.split(rendered)
+    if len(pieces) == 1:
+        return tokenizer.encode_prompt(rendered, start=start)
+    ids: list[int] = tokenizer.encode_prompt("", start=True) if start else []
+    for index, piece in enumerate(pieces):
+        if index % 2:
+            ids += tokenizer.encode_text(bytes.fromhex(piece).decode("utf-8"))
+        elif piece:
+            ids += tokenizer.encode_prompt(piece, start=False)
+    return ids
+
+
 @dataclass
 class EncodedPrompts:
     """Prompt token ids and how many texts had to be shortened."""
@@ -71,7 +118,7 @@ def encode_answers(tokenizer: Tokenizer, answers: Sequence[str]) -> list[list[in
 
 def encode_class_prompts(tokenizer: Tokenizer, class_prompts: Sequence[str]) -> list[list[int]]:
     """Token ids of each class's channel prompt (rendered markup, with the begin token)."""
-    encoded = [tokenizer.encode_prompt(prompt, start=True) for prompt in class_prompts]
+    encoded = [encode_rendered(tokenizer, prompt, start=True) for prompt in class_prompts]
     _check_distinct(encoded, class_prompts, "channel prompts", "are the same; give the classes distinct answers with a verbalizer.")
     return encoded
 
@@ -109,8 +156,8 @@ class PromptEncoder:
                  truncation: str = "head", start_token: bool = True):
         self.tokenizer = tokenizer
         self.truncation = truncation
-        self.prefix_ids = tokenizer.encode_prompt(prefix, start=start_token) if (prefix or start_token) else []
-        self.suffix_ids = tokenizer.encode_prompt(suffix, start=False) if suffix else []
+        self.prefix_ids = encode_rendered(tokenizer, prefix, start=start_token) if (prefix or start_token) else []
+        self.suffix_ids = encode_rendered(tokenizer, suffix) if suffix else []
         self.budget = max_length - len(self.prefix_ids) - len(self.suffix_ids) - max_answer_length
         if self.budget < 1:
             raise ValueError(

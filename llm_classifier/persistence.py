@@ -73,12 +73,13 @@ _LEGACY_CLASS = "__class__"  # format 1 named plugins by their import path; mapp
 def _plugins() -> dict[str, type]:
     """The fixed registry of objects an artifact may ask for, by stable kind name."""
     from .backends.hf.engine import TransformersBackend  # imports no torch at module level
+    from .backends.reference import ReferenceEngine
     from .channel import ChannelTemplate
     from .labels import DefaultParser, DefaultVerbalizer, ExactParser, MappingVerbalizer
     from .prompts import AlpacaTemplate, ChatTemplate, FormatTemplate
 
     classes = (AlpacaTemplate, ChatTemplate, FormatTemplate, ChannelTemplate, DefaultVerbalizer, MappingVerbalizer,
-               DefaultParser, ExactParser, TransformersBackend)
+               DefaultParser, ExactParser, TransformersBackend, ReferenceEngine)
     return {cls.__name__: cls for cls in classes}
 
 
@@ -111,6 +112,7 @@ class FittedState:
     adapter: dict[str, np.ndarray] | None = None
     adapter_config: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
+    direction: str = "direct"
 
 
 # -- plugins -----------------------------------------------------------------------------------
@@ -302,6 +304,7 @@ def _config(state: FittedState, adapter_record: dict[str, Any] | None) -> dict[s
         "history": history,
         "random_seed": int(state.random_seed),
         "calibration": _encode_calibration(state.calibration),
+        "direction": state.direction,
     }
 
 
@@ -545,6 +548,83 @@ def load(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> Fit
             adapter=adapter,
             adapter_config=config.get("adapter_config"),
             format_version=config["format_version"],
+            direction=_direction(config),
         )
     except KeyError as exc:
         raise IncompatibleArtifactError(f"{str(directory)!r} is incomplete: the field {exc} is missing.") from None
+
+
+def _direction(config: dict[str, Any]) -> str:
+    """The saved direction; format 1 implied it by having class prompts."""
+    from .formulation import DIRECTIONS
+
+    direction = config.get("direction", "channel" if config.get("class_prompts") else "direct")
+    if direction not in DIRECTIONS:
+        raise _invalid("direction", f"must be one of {sorted(DIRECTIONS)}. Got {direction!r} instead")
+    return direction
+
+
+# -- the estimator's side ------------------------------------------------------------------------
+
+
+def save_classifier(estimator: Any, path: str | os.PathLike) -> Path:
+    """Save a fitted ``LLMClassifier`` (read through its fitted attributes and its engine's ``state()``)."""
+    engine = estimator.backend_
+    if not engine.capabilities.state:
+        raise TypeError(f"The engine {type(engine).__name__} cannot save its state (capabilities.state=False); "
+                        "pickle the estimator instead.")
+    engine_state = engine.state()
+    params = estimator.get_params(deep=False)
+    params["model"] = engine_state.model  # local paths absolute, so the artifact loads from any directory
+    layout = estimator.layout_
+    state = FittedState(
+        classes=estimator.classes_, answers=list(estimator.answers_), prompt_prefix=layout.prefix,
+        prompt_suffix=layout.suffix, params=params,
+        model={"name": engine_state.model, "fingerprint": engine_state.fingerprint, "files": engine_state.files},
+        class_prompts=list(layout.class_prompts), template=layout.template,
+        demonstrations=list(estimator.demonstrations_), label_parser=estimator.label_parser_,
+        history=estimator.history_, random_seed=int(estimator.random_seed_), calibration=estimator.calibration_,
+        adapter=engine_state.adapter, adapter_config=engine_state.adapter_config, direction=layout.direction,
+    )
+    return save(state, path)
+
+
+def load_classifier(cls: type, path: str | os.PathLike, *, model: str | None = None,
+                    trust_remote_code: bool = False) -> Any:
+    """An instance of ``cls`` (LLMClassifier) fitted as the artifact at ``path`` says."""
+    from ._fitting import FittedClassifier, engine_options
+    from .backends import resolve_backend
+    from .backends.base import EngineState
+    from .backends.hf.engine import TransformersBackend
+    from .formulation import PromptLayout
+    from .labels import DefaultParser
+
+    if not isinstance(trust_remote_code, bool):
+        raise TypeError(f"The 'trust_remote_code' parameter of LLMClassifier.load must be a bool. "
+                        f"Got {trust_remote_code!r} instead.")
+    state = load(path, defaults=cls().get_params(deep=False))
+    params = dict(state.params)
+    if model is not None:
+        params["model"] = model
+    backend = params.get("backend", "transformers")
+    if isinstance(backend, TransformersBackend):
+        backend.trust_remote_code = trust_remote_code  # the file's value was dropped when it was read
+    elif trust_remote_code and backend == "transformers":
+        backend = TransformersBackend(trust_remote_code=True)
+    params["backend"] = backend
+    estimator = cls(**params)
+    engine = resolve_backend(estimator.backend)
+    engine.load_state(EngineState(engine=engine.name, model=state.model["name"], fingerprint=state.model["fingerprint"],
+                                  adapter=state.adapter, adapter_config=state.adapter_config,
+                                  files=[list(pair) for pair in state.model.get("files") or ()],
+                                  legacy_fingerprint=state.format_version == 1),
+                      model=model, **engine_options(estimator, engine))
+    codes = {label: code for code, label in enumerate(state.classes.tolist())}
+    layout = PromptLayout(state.direction, state.template,
+                          [(text, codes[label.item() if hasattr(label, "item") else label]) for text, label in state.demonstrations],
+                          list(state.class_prompts), state.prompt_prefix, state.prompt_suffix)
+    estimator._set_fitted(FittedClassifier(state.classes, list(state.answers), layout,
+                                           state.label_parser or DefaultParser(), engine, dict(state.history),
+                                           state.random_seed, state.calibration))
+    return estimator
+

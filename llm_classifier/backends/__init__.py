@@ -1,49 +1,55 @@
-"""Model engines. ``backend="transformers"`` is the default; any :class:`Backend` object works."""
+"""Model engines. ``backend="transformers"`` is the default; any :class:`Engine` object works.
+
+Engines are named here and imported only when used: the Hugging Face engine
+(:mod:`llm_classifier.backends.hf`) and the pure-numpy reference engine
+(:mod:`llm_classifier.backends.reference`, for tests and as a worked example).
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from .base import Backend
+from sklearn.utils._param_validation import InvalidParameterError
 
-BACKENDS = ("transformers",)
+from .base import Backend, Capabilities, Engine, EngineState, Tokenizer, TrainRequest
+
+#: ``backend=`` names and the engine each one makes (module, class), imported on use.
+ENGINES = {
+    "transformers": ("llm_classifier.backends.hf.engine", "TransformersBackend"),
+    "reference": ("llm_classifier.backends.reference", "ReferenceEngine"),
+}
+BACKENDS = tuple(ENGINES)
+_REQUIRED = ("load", "fit", "score", "generate", "state", "load_state")
 
 
-def resolve_backend(backend: Any) -> Backend:
-    """Return a fresh backend object for a ``backend=`` value (a name or a Backend instance)."""
-    import copy
+def engine_class(name: str) -> type:
+    """The engine class registered as ``name`` (a key of :data:`ENGINES`)."""
+    import importlib
 
+    module, attribute = ENGINES[name]
+    return getattr(importlib.import_module(module), attribute)
+
+
+def resolve_backend(backend: Any) -> Engine:
+    """A fresh engine for a ``backend=`` value (a registered name or an :class:`Engine` object)."""
     if isinstance(backend, str):
-        if backend == "transformers":
-            from .hf.engine import TransformersBackend
-
-            return TransformersBackend()
-        raise ValueError(
-            f"The 'backend' parameter of LLMClassifier must be one of {list(BACKENDS)} or an object "
-            f"implementing llm_classifier.backends.Backend. Got {backend!r} instead."
-        )
-    missing = [name for name in ("load", "fit", "score", "generate") if not callable(getattr(backend, name, None))]
-    if missing:
-        raise ValueError(
-            f"The 'backend' parameter of LLMClassifier is {backend!r}, which lacks the methods {missing}; "
-            "see llm_classifier.backends.Backend."
+        if backend not in ENGINES:
+            raise InvalidParameterError(
+                f"The 'backend' parameter of LLMClassifier must be one of {list(ENGINES)} or an object "
+                f"implementing llm_classifier.backends.Engine. Got {backend!r} instead."
+            )
+        return engine_class(backend)()
+    missing = [name for name in _REQUIRED if not callable(getattr(backend, name, None))]
+    if missing or not isinstance(getattr(backend, "capabilities", None), Capabilities):
+        lacks = f"the methods {missing}" if missing else "a Capabilities object as `capabilities`"
+        raise InvalidParameterError(
+            f"The 'backend' parameter of LLMClassifier must implement llm_classifier.backends.Engine; "
+            f"{backend!r} lacks {lacks}."
         )
     # Work on a copy so the estimator's parameter stays an unfitted template (sklearn's clone contract).
     return copy.deepcopy(backend)
 
 
-def check_backend_takes_weights(backend: Any, sample_weight: Any) -> None:
-    """Raise before any model is loaded when ``sample_weight`` is given to a backend whose ``fit`` cannot take it."""
-    import inspect
-
-    if sample_weight is None:
-        return
-    parameters = inspect.signature(backend.fit).parameters
-    if "sample_weight" not in parameters and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        raise TypeError(
-            f"fit(sample_weight=...) needs a backend whose fit() takes sample_weight; {type(backend).__name__}.fit does not "
-            "(see llm_classifier.backends.Backend)."
-        )
-
-
-__all__ = ["Backend", "BACKENDS", "check_backend_takes_weights", "resolve_backend"]
+__all__ = ["BACKENDS", "Backend", "Capabilities", "ENGINES", "Engine", "EngineState", "Tokenizer", "TrainRequest",
+           "engine_class", "resolve_backend"]

@@ -39,6 +39,10 @@ class Tokenizer(Protocol):
     has_chat_template: bool
     """Whether :meth:`render_chat` can render chat turns for this model."""
 
+    special_strings: Sequence[str]
+    """The strings :meth:`encode_prompt` turns into special tokens (the core escapes them in user
+    data that a template renders into the prompt, see :func:`llm_classifier.encoding.escape`)."""
+
     def encode_text(self, text: str) -> list[int]:
         """``text`` as plain text: no begin token, and special-token strings stay text."""
         ...
@@ -178,6 +182,12 @@ class EngineState:
         JSON-able description of the adapter (LoRA rank, targets, ...).
     options : dict
         The engine options the state was fitted with (JSON values).
+    files : list of [str, str]
+        ``[file name, sha256]`` of the base model's files, so that a refusal can name the
+        file that changed (empty when the engine does not hash files).
+    legacy_fingerprint : bool
+        The fingerprint is an artifact format 1 one (config and weight sizes), which an
+        engine may still accept.
     """
 
     engine: str
@@ -186,6 +196,8 @@ class EngineState:
     adapter: dict[str, np.ndarray] | None = None
     adapter_config: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    files: list[list[str]] = field(default_factory=list)
+    legacy_fingerprint: bool = False
 
 
 @runtime_checkable

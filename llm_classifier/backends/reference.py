@@ -79,8 +79,14 @@ class ReferenceTokenizer:
     begin_id = BEGIN_ID
     vocab_size = VOCAB_SIZE
 
+    special_strings = tuple(sorted(SPECIAL_TOKENS, key=lambda s: (-len(s), s)))
+
     def __init__(self, chat_template: bool = True) -> None:
         self.has_chat_template = bool(chat_template)
+
+    def encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
+        """:meth:`encode_text` of each text."""
+        return [self.encode_text(text) for text in texts]
 
     def encode_text(self, text: str) -> list[int]:
         """The UTF-8 bytes of ``text``: special-token strings stay text (``"<|end|>"`` is 7 ids)."""

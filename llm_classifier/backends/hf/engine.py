@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from ...exceptions import IncompatibleArtifactError
 from ..base import Capabilities, EngineState, TrainRequest
 from .checkpoints import ResolvedModel, resolve_model
 from .runtime import apply_thread_limit, quiet_transformers
@@ -221,20 +220,26 @@ class TransformersBackend:
         return self.compute == "dense"
 
     def state(self) -> EngineState:
-        """The base model's identity and the adapter (``trust_remote_code`` is never part of it)."""
-        return EngineState(engine=self.name, model=self.resolved.name, fingerprint=self.resolved.fingerprint,
-                           adapter=self._adapter, adapter_config=self._adapter_config,
-                           options={"compute": self.compute, "attn_implementation": self.attn_implementation})
+        """The base model's identity (absolute path, content hashes) and the adapter; never ``trust_remote_code``."""
+        from .checkpoints import absolute_model_name
+
+        return EngineState(engine=self.name, model=absolute_model_name(self.resolved.name),
+                           fingerprint=self.resolved.fingerprint, adapter=self._adapter,
+                           adapter_config=self._adapter_config,
+                           options={"compute": self.compute, "attn_implementation": self.attn_implementation},
+                           files=[list(pair) for pair in self.resolved.files])
 
     def load_state(self, state: EngineState, *, model: str | None = None, **options: Any) -> None:
-        """Load the base named by ``state`` (or the moved copy ``model``), check its content, install the adapter."""
-        self.load(model if model is not None else state.model, **options)
-        if self.resolved.fingerprint != state.fingerprint:
-            raise IncompatibleArtifactError(
-                f"The base model {self.resolved.name!r} found here has content fingerprint "
-                f"{self.resolved.fingerprint[:16]}..., but the classifier was trained on {state.fingerprint[:16]}...; "
-                "install the same model or pass model= pointing at a copy of it."
-            )
+        """Load the base named by ``state`` (or the moved copy ``model``) after checking its content; install the adapter.
+
+        The base is identified by content before anything, even its tokenizer, is read from it.
+        """
+        from .checkpoints import check_same_model
+
+        name = model if model is not None else state.model
+        check_same_model({"fingerprint": state.fingerprint, "files": state.files}, resolve_model(name),
+                         legacy=state.legacy_fingerprint)
+        self.load(name, **options)
         self._adapter = state.adapter
         self._adapter_config = state.adapter_config
         self._inference_model = None

@@ -5,9 +5,37 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ...tokenization import special_ids
 
-__all__ = ["HFTokenizer"]
+__all__ = ["HFTokenizer", "special_ids", "special_strings"]
+
+
+def special_ids(tokenizer: Any) -> tuple[int, int]:
+    """Return ``(end_of_answer_id, pad_id)``; the pad id never equals the end of answer.
+
+    SmolLM2 uses ``<|im_end|>`` as both EOS and PAD; padding with it would blur where an
+    answer ends, so another id is chosen for padding (it is always masked out anyway).
+    """
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("The tokenizer has no end-of-sequence token; answers could not be terminated.")
+    pad = tokenizer.pad_token_id
+    if pad is None or pad == eos:
+        candidates = [tokenizer.unk_token_id, 0, 1]
+        pad = next(c for c in candidates if c is not None and c != eos)
+    return int(eos), int(pad)
+
+
+def special_strings(tokenizer: Any) -> tuple[str, ...]:
+    """The strings the tokenizer parses into special tokens, longest first.
+
+    Its special tokens (BOS, EOS, PAD, ...) and every added token marked special
+    (``<|im_start|>``, ``<repo_name>``, ...).
+    """
+    strings = set(getattr(tokenizer, "all_special_tokens", None) or ())
+    for added in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(added, "special", False):
+            strings.add(str(added))
+    return tuple(sorted((s for s in strings if s), key=lambda s: (-len(s), s)))
 
 
 class HFTokenizer:
@@ -34,6 +62,7 @@ class HFTokenizer:
         self.hf = tokenizer
         self.end_id, self._pad_id = special_ids(tokenizer)
         self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+        self.special_strings = special_strings(tokenizer)
 
     @property
     def pad_id(self) -> int:
@@ -43,6 +72,13 @@ class HFTokenizer:
     def encode_text(self, text: str) -> list[int]:
         """``text`` as plain text: no special tokens added, special-token strings split into ordinary tokens."""
         return list(self.hf(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+
+    def encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
+        """:meth:`encode_text` of each text, in one batched tokenizer call."""
+        if not len(texts):
+            return []
+        encoded = self.hf(list(texts), add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        return [list(ids) for ids in encoded]
 
     def encode_prompt(self, text: str, *, start: bool) -> list[int]:
         """Library-rendered ``text``, special tokens parsed; with ``start`` the model's begin token first.
