@@ -111,7 +111,7 @@ def scoring_section(model_name: str, n_texts: int, n_naive: int, n_seed: int, de
     _, t_naive = _timed(score_labels_naive, model, prompts[:n_naive], clf52.answer_ids_, pad_id=backend.pad_id, batch_size=16)
     clf52.set_params(inference="generate")
     predictions, t_generate = _timed(clf52.predict, texts)
-    unparseable = clf52.n_unparseable_
+    unparseable = sum(clf52.label_parser_.parse(a, clf52.answers_) is None for a in clf52.generate(texts))
     t_seed = _seed_generate(model, backend, prompts[:n_seed])
     trie = LabelTrie.build(clf52.answer_ids_)
     n_nodes, inner = trie.n_nodes, len(trie.inner_nodes())

@@ -8,10 +8,11 @@ model is loaded, so importing this package is quick.
 """
 
 from ._logging import disable_hub_telemetry
-from .backends import Backend
+from .backends import Backend, Capabilities, Engine, EngineState, Tokenizer, TrainRequest
 from .channel import ChannelTemplate
 from .estimator import LLMClassifier
-from .exceptions import IncompatibleArtifactError, MissingDependencyError, ModelNotFoundError, UnparseableAnswerError
+from .exceptions import (IncompatibleArtifactError, ModelNotFoundError, TrainingDivergedError, UnparseableAnswerError,
+                         UnparseableAnswerWarning)
 from .labels import DefaultParser, DefaultVerbalizer, ExactParser, FunctionVerbalizer, LabelParser, MappingVerbalizer, Verbalizer
 from .prompts import AlpacaTemplate, CallableTemplate, ChatTemplate, FormatTemplate, PromptTemplate
 
@@ -35,8 +36,14 @@ __all__ = [
     "ExactParser",
     "LabelParser",
     "Backend",
+    "Engine",
+    "Capabilities",
+    "EngineState",
+    "Tokenizer",
+    "TrainRequest",
     "ModelNotFoundError",
-    "MissingDependencyError",
+    "TrainingDivergedError",
+    "UnparseableAnswerWarning",
     "IncompatibleArtifactError",
     "UnparseableAnswerError",
     "__version__",

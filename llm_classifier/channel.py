@@ -11,10 +11,10 @@ over the text per class instead of one pass in all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import InvalidParameterError
 
 #: The user turn that introduces a text of one class (``{label}`` is the class's answer text).
 CHANNEL_INSTRUCTION = "Write a text of this class: {label}"
@@ -50,11 +50,11 @@ class ChannelTemplate(BaseEstimator):
         if "{label}" not in self.instruction:
             raise ValueError(f"The instruction of ChannelTemplate must contain '{{label}}'. Got {self.instruction!r} instead.")
         instruction = self.instruction.replace("{label}", label)
-        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        if tokenizer is None or not tokenizer.has_chat_template:
             return f"### Instruction:\n{instruction}\n\n### Response:\n"
         messages = [] if self.system is None else [{"role": "system", "content": self.system}]
         messages.append({"role": "user", "content": instruction})
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return tokenizer.render_chat(messages)
 
 
 def resolve_channel_template(prompt: Any) -> ChannelTemplate:
@@ -69,18 +69,8 @@ def resolve_channel_template(prompt: Any) -> ChannelTemplate:
         return ChannelTemplate(instruction=prompt)
     if callable(getattr(prompt, "render_class", None)):
         return prompt
-    raise ValueError(
+    raise InvalidParameterError(
         "With direction='channel' the 'prompt' parameter of LLMClassifier must be 'auto', an instruction "
         "containing '{label}' (the text follows it, so no '{text}'), or an object with a "
         f"render_class(label, tokenizer) method such as ChannelTemplate. Got {prompt!r} instead."
     )
-
-
-def encode_class_prompts(tokenizer: Any, class_prompts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each class's prompt (with the tokenizer's start token, if it adds one)."""
-    from .tokenization import _prefix_ids
-
-    encoded = [_prefix_ids(tokenizer, prompt) for prompt in class_prompts]
-    if len({tuple(ids) for ids in encoded}) < len(encoded):
-        raise ValueError("Two classes have the same channel prompt; give the classes distinct answers with a verbalizer.")
-    return encoded

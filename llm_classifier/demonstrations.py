@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
-from .tokenization import truncate
+from .encoding import encode_rendered, escape, truncate
 
 #: Demonstrations (with their template turns) may fill at most this share of ``max_length``.
 DEMONSTRATION_SHARE = 0.5
@@ -57,7 +57,7 @@ def draw_demonstrations(codes: np.ndarray, per_class: int, seed: int, exclude: n
 def shorten(text: str, tokenizer: Any, max_tokens: int, ids: Sequence[int] | None = None) -> str:
     """``text`` cut to its first ``max_tokens`` tokens (unchanged when it fits); ``ids`` are its tokens if known."""
     if ids is None:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = tokenizer.encode_text(text)
     if len(ids) <= max_tokens:
         return text
     return tokenizer.decode(truncate(ids, max_tokens, "head")).rstrip()
@@ -88,7 +88,7 @@ def with_examples(template: Any, examples: list[list[str]]) -> Any:
 
 def _prompt_tokens(template: Any, answers: Sequence[str], tokenizer: Any) -> int:
     """Token length of the prompt ``template`` renders around an empty text."""
-    return len(tokenizer(template.render("", list(answers), tokenizer), add_special_tokens=False)["input_ids"])
+    return len(encode_rendered(tokenizer, template.render("", list(answers), tokenizer)))
 
 
 def demonstration_budget(template: Any, answers: Sequence[str], codes: Sequence[int], tokenizer: Any,
@@ -131,7 +131,8 @@ def add_demonstrations(template: Any, texts: Sequence[str], codes: Sequence[int]
     texts, codes : sequences of the same length
         The demonstrations' texts and class indices, in prompt order.
     answers : sequence of str
-        Every class's answer.
+        Every class's answer, as the template renders it (escaped, see
+        :func:`llm_classifier.encoding.escape`).
     tokenizer : transformers tokenizer
     max_length : int
         The classifier's ``max_length``; the demonstrations take at most half of it.
@@ -141,15 +142,16 @@ def add_demonstrations(template: Any, texts: Sequence[str], codes: Sequence[int]
     template : PromptTemplate
         A copy with the examples set.
     shortened : list of str
-        The demonstrations' texts as they appear in the prompt.
+        The demonstrations' texts as they appear in the prompt (plain, not escaped: the
+        template holds them escaped, so they are tokenised as plain text).
     """
     base_tokens = _prompt_tokens(template, answers, tokenizer)
     budget = demonstration_budget(template, answers, codes, tokenizer, max_length, base_tokens)
     room = int(DEMONSTRATION_SHARE * max_length) + base_tokens
-    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]  # once, not per try
+    ids = tokenizer.encode_texts(list(texts))  # once, not per try
     while True:  # texts tokenise a little differently in context: shrink until the prompt fits its share
         shortened = [shorten(text, tokenizer, budget, text_ids) for text, text_ids in zip(texts, ids)]
-        examples = with_examples(template, [[text, answers[code]] for text, code in zip(shortened, codes)])
+        examples = with_examples(template, [[escape(tokenizer, text), answers[code]] for text, code in zip(shortened, codes)])
         if budget <= MIN_DEMONSTRATION_TOKENS or _prompt_tokens(examples, answers, tokenizer) <= room:
             return examples, shortened
         budget -= 1

@@ -7,13 +7,17 @@ class ModelNotFoundError(ValueError):
     """A ``model=`` value resolves to nothing usable (the message says how to fix it)."""
 
 
-class MissingDependencyError(ImportError):
-    """An optional package is needed for the requested feature (the message names it)."""
-
-
 class IncompatibleArtifactError(ValueError):
     """A saved classifier is truncated, corrupt, or from an incompatible version."""
 
 
 class UnparseableAnswerError(ValueError):
     """A generated answer could not be mapped to a class and the policy is ``"raise"``."""
+
+
+class UnparseableAnswerWarning(UserWarning):
+    """``predict`` in generate mode met answers it could not map to a class (the message says how many)."""
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became NaN or infinite: the adapter is unusable (the message gives the step)."""

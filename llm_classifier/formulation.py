@@ -19,7 +19,7 @@ import numpy as np
 from .backends.base import Engine, Progress, Tokenizer, TrainRequest
 from .channel import resolve_channel_template
 from .demonstrations import add_demonstrations
-from .encoding import PromptEncoder, encode_answers, encode_class_prompts
+from .encoding import PromptEncoder, encode_answers, encode_class_prompts, escape
 from .prompts import FormatTemplate, resolve_template, split_template
 
 __all__ = ["Channel", "DIRECTIONS", "Direct", "Direction", "PromptLayout", "get_direction"]
@@ -106,12 +106,13 @@ class Direct(Direction):
     def layout(self, prompt: Any, tokenizer: Tokenizer, answers: list[str], demonstrations: tuple[list[str], np.ndarray],
                max_length: int) -> PromptLayout:
         template = resolve_template(prompt, tokenizer)
+        rendered = [escape(tokenizer, answer) for answer in answers]  # user data in the template stays plain text
         texts, codes = demonstrations
         shown: list[tuple[str, int]] = []
         if len(texts):
-            template, shortened = add_demonstrations(template, texts, codes, answers, tokenizer, max_length)
+            template, shortened = add_demonstrations(template, texts, codes, rendered, tokenizer, max_length)
             shown = [(text, int(code)) for text, code in zip(shortened, codes)]
-        prefix, suffix = split_template(template, answers, tokenizer)
+        prefix, suffix = split_template(template, rendered, tokenizer)
         return PromptLayout(self.name, template, shown, [], prefix, suffix)
 
     def choice_ids(self, tokenizer: Tokenizer, answers: list[str], layout: PromptLayout) -> list[list[int]]:
@@ -153,7 +154,7 @@ class Channel(Direction):
     def layout(self, prompt: Any, tokenizer: Tokenizer, answers: list[str], demonstrations: tuple[list[str], np.ndarray],
                max_length: int) -> PromptLayout:
         template = resolve_channel_template(prompt)
-        class_prompts = [template.render_class(answer, tokenizer) for answer in answers]
+        class_prompts = [template.render_class(escape(tokenizer, answer), tokenizer) for answer in answers]
         return PromptLayout(self.name, template, [], class_prompts, "", "")
 
     def choice_ids(self, tokenizer: Tokenizer, answers: list[str], layout: PromptLayout) -> list[list[int]]:

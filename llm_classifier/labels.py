@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import InvalidParameterError
 
 
 @runtime_checkable
@@ -92,22 +93,38 @@ def resolve_verbalizer(verbalizer: Any) -> Verbalizer:
         return verbalizer
     if callable(verbalizer) and not isinstance(verbalizer, str):
         return FunctionVerbalizer(verbalizer)
-    raise ValueError(
+    raise InvalidParameterError(
         "The 'verbalizer' parameter of LLMClassifier must be None, 'default', a dict, a callable or "
         f"an object with an answers(classes) method. Got {verbalizer!r} instead."
     )
 
 
+#: Characters a reader cannot see: answers that differ only by them look the same.
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+_DROP_ZERO_WIDTH = dict.fromkeys(map(ord, ZERO_WIDTH))
+
+
+def _as_read(answer: str) -> str:
+    """What a reader sees of ``answer``: NFC-normalised, without zero-width characters."""
+    return unicodedata.normalize("NFC", answer).translate(_DROP_ZERO_WIDTH)
+
+
 def check_answers(answers: Sequence[str], classes: Sequence[Any]) -> list[str]:
-    """Validate verbalized answers: strings, non-empty, one per class, pairwise distinct."""
+    """Validate verbalized answers: non-empty valid Unicode strings, one per class, pairwise distinct.
+
+    Distinct means distinct to a reader too: answers equal after NFC normalisation and
+    removing zero-width characters (:data:`ZERO_WIDTH`) are refused, naming both classes.
+    """
     answers = list(answers)
     classes = [label.item() if type(label).__module__ == "numpy" else label for label in classes]  # show 'a', not np.str_('a')
     if len(answers) != len(classes):
         raise ValueError(f"The verbalizer returned {len(answers)} answers for {len(classes)} classes.")
     seen: dict[str, Any] = {}
+    read: dict[str, tuple[Any, str]] = {}
     for label, answer in zip(classes, answers):
         if not isinstance(answer, str) or not answer.strip():
             raise ValueError(f"The verbalizer gave the class {label!r} an empty answer {answer!r}.")
+        _check_encodable(label, answer)
         if answer in seen:
             raise ValueError(
                 f"The classes {seen[answer]!r} and {label!r} have the same answer text {answer!r}; "
@@ -115,7 +132,50 @@ def check_answers(answers: Sequence[str], classes: Sequence[Any]) -> list[str]:
                 "verbalizer mapping, or make the labels distinct."
             )
         seen[answer] = label
+        other = read.setdefault(_as_read(answer), (label, answer))
+        if other[0] != label:
+            raise ValueError(
+                f"The classes {ascii(other[0])} and {ascii(label)} have answers {ascii(other[1])} and {ascii(answer)} "
+                "(shown with escapes) that differ only by Unicode normalisation (NFC) or zero-width characters, so "
+                "they read the same. Normalise the "
+                "labels (unicodedata.normalize('NFC', ...), remove zero-width characters) or give the classes "
+                "distinct answers with a verbalizer mapping."
+            )
     return answers
+
+
+def _check_encodable(label: Any, answer: str) -> None:
+    """Raise when ``answer`` holds a lone surrogate (not valid Unicode: no tokenizer can encode it)."""
+    try:
+        answer.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"The answer {answer!r} of the class {label!r} contains the lone surrogate U+{ord(answer[exc.start]):04X}, "
+            "which is not valid Unicode; fix the label or the verbalizer."
+        ) from None
+
+
+def warn_if_integer_codes(classes: Any) -> None:
+    """Warn when the classes are the integers ``0..k-1``: without a verbalizer the answers are digits.
+
+    That is what scikit-learn's meta-estimators (VotingClassifier, StackingClassifier,
+    OneVsRestClassifier) pass: the classes encoded as integers, whatever their names.
+    """
+    import numpy as np
+
+    classes = np.asarray(classes)
+    if classes.dtype.kind not in "iu" or not np.array_equal(classes, np.arange(len(classes))):
+        return
+    from ._logging import warn_caller
+
+    digits = ", ".join(repr(str(c)) for c in classes[:3]) + (", ..." if len(classes) > 3 else "")
+    example = ", ".join(f"{c}: '...'" for c in classes[:2])
+    warn_caller(
+        f"The classes are the integers 0..{len(classes) - 1} and no verbalizer names them, so the model is trained "
+        f"to answer the digits {digits}, which say nothing about the classes (a meta-estimator such as "
+        "VotingClassifier, StackingClassifier or OneVsRestClassifier passes classes encoded this way). Pass a "
+        f"verbalizer mapping that gives the classes names, e.g. verbalizer={{{example}}}."
+    )
 
 
 def _normalise(text: str) -> str:
@@ -220,7 +280,7 @@ def resolve_parser(label_parser: Any) -> LabelParser:
     if isinstance(label_parser, str):
         if label_parser in PARSERS:
             return PARSERS[label_parser]()
-        raise ValueError(
+        raise InvalidParameterError(
             f"The 'label_parser' parameter of LLMClassifier must be one of {sorted(PARSERS)}, a callable "
             f"or an object with a parse(text, answers) method. Got {label_parser!r} instead."
         )
@@ -228,7 +288,7 @@ def resolve_parser(label_parser: Any) -> LabelParser:
         return label_parser
     if callable(label_parser):
         return _CallableParser(label_parser)
-    raise ValueError(
+    raise InvalidParameterError(
         "The 'label_parser' parameter of LLMClassifier must be a str, a callable or an object with a "
         f"parse(text, answers) method. Got {label_parser!r} instead."
     )

@@ -418,34 +418,19 @@ def _invalid(field_name: str, problem: str) -> IncompatibleArtifactError:
 
 
 def _check_adapter(adapter: dict[str, np.ndarray] | None, config: dict[str, Any]) -> None:
-    """The adapter's tensors are those recorded, finite LoRA factors of the saved rank."""
+    """The adapter's tensors are those recorded and finite (the engine checks their shapes at ``load_state``)."""
     if adapter is None:
         return
-    adapter_config = config.get("adapter_config")
-    if not isinstance(adapter_config, dict) or not isinstance(adapter_config.get("r"), int) or adapter_config["r"] < 1:
-        raise _invalid("adapter_config", f"must give the LoRA rank 'r' of the adapter. Got {adapter_config!r} instead")
-    rank = adapter_config["r"]
+    if not isinstance(config.get("adapter_config"), dict):
+        raise _invalid("adapter_config", f"must describe the adapter. Got {config.get('adapter_config')!r} instead")
     recorded = (config.get("adapter") or {}).get("tensors")
     if recorded is not None:
         missing, extra = sorted(set(recorded) - set(adapter)), sorted(set(adapter) - set(recorded))
         if missing or extra:
             raise _invalid("adapter.tensors", f"does not match the adapter file: missing tensors {missing[:3]}, extra tensors {extra[:3]}")
-    names = set(adapter)
     for name, tensor in adapter.items():
-        axis = 0 if "lora_A" in name else 1 if "lora_B" in name else None
-        if axis is None or tensor.ndim != 2 or tensor.shape[axis] != rank or not np.all(np.isfinite(tensor)):
-            raise IncompatibleArtifactError(
-                f"The adapter does not match its configuration: the tensor {name!r} of shape "
-                f"{tuple(tensor.shape)} is not a finite LoRA factor of rank {rank} (field 'adapter_config.r')."
-            )
-        partner = name.replace("lora_A", "lora_B") if axis == 0 else name.replace("lora_B", "lora_A")
-        if partner not in names:
-            raise _invalid("adapter.tensors", f"lists {name!r} without its partner {partner!r}")
-    targets = adapter_config.get("target_modules")
-    if isinstance(targets, list):
-        stray = [name for name in names if not any(f".{target}.lora_" in name for target in targets)]
-        if stray:
-            raise _invalid("adapter_config.target_modules", f"({targets}) does not cover the adapter tensor {stray[0]!r}")
+        if not np.all(np.isfinite(tensor)):
+            raise _invalid("adapter", f"holds non-finite values in the tensor {name!r}")
 
 
 def _check_finite_list(values: Any, length: int | None, field_name: str) -> np.ndarray:

@@ -14,6 +14,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import InvalidParameterError
+
+from .encoding import unescape
 
 #: The instruction that names the classes (``{labels}`` becomes the comma-separated answers).
 LISTED_INSTRUCTION = "Classify the text into one of these categories: {labels}. Answer with the category only."
@@ -44,10 +47,10 @@ def _format_labels(labels: Sequence[str]) -> str:
 
 def _list_tokens(labels: Sequence[str], tokenizer: Any = None) -> int:
     """Tokens of the comma-separated answer list (about 4 characters a token without a tokenizer)."""
-    listed = _format_labels(labels)
+    listed = unescape(_format_labels(labels))
     if tokenizer is None:
         return math.ceil(len(listed) / 4)
-    return len(tokenizer(listed, add_special_tokens=False)["input_ids"])
+    return len(tokenizer.encode_text(listed))
 
 
 def resolve_instruction(instruction: str, labels: Sequence[str], tokenizer: Any = None) -> str:
@@ -98,7 +101,7 @@ class AlpacaTemplate(BaseEstimator):
 
 
 class ChatTemplate(BaseEstimator):
-    """The model's own chat template (``tokenizer.apply_chat_template``).
+    """The model's own chat template (the engine tokenizer's ``render_chat``).
 
     The instruction and the text form the user turn; the prompt ends with the
     assistant turn's header, so the answer is the assistant's reply.
@@ -133,7 +136,7 @@ class ChatTemplate(BaseEstimator):
         self.repeat_instruction = repeat_instruction
 
     def render(self, text: str, labels: Sequence[str], tokenizer: Any = None) -> str:
-        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        if tokenizer is None or not tokenizer.has_chat_template:
             raise ValueError(
                 "ChatTemplate needs a tokenizer with a chat template; this model has none. "
                 "Use prompt='alpaca' or a format string instead."
@@ -147,7 +150,7 @@ class ChatTemplate(BaseEstimator):
             messages.append({"role": "user", "content": f"{instruction}\n\n{example_text}" if instructed else example_text})
             messages.append({"role": "assistant", "content": answer})
         messages.append({"role": "user", "content": f"{instruction}\n\n{text}"})
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return tokenizer.render_chat(messages)
 
 
 
@@ -197,7 +200,7 @@ def resolve_template(prompt: Any, tokenizer: Any = None) -> PromptTemplate:
     strings are registry names or format strings containing ``{text}``.
     """
     if prompt is None or (isinstance(prompt, str) and prompt == "auto"):
-        has_chat = tokenizer is not None and getattr(tokenizer, "chat_template", None)
+        has_chat = tokenizer is not None and tokenizer.has_chat_template
         return ChatTemplate() if has_chat else AlpacaTemplate()
     if isinstance(prompt, str):
         if prompt in TEMPLATES:
@@ -206,17 +209,17 @@ def resolve_template(prompt: Any, tokenizer: Any = None) -> PromptTemplate:
             try:
                 prompt.format(text="", labels="")
             except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"The 'prompt' parameter of LLMClassifier is a format string that cannot be "
                     f"formatted with only {{text}} and {{labels}}: {exc!r}. Double other braces."
                 ) from None
             return FormatTemplate(prompt)
         if "{" in prompt:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"The 'prompt' parameter of LLMClassifier is a format string without the '{{text}}' placeholder, "
                 f"so the input text would not appear in the prompt. Got {prompt!r} instead."
             )
-        raise ValueError(
+        raise InvalidParameterError(
             f"The 'prompt' parameter of LLMClassifier must be 'auto', one of {sorted(TEMPLATES)}, a "
             f"format string containing '{{text}}', a callable or a PromptTemplate. Got {prompt!r} instead."
         )
@@ -224,7 +227,7 @@ def resolve_template(prompt: Any, tokenizer: Any = None) -> PromptTemplate:
         return prompt
     if callable(prompt):
         return CallableTemplate(prompt)
-    raise ValueError(
+    raise InvalidParameterError(
         "The 'prompt' parameter of LLMClassifier must be a str, a callable or an object with a "
         f"render(text, labels, tokenizer) method. Got {prompt!r} instead."
     )

@@ -151,6 +151,7 @@ def check_labels(y: Any, n_samples: int) -> np.ndarray:
     """Return ``y`` as a 1-D array of hashable labels of one kind, or raise naming the problem."""
     if y is None:
         raise ValueError("y is required: LLMClassifier is a supervised classifier (pass max_steps=0 for zero-shot, still with y naming the classes).")
+    _warn_column_vector(y)
     rows = _as_rows(y, "y")
     if len(rows) != n_samples:
         raise ValueError(f"X and y have different lengths: {n_samples} texts but {len(rows)} labels.")
@@ -173,10 +174,27 @@ def check_labels(y: Any, n_samples: int) -> np.ndarray:
             f"y mixes labels of different types ({', '.join(sorted(kinds))}); e.g. 1 and '1' would become the same "
             "answer text. Convert all labels to one type."
         )
-    labels = np.asarray(rows, dtype=object if kinds == {"str"} else None)
-    if labels.dtype == object and kinds == {"str"}:
-        labels = np.asarray([str(v) for v in rows])
+    if kinds == {"str"}:
+        _raise_surrogate(rows, "y")  # before the tokenizer meets it
+        return np.asarray([str(v) for v in rows])
+    labels = np.asarray(rows)
+    if kinds == {"number"}:
+        from sklearn.utils.multiclass import check_classification_targets
+
+        check_classification_targets(labels)  # "Unknown label type: continuous" for real-valued targets
     return labels
+
+
+def _warn_column_vector(y: Any) -> None:
+    """scikit-learn's warning for a ``y`` of shape ``(n, 1)`` (``column_or_1d(warn=True)``)."""
+    shape = getattr(y, "shape", None)
+    if shape is not None and len(shape) == 2 and shape[1] == 1:
+        from sklearn.exceptions import DataConversionWarning
+
+        from ._logging import warn_caller
+
+        warn_caller("A column-vector y was passed when a 1d array was expected. Please change the shape of y to "
+                    "(n_samples, ), for example using ravel().", DataConversionWarning)
 
 
 def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None:
@@ -202,7 +220,7 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None
     return weights
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     """``repr`` of a label as the user wrote it (``'a'``, not ``np.str_('a')``)."""
     return repr(value.item() if isinstance(value, np.generic) else value)
 
@@ -218,7 +236,7 @@ def check_classes(labels: np.ndarray) -> np.ndarray:
         ) from None
     if len(classes) < 2:
         raise ValueError(
-            f"y has a single class {_show(classes[0])} (all {len(labels)} rows); a classifier needs at least 2 classes."
+            f"y has a single class {show_value(classes[0])} (all {len(labels)} rows); a classifier needs at least 2 classes."
         )
     return classes
 
@@ -231,159 +249,3 @@ def canonical_order(texts: list[str], codes: np.ndarray) -> np.ndarray:
     first appear) gives the same data order under the trainer's seeded shuffle.
     """
     return np.asarray(sorted(range(len(texts)), key=lambda i: (int(codes[i]), texts[i])), dtype=np.intp)
-
-
-_INT_PARAMS = ("lora_r", "max_steps", "batch_size", "gradient_accumulation_steps", "warmup_steps", "max_length", "eval_batch_size", "max_new_tokens")
-_REAL_PARAMS = ("lora_alpha", "lora_dropout", "learning_rate", "num_train_epochs", "weight_decay")
-_PREDICT_PARAMS = ("max_length", "truncation", "eval_batch_size", "max_new_tokens", "inference", "verbose")
-
-
-def _invalid(estimator: Any, param: str, expected: str, value: Any) -> Exception:
-    from sklearn.utils._param_validation import InvalidParameterError
-
-    return InvalidParameterError(f"The {param!r} parameter of {type(estimator).__name__} must be {expected}. Got {value!r} instead.")
-
-
-def _check_no_bools(estimator: Any, params: Iterable[str]) -> None:
-    for param in params:
-        value = getattr(estimator, param)
-        if isinstance(value, (bool, np.bool_)):
-            raise _invalid(estimator, param, "a number, not a bool", value)
-
-
-def check_device(estimator: Any) -> None:
-    """``device`` must name a device torch knows and that is present."""
-    device = estimator.device
-    if device == "auto":
-        return
-    import torch
-
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise _invalid(estimator, "device", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", device) from None
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise _invalid(
-                estimator, "device",
-                f"a device torch can use; no CUDA GPU is visible (torch {torch.__version__}, CUDA build {torch.version.cuda}). "
-                "Use device='auto' or 'cpu'", device,
-            )
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise _invalid(estimator, "device", f"an existing GPU; {torch.cuda.device_count()} are visible", device)
-    elif parsed.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise _invalid(estimator, "device", "a device torch can use; MPS is not available here. Use device='auto' or 'cpu'", device)
-    elif parsed.type != "cpu":
-        raise _invalid(estimator, "device", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", device)
-
-
-def check_params(estimator: Any) -> None:
-    """What ``_parameter_constraints`` cannot express; run at the start of ``fit``, before the model loads.
-
-    Rejects bools given as numbers, an empty model name, unknown devices, malformed
-    ``target_modules`` and ``prompt`` strings that are neither a template name nor a
-    format string with exactly one ``{text}``.
-    """
-    import os
-
-    from .prompts import FormatTemplate, resolve_template, split_template
-
-    _check_no_bools(estimator, _INT_PARAMS + _REAL_PARAMS)
-    model = estimator.model
-    if not os.fspath(model).strip():
-        raise _invalid(estimator, "model", "a packaged model alias (e.g. 'smollm2-135m-instruct'), a checkpoint directory, a .gguf file or a hub id", model)
-    check_device(estimator)
-    targets = estimator.target_modules
-    if targets is not None:
-        items = [targets] if isinstance(targets, str) else list(targets)
-        if not items or not all(isinstance(item, str) and item.strip() for item in items):
-            raise _invalid(estimator, "target_modules", "None, a module name or a non-empty list of module names (str)", targets)
-    if estimator.direction == "channel":
-        check_channel_params(estimator)
-        return
-    template = resolve_template(estimator.prompt, None)  # unknown names, format strings without {text}
-    if isinstance(estimator.prompt, str) and isinstance(template, FormatTemplate):
-        split_template(template, ["a", "b"])  # {text} exactly once
-
-
-def check_channel_params(estimator: Any) -> None:
-    """``direction="channel"`` scores texts, not answers: the options that need answers are errors."""
-    from .channel import resolve_channel_template
-
-    resolve_channel_template(estimator.prompt)
-    conflicts = [
-        ("inference", estimator.inference != "score", "'score' (a channel model writes texts, not answers)"),
-        ("few_shot", estimator.few_shot != 0, "0 (demonstrations are not supported in the channel direction)"),
-        ("objective", estimator.objective != "answer", "'answer' (the loss is on the text; the class objectives score answers)"),
-    ]
-    for name, conflicting, allowed in conflicts:
-        if conflicting:
-            raise _invalid(estimator, name, f"{allowed} when direction='channel'", getattr(estimator, name))
-    backend = estimator.backend
-    if not isinstance(backend, str) and not callable(getattr(backend, "score_channel", None)):
-        raise ValueError(
-            f"direction='channel' needs a backend with a score_channel method; the 'backend' parameter "
-            f"of {type(estimator).__name__} is {backend!r}, which has none."
-        )
-
-
-def check_on_unparseable(estimator: Any, classes: np.ndarray) -> None:
-    """In generate mode, ``on_unparseable`` must be "score", "raise" or one of the classes."""
-    if estimator.inference != "generate":
-        return
-    value = estimator.on_unparseable
-    if isinstance(value, str) and value in ("score", "raise"):
-        return
-    try:
-        known = bool(np.any(classes == value)) and np.ndim(value) == 0
-    except (TypeError, ValueError):
-        known = False
-    if not known:
-        raise _invalid(estimator, "on_unparseable", f"'score', 'raise' or one of the classes {classes.tolist()!r}", value)
-
-
-def check_predict_params(estimator: Any) -> None:
-    """Re-check the parameters prediction uses (they may have been changed with ``set_params`` after ``fit``)."""
-    from sklearn.utils._param_validation import validate_parameter_constraints
-
-    constraints = {name: estimator._parameter_constraints[name] for name in _PREDICT_PARAMS}
-    validate_parameter_constraints(constraints, {name: getattr(estimator, name) for name in _PREDICT_PARAMS}, caller_name=type(estimator).__name__)
-    _check_no_bools(estimator, ("max_length", "eval_batch_size", "max_new_tokens"))
-    if getattr(estimator, "class_prompts_", None) and estimator.inference != "score":
-        raise _invalid(estimator, "inference", "'score' for a classifier fitted with direction='channel'", estimator.inference)
-    check_on_unparseable(estimator, estimator.classes_)
-
-
-def resolve_class_weights(estimator: Any, classes: np.ndarray, codes: np.ndarray) -> list[float] | None:
-    """Loss weight per class code from ``class_weight``, given the codes of the texts that train.
-
-    ``None``: every text weighs the same. ``"balanced"``: ``n / (n_classes * n_c)``, so each
-    class contributes equally (sklearn's rule). A dict maps labels to weights; classes it
-    omits weigh 1, and a label that is not a class is an error.
-    """
-    class_weight = estimator.class_weight
-    if class_weight is None:
-        return None
-    if isinstance(class_weight, str):  # "balanced" (the constraint allows no other string)
-        counts = np.bincount(codes, minlength=len(classes)).astype(float)
-        present = counts > 0
-        weights = np.ones(len(classes))
-        weights[present] = counts.sum() / (present.sum() * counts[present])
-        return weights.tolist()
-    weights = np.ones(len(classes))
-    unknown = []
-    for label, weight in class_weight.items():
-        matches = np.flatnonzero(classes == label) if np.ndim(label) == 0 else []
-        if len(matches) != 1:
-            unknown.append(label)
-            continue
-        if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, numbers.Real) or not np.isfinite(weight) or weight < 0:
-            raise _invalid(estimator, "class_weight", "'balanced', None or a dict of finite weights >= 0", class_weight)
-        weights[matches[0]] = float(weight)
-    if unknown:
-        raise _invalid(estimator, "class_weight", f"'balanced', None or a dict whose keys are classes ({classes.tolist()!r}); "
-                       f"{unknown!r} are not", class_weight)
-    if not (weights > 0).any():
-        raise _invalid(estimator, "class_weight", "'balanced', None or a dict giving some class a positive weight", class_weight)
-    return weights.tolist()

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.utils._param_validation import InvalidParameterError
 
 from llm_classifier import LLMClassifier
-from llm_classifier.channel import ChannelTemplate, encode_class_prompts, resolve_channel_template
+from llm_classifier.channel import ChannelTemplate, resolve_channel_template
+from llm_classifier.encoding import encode_class_prompts
 from llm_classifier.backends.hf.scoring import score_channel
 from llm_classifier.backends.hf.training import build_dataset
 
@@ -142,5 +144,5 @@ def test_channel_needs_a_backend_that_scores_texts(tiny_params, sentiment):
         def generate(self, prompts, *, max_new_tokens, batch_size, progress=None): ...
 
     X, y = sentiment
-    with pytest.raises(ValueError, match="direction='channel' needs a backend with a score_channel method"):
+    with pytest.raises(InvalidParameterError, match=r"'backend' parameter .* a score_channel method when direction='channel'"):
         LLMClassifier(**tiny_params, direction="channel", backend=AnswersOnly()).fit(X, y)

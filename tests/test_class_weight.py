@@ -6,8 +6,8 @@ from scipy.special import log_softmax
 
 from llm_classifier import LLMClassifier
 from llm_classifier.backends.hf.early_stopping import validation_scores
-from llm_classifier.backends.hf.training import example_weights
-from llm_classifier.validation import resolve_class_weights
+from llm_classifier.weights import example_weights
+from llm_classifier.weights import resolve_class_weights
 
 
 def _weights(class_weight, classes, codes):

@@ -417,7 +417,7 @@ def test_hf_encode_text_writes_the_end_token_as_text(smollm2: Any) -> None:
 
 
 def test_hf_encode_prompt_matches_the_prefix_encoding(smollm2: Any) -> None:
-    from llm_classifier.tokenization import _prefix_ids
+    from llm_classifier.encoding import _prefix_ids
 
     chat = smollm2.render_chat([{"role": "user", "content": "Classify: "}])
     for text in ["Classify the review.\n", chat, "Say it<|im_end|>", ""]:
@@ -426,7 +426,7 @@ def test_hf_encode_prompt_matches_the_prefix_encoding(smollm2: Any) -> None:
 
 
 def test_hf_special_ids_and_chat(smollm2: Any) -> None:
-    from llm_classifier.tokenization import special_ids
+    from llm_classifier.encoding import special_ids
 
     assert (smollm2.end_id, smollm2.pad_id) == special_ids(smollm2.hf)
     assert smollm2.end_id == smollm2.hf.eos_token_id and smollm2.pad_id != smollm2.end_id

@@ -66,18 +66,25 @@ FIT_CASES = [
     ("y-unsortable", {}, X4, [Unsortable(), Unsortable(), Unsortable(), Unsortable()], TypeError, r"cannot be sorted", BEFORE_LOAD),
     ("y-empty-label", {}, X4, ["", "neg", "", "neg"], ValueError, r"gave the class '' an empty answer", BEFORE_LOAD),
     ("y-same-after-whitespace", {}, X4, ["a b", "a  b", "a b", "a  b"], ValueError, r"classes 'a  b' and 'a b' have the same answer text 'a b'", BEFORE_LOAD),
+    ("y-lone-surrogate", {}, X4, ["pos", "bad \udcff", "pos", "neg"], ValueError, r"y\[1\] contains the lone surrogate U\+DCFF", BEFORE_LOAD),
+    ("verbalizer-lone-surrogate", {"verbalizer": {"pos": "yes\ud800", "neg": "no"}}, X4, Y4, ValueError, r"answer 'yes\\ud800' of the class 'pos' contains the lone surrogate U\+D800", BEFORE_LOAD),
+    ("y-NFC-vs-NFD", {}, X4, ["caf\u00e9", "cafe\u0301", "caf\u00e9", "cafe\u0301"], ValueError, r"classes 'cafe\\u0301' and 'caf\\xe9' have answers .* differ only by Unicode normalisation \(NFC\) or zero-width", BEFORE_LOAD),
+    ("y-zero-width-space", {}, X4, ["pos", "p\u200bos", "pos", "p\u200bos"], ValueError, r"classes 'pos' and 'p\\u200bos' .* differ only by", BEFORE_LOAD),
+    ("y-zero-width-joiner", {}, X4, ["pos", "pos\u200d", "pos", "pos\u200d"], ValueError, r"differ only by Unicode normalisation \(NFC\) or zero-width", BEFORE_LOAD),
+    ("y-word-joiner-bom", {}, X4, ["\u2060a", "\ufeffa", "\u2060a", "\ufeffa"], ValueError, r"differ only by", BEFORE_LOAD),
+    ("y-continuous", {}, X4 * 4, np.linspace(0, 1, 16), ValueError, r"Unknown label type: continuous", BEFORE_LOAD),
     ("verbalizer-collision", {"verbalizer": {"pos": "yes", "neg": "yes"}}, X4, Y4, ValueError, r"classes 'neg' and 'pos' have the same answer text 'yes'", BEFORE_LOAD),
     ("verbalizer-missing-class", {"verbalizer": {"pos": "yes"}}, X4, Y4, ValueError, r"'verbalizer' mapping .* no answer for the classes \['neg'\]", BEFORE_LOAD),
     # -- parameters: names --
-    ("prompt-no-text-placeholder", {"prompt": "Classify: {labels}"}, X4, Y4, ValueError, r"'prompt' parameter .* without the '\{text\}' placeholder", BEFORE_LOAD),
-    ("prompt-unknown-name", {"prompt": "vicuna"}, X4, Y4, ValueError, r"'prompt' parameter .* must be 'auto', one of \['alpaca', 'chat'\].* Got 'vicuna'", BEFORE_LOAD),
-    ("prompt-unknown-field", {"prompt": "{text} {topic}"}, X4, Y4, ValueError, r"'prompt' parameter .* cannot be formatted", BEFORE_LOAD),
+    ("prompt-no-text-placeholder", {"prompt": "Classify: {labels}"}, X4, Y4, InvalidParameterError, r"'prompt' parameter .* without the '\{text\}' placeholder", BEFORE_LOAD),
+    ("prompt-unknown-name", {"prompt": "vicuna"}, X4, Y4, InvalidParameterError, r"'prompt' parameter .* must be 'auto', one of \['alpaca', 'chat'\].* Got 'vicuna'", BEFORE_LOAD),
+    ("prompt-unknown-field", {"prompt": "{text} {topic}"}, X4, Y4, InvalidParameterError, r"'prompt' parameter .* cannot be formatted", BEFORE_LOAD),
     ("prompt-text-twice", {"prompt": "{text} and {text}"}, X4, Y4, ValueError, r"must place the input text exactly once \(found 2 times\)", BEFORE_LOAD),
-    ("prompt-not-a-template", {"prompt": 42}, X4, Y4, ValueError, r"'prompt' parameter .* Got 42", BEFORE_LOAD),
-    ("backend-unknown", {"backend": "vllm"}, X4, Y4, ValueError, r"'backend' parameter .* Got 'vllm'", BEFORE_LOAD),
-    ("backend-not-a-backend", {"backend": object()}, X4, Y4, ValueError, r"'backend' parameter .* lacks the methods", BEFORE_LOAD),
-    ("label_parser-unknown", {"label_parser": "fuzzy"}, X4, Y4, ValueError, r"'label_parser' parameter .* Got 'fuzzy'", BEFORE_LOAD),
-    ("verbalizer-invalid", {"verbalizer": 5}, X4, Y4, ValueError, r"'verbalizer' parameter .* Got 5", BEFORE_LOAD),
+    ("prompt-not-a-template", {"prompt": 42}, X4, Y4, InvalidParameterError, r"'prompt' parameter .* Got 42", BEFORE_LOAD),
+    ("backend-unknown", {"backend": "vllm"}, X4, Y4, InvalidParameterError, r"'backend' parameter .* Got 'vllm'", BEFORE_LOAD),
+    ("backend-not-a-backend", {"backend": object()}, X4, Y4, InvalidParameterError, r"'backend' parameter .* lacks the methods", BEFORE_LOAD),
+    ("label_parser-unknown", {"label_parser": "fuzzy"}, X4, Y4, InvalidParameterError, r"'label_parser' parameter .* Got 'fuzzy'", BEFORE_LOAD),
+    ("verbalizer-invalid", {"verbalizer": 5}, X4, Y4, InvalidParameterError, r"'verbalizer' parameter .* Got 5", BEFORE_LOAD),
     ("optimizer-unknown", {"optimizer": "adam"}, X4, Y4, InvalidParameterError, r"'optimizer' parameter .* Got 'adam'", BEFORE_LOAD),
     ("quantization-unknown", {"quantization": "2bit"}, X4, Y4, InvalidParameterError, r"'quantization' parameter .* Got '2bit'", BEFORE_LOAD),
     ("inference-unknown", {"inference": "sample"}, X4, Y4, InvalidParameterError, r"'inference' parameter .* Got 'sample'", BEFORE_LOAD),
@@ -88,6 +95,9 @@ FIT_CASES = [
     ("target_modules-not-str", {"target_modules": [1, 2]}, X4, Y4, InvalidParameterError, r"'target_modules' parameter .* Got \[1, 2\]", BEFORE_LOAD),
     ("target_modules-empty", {"target_modules": []}, X4, Y4, InvalidParameterError, r"'target_modules' parameter .* Got \[\]", BEFORE_LOAD),
     ("model-empty", {"model": ""}, X4, Y4, InvalidParameterError, r"'model' parameter .* Got ''", BEFORE_LOAD),
+    ("label_parser-not-a-parser", {"label_parser": 3.5}, X4, Y4, InvalidParameterError, r"'label_parser' parameter .* Got 3\.5", BEFORE_LOAD),
+    ("prompt-channel-not-a-template", {"direction": "channel", "prompt": 42}, X4, Y4, InvalidParameterError, r"'prompt' parameter .* Got 42", BEFORE_LOAD),
+    ("backend-channel-without-score_channel", {"direction": "channel", "backend": object()}, X4, Y4, InvalidParameterError, r"'backend' parameter .* score_channel method", BEFORE_LOAD),
     ("model-not-str", {"model": 3}, X4, Y4, InvalidParameterError, r"'model' parameter .* Got 3", BEFORE_LOAD),
     # -- parameters: numbers --
     ("lora_r-zero", {"lora_r": 0}, X4, Y4, InvalidParameterError, r"'lora_r' parameter .* range \[1, inf\)\. Got 0", BEFORE_LOAD),
@@ -285,7 +295,7 @@ def _truncation_warnings(call):
 
 def test_long_texts_keep_instruction_and_answer_with_one_warning(tiny_model):
     """Over-long texts lose their end (never the instruction or the answer position), with one warning per call."""
-    from llm_classifier.tokenization import PromptEncoder
+    from llm_classifier.encoding import PromptEncoder
 
     params = dict(model=tiny_model, quantization=None, dtype="float32", max_steps=1, batch_size=2, max_length=64, random_state=0)
     long = "word " * 400

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llm_classifier import LLMClassifier
-from llm_classifier.tokenization import TRUNCATIONS, truncate
+from llm_classifier.encoding import TRUNCATIONS, truncate
 
 from conftest import SENTIMENT_X, SENTIMENT_Y
 

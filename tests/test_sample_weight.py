@@ -6,7 +6,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from llm_classifier import LLMClassifier
-from llm_classifier.backends.hf.training import example_weights
+from llm_classifier.weights import example_weights
 from llm_classifier.validation import canonical_order, check_sample_weight
 
 

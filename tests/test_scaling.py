@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV, cross_val_score, cross_validate
@@ -110,8 +112,12 @@ def test_truncation_warns_once_across_chunks(fitted):
 
 def test_generate_mode_counts_unparseable_over_chunks(tiny_params, sentiment):
     clf = LLMClassifier(**{**tiny_params, "inference": "generate", "max_new_tokens": 2}).fit(*sentiment)
-    whole = clf.predict(sentiment[0])
-    n_whole = clf.n_unparseable_
+    with warnings.catch_warnings(record=True) as whole_record:
+        warnings.simplefilter("always")
+        whole = clf.predict(sentiment[0])
     clf.predict_chunk_size = 3
-    assert list(clf.predict(iter(sentiment[0]))) == list(whole)
-    assert clf.n_unparseable_ == n_whole
+    with warnings.catch_warnings(record=True) as chunked_record:
+        warnings.simplefilter("always")
+        assert list(clf.predict(iter(sentiment[0]))) == list(whole)
+    counts = [[str(w.message) for w in record if "matched no class" in str(w.message)] for record in (whole_record, chunked_record)]
+    assert counts[0] == counts[1] and len(counts[0]) <= 1  # one warning over all chunks, with the same count

@@ -40,7 +40,7 @@ def test_fast_scoring_matches_naive_with_shared_multi_token_labels(tiny_lm):
 def test_fast_scoring_real_label_tokens(tiny_lm, tiny_model):
     from transformers import AutoTokenizer
 
-    from llm_classifier.tokenization import encode_answers
+    from llm_classifier.encoding import encode_answers
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     answers = encode_answers(tokenizer, ["money", "money-fx", "money-supply", "Ebner-Eschenbach", "earn"])

@@ -122,3 +122,51 @@ def test_soft_voting_with_tfidf_keeps_the_label_names(tiny_params, sentiment):
     proba = vote.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
     assert set(vote.predict(X)) <= {"negative", "positive"}
+
+
+def test_voting_without_verbalizer_warns_about_digit_answers(tiny_params, sentiment):
+    """Inside VotingClassifier the LLM sees the codes 0..k-1; without a verbalizer it would learn to answer digits."""
+    import warnings
+
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    members = [("llm", LLMClassifier(**{**tiny_params, "max_steps": 0})),
+               ("tfidf", make_pipeline(TfidfVectorizer(), LogisticRegression()))]
+    with pytest.warns(UserWarning, match=r"integers 0\.\.1 and no verbalizer .* answer the digits '0', '1'.* verbalizer=\{0: "):
+        VotingClassifier(members, voting="soft").fit(*sentiment)
+    named = [("llm", LLMClassifier(**{**tiny_params, "max_steps": 0}, verbalizer={0: "negative", 1: "positive"}))]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*no verbalizer.*")
+        VotingClassifier(named, voting="soft").fit(*sentiment)
+        LLMClassifier(**{**tiny_params, "max_steps": 0}).fit(sentiment[0], [1, 2] * 4)  # not the codes 0..k-1
+
+
+def test_continuous_y_is_an_unknown_label_type(tiny_params, sentiment):
+    X = sentiment[0] * 2
+    with pytest.raises(ValueError, match=r"Unknown label type: continuous"):
+        LLMClassifier(**tiny_params).fit(X, np.linspace(0, 1, 16))
+
+
+def test_column_vector_y_warns_like_sklearn(tiny_params, sentiment):
+    from sklearn.exceptions import DataConversionWarning
+
+    X, y = sentiment
+    with pytest.warns(DataConversionWarning, match=r"A column-vector y was passed when a 1d array was expected"):
+        clf = LLMClassifier(**{**tiny_params, "max_steps": 0}).fit(X, np.asarray(y).reshape(-1, 1))
+    assert list(clf.classes_) == ["negative", "positive"]
+
+
+def test_predict_in_generate_mode_does_not_change_the_estimator(tiny_params, sentiment):
+    from llm_classifier.exceptions import UnparseableAnswerWarning
+
+    X, y = sentiment
+    clf = LLMClassifier(**{**tiny_params, "inference": "generate", "max_new_tokens": 2}).fit(X, y)
+    n_unparseable = sum(clf.label_parser_.parse(t, clf.answers_) is None for t in clf.generate(X))
+    before = dict(vars(clf))
+    assert n_unparseable  # a random tiny model answers nonsense
+    with pytest.warns(UnparseableAnswerWarning, match=rf"^{n_unparseable} of 8 generated answers matched no class and were scored"):
+        clf.predict(X)
+    assert vars(clf).keys() == before.keys() and not hasattr(clf, "n_unparseable_")

@@ -239,6 +239,7 @@ class TransformersBackend:
         name = model if model is not None else state.model
         check_same_model({"fingerprint": state.fingerprint, "files": state.files}, resolve_model(name),
                          legacy=state.legacy_fingerprint)
+        check_lora_adapter(state.adapter, state.adapter_config)
         self.load(name, **options)
         self._adapter = state.adapter
         self._adapter_config = state.adapter_config
@@ -334,3 +335,32 @@ def _merge_adapter(model: Any, adapter: dict[str, np.ndarray], config: dict[str,
     if unexpected:
         raise ValueError(f"The adapter does not fit this model: unexpected weights {unexpected[:3]}...")
     return peft_model.merge_and_unload()
+
+
+def _invalid_field(field_name: str, problem: str) -> Exception:
+    from ...exceptions import IncompatibleArtifactError
+
+    return IncompatibleArtifactError(f"The field {field_name!r} of classifier.json {problem}.")
+
+
+def check_lora_adapter(adapter: dict[str, np.ndarray] | None, adapter_config: Any) -> None:
+    """The adapter's tensors are finite LoRA factors of the saved rank, in A/B pairs, on the saved targets."""
+    if adapter is None:
+        return
+    if not isinstance(adapter_config, dict) or not isinstance(adapter_config.get("r"), int) or adapter_config["r"] < 1:
+        raise _invalid_field("adapter_config", f"must give the LoRA rank 'r' of the adapter. Got {adapter_config!r} instead")
+    rank = adapter_config["r"]
+    names = set(adapter)
+    for name, tensor in adapter.items():
+        axis = 0 if "lora_A" in name else 1 if "lora_B" in name else None
+        if axis is None or tensor.ndim != 2 or tensor.shape[axis] != rank or not np.all(np.isfinite(tensor)):
+            raise _invalid_field("adapter_config.r", f"does not match the adapter: the tensor {name!r} of shape "
+                                 f"{tuple(tensor.shape)} is not a finite LoRA factor of rank {rank}")
+        partner = name.replace("lora_A", "lora_B") if axis == 0 else name.replace("lora_B", "lora_A")
+        if partner not in names:
+            raise _invalid_field("adapter.tensors", f"lists {name!r} without its partner {partner!r}")
+    targets = adapter_config.get("target_modules")
+    if isinstance(targets, list):
+        stray = [name for name in names if not any(f".{target}.lora_" in name for target in targets)]
+        if stray:
+            raise _invalid_field("adapter_config.target_modules", f"({targets}) does not cover the adapter tensor {stray[0]!r}")

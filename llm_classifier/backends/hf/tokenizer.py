@@ -53,7 +53,7 @@ class HFTokenizer:
     end_id : int
         The tokenizer's end-of-sequence id, which ends every answer.
     pad_id : int
-        An id to pad with, never :attr:`end_id` (see :func:`llm_classifier.tokenization.special_ids`).
+        An id to pad with, never :attr:`end_id` (see :func:`special_ids`).
     has_chat_template : bool
         Whether the tokenizer has a chat template.
     """

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ...exceptions import TrainingDivergedError
+
 OPTIMIZERS = {
     "adamw": "adamw_torch",
     "adamw_torch": "adamw_torch",
@@ -115,8 +117,27 @@ def lora_targets(model: Any, target_modules: Sequence[str] | str | None) -> list
     return present or "all-linear"
 
 
+@contextlib.contextmanager
+def kept_torch_rng() -> Iterator[None]:
+    """Restore torch's global generators (CPU, and CUDA when initialised) when the block ends.
+
+    Training seeds them (adapter initialisation, data order, dropout); the caller's
+    stream of random numbers after ``fit`` is the one it had before.
+    """
+    import torch
+
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
 def add_lora(model: Any, config: TrainConfig) -> Any:
-    """Wrap ``model`` with fresh LoRA adapters (seeded by ``config.seed``)."""
+    """Wrap ``model`` with fresh LoRA adapters (seeded by ``config.seed``; torch's global generator is kept)."""
+    with kept_torch_rng():
+        return _add_lora(model, config)
+
+
+def _add_lora(model: Any, config: TrainConfig) -> Any:
     import torch
 
     from .runtime import quiet_transformers
@@ -298,11 +319,26 @@ def build_dataset(contexts: Sequence[Sequence[int]], continuations: Sequence[Seq
     return Dataset.from_dict(rows)
 
 
+def check_finite_loss(loss: Any, step: int, learning_rate: float) -> None:
+    """Raise :class:`TrainingDivergedError` when ``loss`` (a scalar tensor) is not finite at optimizer ``step``."""
+    import torch
+
+    if not bool(torch.isfinite(loss.detach()).all()):
+        raise TrainingDivergedError(
+            f"Training diverged at step {step} (loss {float(loss.detach().float().mean()):g}): the adapter weights are "
+            f"no longer usable. Lower learning_rate (it was {learning_rate:g}), or use a smaller lora_alpha or "
+            "more warmup_steps. The estimator was left as it was before fit."
+        )
+
+
 def train(
     model: Any, dataset: Any, answers: Sequence[Sequence[int]], config: TrainConfig, pad_id: int, use_cpu: bool, bf16: bool,
     validation: tuple[Sequence[Sequence[int]], np.ndarray] | tuple[Sequence[Sequence[int]], np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Train the adapters of ``model`` in place and return the run's history.
+
+    Torch's global generators are left as they were (see :func:`kept_torch_rng`); a loss
+    that turns NaN or infinite stops the run with :class:`TrainingDivergedError`.
 
     ``dataset`` comes from :func:`build_dataset` (with a ``weight`` column when examples
     weigh differently). With ``validation = (prompts, codes)`` or ``(prompts, codes,
@@ -321,6 +357,12 @@ def train(
         evaluation), ``best_step``, ``stopped_early`` and ``validation_scores``
         (the slice's class log-scores under the restored adapter).
     """
+    with kept_torch_rng():
+        return _train(model, dataset, answers, config, pad_id, use_cpu, bf16, validation)
+
+
+def _train(model: Any, dataset: Any, answers: Sequence[Sequence[int]], config: TrainConfig, pad_id: int, use_cpu: bool,
+           bf16: bool, validation: tuple[Any, ...] | None) -> dict[str, Any]:
     from transformers import Trainer, TrainingArguments
 
     from .runtime import quiet_transformers
@@ -330,6 +372,7 @@ def train(
     class ClassifierTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             loss = model(**inputs)
+            check_finite_loss(loss, self.state.global_step + 1, self.args.learning_rate)
             return (loss, None) if return_outputs else loss
 
     if config.objective == "answer":
