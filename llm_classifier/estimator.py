@@ -13,10 +13,11 @@ from sklearn.utils.validation import check_is_fitted
 from ._fitting import FittedClassifier, fit_classifier, kept_global_random
 from ._logging import warn_caller
 from ._params import PARAMETER_CONSTRAINTS
+from ._predicting import encoded_chunks, parse_generated
 from ._process import is_main_process
-from .exceptions import UnparseableAnswerError, UnparseableAnswerWarning
+from .exceptions import UnparseableAnswerWarning
 from .formulation import get_direction
-from .validation import iter_text_chunks, show_value
+from .validation import show_value
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -276,24 +277,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     predict_chunk_size: int = 2048
 
     def _chunks(self, X: Any, desc: str) -> Iterator[tuple[int, list[str], list[list[int]], Any]]:
-        """``(start, texts, prompt_ids, progress_bar)`` per chunk of ``X``; warns once about truncation."""
         check_is_fitted(self, "classes_")
-        direction = get_direction(self.layout_.direction)
-        encoder = direction.encoder(self.backend_.tokenizer, self.layout_, self.answer_ids_, self.max_length,
-                                    self.truncation)
-        bar = _progress_bar(X, desc) if self.verbose and is_main_process() else None
-        start = n_truncated = 0
-        try:
-            for texts in iter_text_chunks(X, "X", self.predict_chunk_size):
-                encoded = encoder.encode(texts, warn=False)
-                n_truncated += encoded.n_truncated
-                yield start, texts, encoded.ids, bar
-                start += len(texts)
-        finally:
-            if bar is not None:
-                bar.close()
-        if n_truncated:
-            warn_caller(encoder.truncation_message(n_truncated, start))
+        return encoded_chunks(self, X, desc)
 
     def answer_scores(self, X: Any) -> np.ndarray:
         """Log-probability of each class's answer given the prompt, as the model scores it.
@@ -406,7 +391,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         indices: list[int] = []
         n_unparseable = 0
         for start, texts, ids, bar in self._chunks(X, "Generating"):
-            chunk, missing = self._parse_generated(start, texts, self._generate_ids(ids, bar))
+            chunk, missing = parse_generated(self, start, texts, self._generate_ids(ids, bar))
             indices += chunk
             n_unparseable += missing
         if n_unparseable:
@@ -415,23 +400,6 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             warn_caller(f"{n_unparseable} of {len(indices)} generated answers matched no class and were {fallback} "
                         f"(on_unparseable={policy}).", UnparseableAnswerWarning)
         return self.classes_[np.asarray(indices, dtype=int)]
-
-    def _parse_generated(self, start: int, texts: list[str], generated: list[str]) -> tuple[list[int], int]:
-        """Class index of each generated answer per ``on_unparseable``, and how many were unparseable."""
-        indices = [self.label_parser_.parse(text, self.answers_) for text in generated]
-        missing = [i for i, index in enumerate(indices) if index is None]
-        if missing and self.on_unparseable == "raise":
-            raise UnparseableAnswerError(
-                f"{len(missing)} of {len(texts)} generated answers match no class, e.g. row {start + missing[0]}: "
-                f"{generated[missing[0]]!r}. Set on_unparseable='score' to fall back to label scoring."
-            )
-        if missing and self.on_unparseable == "score":
-            fallback = np.argmax(self.predict_log_proba([texts[i] for i in missing]), axis=1).tolist()
-        else:
-            fallback = [int(np.flatnonzero(self.classes_ == self.on_unparseable)[0])] * len(missing)
-        for i, index in zip(missing, fallback):
-            indices[i] = index
-        return [int(index) for index in indices], len(missing)
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: Any) -> None:
@@ -464,8 +432,3 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
         return load_classifier(cls, path, model=model, trust_remote_code=trust_remote_code)
 
-
-def _progress_bar(X: Any, desc: str) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=len(X) if hasattr(X, "__len__") else None, desc=desc, unit="text")

@@ -344,14 +344,31 @@ def score_pairs(model: Any, contexts: Sequence[Sequence[int]], continuations: Se
 
     The engine's one scoring call (both directions). Short continuations (class answers)
     are scored as a label trie after each context (:func:`score_labels`); long ones (texts
-    scored after class prompts) one sequence per pair (:func:`score_channel`). ``progress``
-    advances by the longer axis's count.
+    scored after class prompts) one sequence per pair (:func:`score_channel`). An empty
+    continuation scores 0 (``log 1``). ``progress`` advances by the longer axis's count.
     """
-    nodes = LabelTrie.build(continuations).n_nodes
-    if nodes <= TRIE_MAX_NODES:
-        inner = progress if len(contexts) >= len(continuations) else None
+    kept = [k for k, continuation in enumerate(continuations) if len(continuation)]
+    if len(kept) == len(continuations):
+        return _score_nonempty(model, contexts, continuations, pad_id=pad_id, batch_size=batch_size, progress=progress)
+    scores = np.zeros((len(contexts), len(continuations)), dtype=np.float64)
+    if kept and len(contexts):
+        scores[:, kept] = _score_nonempty(model, contexts, [continuations[k] for k in kept], pad_id=pad_id,
+                                          batch_size=batch_size)
+    if progress is not None:
+        progress.update(max(len(contexts), len(continuations)))
+    return scores
+
+
+def _score_nonempty(model: Any, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], *,
+                    pad_id: int, batch_size: int, progress: Any = None) -> np.ndarray:
+    """:func:`score_pairs` of continuations that all have at least one token."""
+    by_context = len(contexts) >= len(continuations)
+    inner = progress if by_context else None
+    if LabelTrie.build(continuations).n_nodes <= TRIE_MAX_NODES:
         scores = score_labels(model, contexts, continuations, pad_id=pad_id, batch_size=batch_size, progress=inner)
-        if progress is not None and inner is None:
-            progress.update(len(continuations))
-        return scores
-    return score_channel(model, continuations, contexts, pad_id=pad_id, batch_size=batch_size, progress=progress).T
+    else:
+        inner = None if by_context else progress
+        scores = score_channel(model, continuations, contexts, pad_id=pad_id, batch_size=batch_size, progress=inner).T
+    if progress is not None and inner is None:
+        progress.update(max(len(contexts), len(continuations)))
+    return scores

@@ -1,0 +1,57 @@
+"""Prediction helpers of LLMClassifier: chunked encoding and the unparseable-answer policy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ._logging import warn_caller
+from ._process import is_main_process
+from .exceptions import UnparseableAnswerError
+from .formulation import get_direction
+from .validation import iter_text_chunks
+
+
+def encoded_chunks(clf: Any, X: Any, desc: str) -> Iterator[tuple[int, list[str], list[list[int]], Any]]:
+    """``(start, texts, prompt_ids, progress_bar)`` per chunk of ``X``; warns once about truncation at the end."""
+    direction = get_direction(clf.layout_.direction)
+    encoder = direction.encoder(clf.backend_.tokenizer, clf.layout_, clf.answer_ids_, clf.max_length, clf.truncation)
+    bar = _progress_bar(X, desc) if clf.verbose and is_main_process() else None
+    start = n_truncated = 0
+    try:
+        for texts in iter_text_chunks(X, "X", clf.predict_chunk_size):
+            encoded = encoder.encode(texts, warn=False)
+            n_truncated += encoded.n_truncated
+            yield start, texts, encoded.ids, bar
+            start += len(texts)
+    finally:
+        if bar is not None:
+            bar.close()
+    if n_truncated:
+        warn_caller(encoder.truncation_message(n_truncated, start))
+
+
+def parse_generated(clf: Any, start: int, texts: list[str], generated: list[str]) -> tuple[list[int], int]:
+    """Class index of each generated answer per ``on_unparseable``, and how many were unparseable."""
+    indices = [clf.label_parser_.parse(text, clf.answers_) for text in generated]
+    missing = [i for i, index in enumerate(indices) if index is None]
+    if missing and clf.on_unparseable == "raise":
+        raise UnparseableAnswerError(
+            f"{len(missing)} of {len(texts)} generated answers match no class, e.g. row {start + missing[0]}: "
+            f"{generated[missing[0]]!r}. Set on_unparseable='score' to fall back to label scoring."
+        )
+    if missing and clf.on_unparseable == "score":
+        fallback = np.argmax(clf.predict_log_proba([texts[i] for i in missing]), axis=1).tolist()
+    else:
+        fallback = [int(np.flatnonzero(clf.classes_ == clf.on_unparseable)[0])] * len(missing)
+    for i, index in zip(missing, fallback):
+        indices[i] = index
+    return [int(index) for index in indices], len(missing)
+
+
+def _progress_bar(X: Any, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=len(X) if hasattr(X, "__len__") else None, desc=desc, unit="text")
