@@ -12,7 +12,9 @@ from llm_classifier import LLMClassifier
 from llm_classifier.channel import ChannelTemplate, resolve_channel_template
 from llm_classifier.encoding import encode_class_prompts
 from llm_classifier.backends.hf.scoring import score_channel
+from llm_classifier.backends.hf.tokenizer import HFTokenizer
 from llm_classifier.backends.hf.training import build_dataset
+from llm_classifier.formulation import get_direction
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,9 @@ def test_channel_scores_match_one_sequence_at_a_time(tiny_lm):
 
 def test_channel_training_sequences_put_the_text_after_its_class_prompt():
     texts, class_prompts = [[5, 6, 2], [7, 2]], [[1, 40], [1, 41, 42]]
-    rows = build_dataset(texts, class_prompts, np.array([1, 0]), direction="channel")
+    request = get_direction("channel").train_request(texts, np.array([1, 0]), class_prompts)
+    assert request.channel and request.choices == class_prompts
+    rows = build_dataset(request.contexts, request.continuations, request.codes)
     assert rows["input_ids"] == [[1, 41, 42, 5, 6, 2], [1, 40, 7, 2]]
     assert rows["prompt_length"] == [3, 2]  # the loss starts at the text
 
@@ -50,12 +54,12 @@ def test_channel_training_sequences_put_the_text_after_its_class_prompt():
 def test_channel_template_renders_each_class(tiny_model):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(tiny_model))
     chat = ChannelTemplate().render_class("Danish", tokenizer)
     assert "Write a text of this class: Danish" in chat and chat.endswith("assistant\n")
     assert ChannelTemplate("Text by {label}:").render_class("Goethe") == "### Instruction:\nText by Goethe:\n\n### Response:\n"
     assert resolve_channel_template("A {label} review").instruction == "A {label} review"
-    with pytest.raises(ValueError, match="Two classes have the same channel prompt"):
+    with pytest.raises(ValueError, match="The channel prompts 'same' and 'same' are the same"):
         encode_class_prompts(tokenizer, ["same", "same"])
 
 
@@ -70,8 +74,8 @@ def test_channel_fit_predicts_from_text_scores(tiny_params, sentiment):
     assert set(clf.predict(X[:5])) <= set(clf.classes_)
     # the scores are log p(text + end token | class prompt) under the fitted model
     model = clf.backend_.inference_model
-    eos = clf.backend_.tokenizer.eos_token_id
-    text_ids = clf.backend_.tokenizer(X[0], add_special_tokens=False)["input_ids"] + [eos]
+    eos = clf.backend_.tokenizer.hf.eos_token_id
+    text_ids = clf.backend_.tokenizer.hf(X[0], add_special_tokens=False)["input_ids"] + [eos]
     expected = [_reference(model, text_ids, ids) for ids in clf.answer_ids_]
     np.testing.assert_allclose(clf.answer_scores(X[:1])[0], expected, rtol=1e-4, atol=1e-3)
 
@@ -128,21 +132,14 @@ def test_channel_rejects_what_needs_answers(tiny_params, sentiment, params, matc
         LLMClassifier(**{**tiny_params, "direction": "channel", **params}).fit(X, y)
 
 
-def test_generate_after_a_channel_fit_is_an_error(tiny_params, sentiment):
-    X, y = sentiment
-    clf = LLMClassifier(**{**tiny_params, "max_steps": 0}, direction="channel").fit(X, y)
-    clf.set_params(inference="generate")
-    with pytest.raises(ValueError, match="'inference' parameter .* fitted with direction='channel'"):
-        clf.predict(X[:2])
-
-
-def test_channel_needs_a_backend_that_scores_texts(tiny_params, sentiment):
-    class AnswersOnly:  # the four methods of the direct direction, no score_channel
-        def load(self, model, *, quantization, dtype, device): ...
-        def fit(self, prompts, answers, codes, config, validation=None): ...
-        def score(self, prompts, answers, *, batch_size, progress=None): ...
+def test_channel_needs_a_backend_that_implements_the_engine_contract(tiny_params, sentiment):
+    class AnswersOnly:  # scores and generates, but cannot save or restore its state
+        def load(self, model, **options): ...
+        def fit(self, request): ...
+        def score(self, contexts, continuations, *, batch_size, progress=None): ...
         def generate(self, prompts, *, max_new_tokens, batch_size, progress=None): ...
 
     X, y = sentiment
-    with pytest.raises(InvalidParameterError, match=r"'backend' parameter .* a score_channel method when direction='channel'"):
+    with pytest.raises(InvalidParameterError, match=r"'backend' parameter of LLMClassifier must implement "
+                       r"llm_classifier\.backends\.Engine; .* lacks the methods \['state', 'load_state'\]"):
         LLMClassifier(**tiny_params, direction="channel", backend=AnswersOnly()).fit(X, y)

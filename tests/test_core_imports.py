@@ -82,7 +82,6 @@ def test_heavy_import_scan_finds_a_lazy_import(tmp_path: Path) -> None:
     assert "torch" in names and "transformers.models" in names
 
 
-@pytest.mark.xfail(strict=False, reason="estimator._seed and validation.check_device import torch lazily (issue 22)")
 def test_no_core_module_imports_the_deep_learning_stack() -> None:
     assert heavy_imports_outside_engines() == []
 
@@ -143,7 +142,7 @@ def test_find_cycles_sees_a_cycle() -> None:
     assert find_cycles({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.xfail(strict=False, reason="estimator <-> persistence import each other inside functions, and persistence "
-                   "imports llm_classifier.__version__ from the package, whose __init__ imports estimator (issue 22)")
+@pytest.mark.xfail(strict=True, reason="persistence imports __version__ from the package (inside a function), whose "
+                   "__init__ imports estimator, which imports persistence (issue 22)")
 def test_llm_classifier_modules_import_one_another_without_cycles() -> None:
     assert find_cycles(import_graph()) == []

@@ -3,7 +3,8 @@
 Every row of a table is (case id, what is passed, expected exception, message pattern).
 Messages follow scikit-learn's style: they name the parameter or the row, say what was
 received and what is expected. Rows marked ``BEFORE_LOAD`` must fail before the backend
-touches the model (or even its tokenizer); docs/reliability.md lists the same catalogue.
+touches the model (or even its tokenizer), ``BEFORE_READ`` ones (the engine's own options,
+checked first in its ``load``) before the model is read; docs/reliability.md lists the same catalogue.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from llm_classifier.prompts import LISTED_INSTRUCTION, ChatTemplate
 
 X4 = ["good film", "bad film", "fine film", "awful film"]
 Y4 = ["pos", "neg", "pos", "neg"]
-BEFORE_LOAD, AFTER_LOAD = True, False
+#: when a row must fail: before the engine's load is called, inside it before the model is read, or later
+BEFORE_LOAD, BEFORE_READ, AFTER_LOAD = "before-load", "before-read", "after-load"
 
 
 class Unsortable:
@@ -90,14 +92,13 @@ FIT_CASES = [
     ("inference-unknown", {"inference": "sample"}, X4, Y4, InvalidParameterError, r"'inference' parameter .* Got 'sample'", BEFORE_LOAD),
     ("dtype-unknown", {"dtype": "fp32"}, X4, Y4, InvalidParameterError, r"'dtype' parameter .* Got 'fp32'", BEFORE_LOAD),
     ("lr_scheduler-unknown", {"lr_scheduler": "step"}, X4, Y4, InvalidParameterError, r"'lr_scheduler' parameter .* Got 'step'", BEFORE_LOAD),
-    ("device-unknown", {"device": "gpu"}, X4, Y4, InvalidParameterError, r"'device' parameter .* Got 'gpu'", BEFORE_LOAD),
+    ("device-unknown", {"device": "gpu"}, X4, Y4, InvalidParameterError, r"'device' parameter .* Got 'gpu'", BEFORE_READ),
     ("on_unparseable-unknown", {"inference": "generate", "on_unparseable": "maybe"}, X4, Y4, InvalidParameterError, r"'on_unparseable' parameter .* one of the classes \['neg', 'pos'\]\. Got 'maybe'", BEFORE_LOAD),
     ("target_modules-not-str", {"target_modules": [1, 2]}, X4, Y4, InvalidParameterError, r"'target_modules' parameter .* Got \[1, 2\]", BEFORE_LOAD),
     ("target_modules-empty", {"target_modules": []}, X4, Y4, InvalidParameterError, r"'target_modules' parameter .* Got \[\]", BEFORE_LOAD),
     ("model-empty", {"model": ""}, X4, Y4, InvalidParameterError, r"'model' parameter .* Got ''", BEFORE_LOAD),
     ("label_parser-not-a-parser", {"label_parser": 3.5}, X4, Y4, InvalidParameterError, r"'label_parser' parameter .* Got 3\.5", BEFORE_LOAD),
     ("prompt-channel-not-a-template", {"direction": "channel", "prompt": 42}, X4, Y4, InvalidParameterError, r"'prompt' parameter .* Got 42", BEFORE_LOAD),
-    ("backend-channel-without-score_channel", {"direction": "channel", "backend": object()}, X4, Y4, InvalidParameterError, r"'backend' parameter .* score_channel method", BEFORE_LOAD),
     ("model-not-str", {"model": 3}, X4, Y4, InvalidParameterError, r"'model' parameter .* Got 3", BEFORE_LOAD),
     # -- parameters: numbers --
     ("lora_r-zero", {"lora_r": 0}, X4, Y4, InvalidParameterError, r"'lora_r' parameter .* range \[1, inf\)\. Got 0", BEFORE_LOAD),
@@ -127,7 +128,7 @@ FIT_CASES = [
     ("max_length-no-room", {"max_length": 16}, X4, Y4, ValueError, r"'max_length' parameter of LLMClassifier \(16\) leaves no room for the text", AFTER_LOAD),
 ]
 if not __import__("torch").cuda.is_available():
-    FIT_CASES.append(("device-cuda-without-gpu", {"device": "cuda"}, X4, Y4, InvalidParameterError, r"'device' parameter .* no CUDA GPU is visible", BEFORE_LOAD))
+    FIT_CASES.append(("device-cuda-without-gpu", {"device": "cuda"}, X4, Y4, InvalidParameterError, r"'device' parameter .* no CUDA GPU is visible", BEFORE_READ))
 
 
 @pytest.fixture
@@ -140,10 +141,23 @@ def no_model_loading(monkeypatch):
     monkeypatch.setattr(TransformersBackend, "load", refuse)
 
 
+@pytest.fixture
+def no_model_reading(monkeypatch):
+    """Let the engine's load start (it checks the device) but fail loudly once it reads the model."""
+    import llm_classifier.backends.hf.engine as engine
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was read before the parameters were checked")
+
+    monkeypatch.setattr(engine, "resolve_model", refuse)
+
+
 @pytest.mark.parametrize("case, params, X, y, error, pattern, before_load", FIT_CASES, ids=[case[0] for case in FIT_CASES])
 def test_fit_rejects_bad_input(request, tiny_model, case, params, X, y, error, pattern, before_load):
-    if before_load:
+    if before_load == BEFORE_LOAD:
         request.getfixturevalue("no_model_loading")
+    elif before_load == BEFORE_READ:
+        request.getfixturevalue("no_model_reading")
     clf = LLMClassifier(**{"model": tiny_model, "quantization": None, "dtype": "float32", "max_steps": 0, **params})
     with pytest.raises(error, match=pattern):
         clf.fit(X, y)
@@ -193,10 +207,7 @@ PREDICT_CASES = [
     ("predict-surrogate", {}, ["a", "\ud800"], ValueError, r"X\[1\] contains the lone surrogate U\+D800"),
     ("predict-dict", {}, {"a": 1}, TypeError, r"got a dict"),
     ("predict-2d", {}, np.array([["a", "b"]]), ValueError, r"shape \(1, 2\)"),
-    ("predict-eval_batch_size-zero", {"eval_batch_size": 0}, ["a"], InvalidParameterError, r"'eval_batch_size' parameter .* Got 0"),
     ("predict-max_length-no-room", {"max_length": 16}, ["a"], ValueError, r"'max_length' parameter of LLMClassifier \(16\) leaves no room"),
-    ("predict-inference-unknown", {"inference": "vote"}, ["a"], InvalidParameterError, r"'inference' parameter .* Got 'vote'"),
-    ("predict-on_unparseable-unknown", {"inference": "generate", "on_unparseable": "maybe"}, ["a"], InvalidParameterError, r"'on_unparseable' parameter .* Got 'maybe'"),
 ]
 
 
@@ -320,18 +331,22 @@ def test_truncation_chooses_the_part_of_a_long_text_that_is_scored(tiny_model):
         lambda: LLMClassifier(truncation="tail", **params).fit([start + end, "good", "bad"], ["pos", "pos", "neg"])
     )
     assert "truncated to their end (truncation='tail')" in str(caught[0].message)
+    from llm_classifier.formulation import get_direction
+
     tokenizer = clf.backend_.tokenizer
     kept = {}
     for truncation in ("head", "tail", "head+tail"):
         clf.set_params(truncation=truncation)
-        (ids,) = clf._encode([start + end])
-        body = tokenizer.decode(ids[len(clf._encoder().prefix_ids) : len(ids) - len(clf._encoder().suffix_ids)])
+        encoder = get_direction(clf.layout_.direction).encoder(tokenizer, clf.layout_, clf.answer_ids_, clf.max_length,
+                                                               clf.truncation)  # as predict encodes
+        (ids,) = encoder.encode([start + end], warn=False).ids
+        body = tokenizer.decode(ids[len(encoder.prefix_ids) : len(ids) - len(encoder.suffix_ids)])
         kept[truncation] = (body.count("alpha"), body.count("omega"))
     assert kept["head"][1] == 0 and kept["tail"][0] == 0
     assert 0 < kept["head+tail"][0] < kept["head+tail"][1]  # a quarter from the beginning, the rest from the end
     assert clf.predict_proba([start + end]).shape == (1, 2)
-    with pytest.raises(ValueError, match="'truncation' parameter"):
-        clf.set_params(truncation="middle").predict([start])
+    with pytest.raises(ValueError, match="'truncation' parameter"):  # checked by fit (scikit-learn's convention)
+        LLMClassifier(**params, truncation="middle").fit([start, "good", "bad"], ["pos", "pos", "neg"])
 
 
 def test_a_thousand_classes_work(tiny_model):
@@ -364,7 +379,7 @@ def _assert_unchanged(clf, before_state, before_adapter, before_proba):
     after = _state(clf)
     assert after.keys() == before_state.keys()
     assert all(after[name] is before_state[name] for name in after)
-    adapter = clf.backend_.get_adapter()
+    adapter = clf.backend_.state().adapter
     assert adapter.keys() == before_adapter.keys()
     for name in adapter:
         np.testing.assert_array_equal(adapter[name], before_adapter[name])
@@ -377,7 +392,7 @@ def test_fit_interrupted_during_training_leaves_estimator_unchanged(tiny_model, 
 
     clf = LLMClassifier(model=tiny_model, quantization=None, dtype="float32", max_steps=2, batch_size=2, random_state=0).fit(X4, Y4)
     before_state, before_proba = _state(clf), clf.predict_proba(X4)
-    before_adapter = {name: value.copy() for name, value in clf.backend_.get_adapter().items()}
+    before_adapter = {name: value.copy() for name, value in clf.backend_.state().adapter.items()}
     real_loss, calls = training.answer_only_loss, []
 
     def failing_loss(model, inputs):
@@ -397,7 +412,7 @@ def test_fit_interrupted_during_training_leaves_estimator_unchanged(tiny_model, 
 def test_fit_failing_after_training_leaves_estimator_unchanged(tiny_model, monkeypatch):
     clf = LLMClassifier(model=tiny_model, quantization=None, dtype="float32", max_steps=2, batch_size=2, random_state=0).fit(X4, Y4)
     before_state, before_proba = _state(clf), clf.predict_proba(X4)
-    before_adapter = {name: value.copy() for name, value in clf.backend_.get_adapter().items()}
+    before_adapter = {name: value.copy() for name, value in clf.backend_.state().adapter.items()}
     real_fit = TransformersBackend.fit
 
     def fit_then_fail(self, *args, **kwargs):

@@ -42,8 +42,10 @@ def test_fast_scoring_real_label_tokens(tiny_lm, tiny_model):
 
     from llm_classifier.encoding import encode_answers
 
+    from llm_classifier.backends.hf.tokenizer import HFTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    answers = encode_answers(tokenizer, ["money", "money-fx", "money-supply", "Ebner-Eschenbach", "earn"])
+    answers = encode_answers(HFTokenizer(tokenizer), ["money", "money-fx", "money-supply", "Ebner-Eschenbach", "earn"])
     prompts = [tokenizer("Classify this text please: " * k)["input_ids"] for k in (1, 3, 2)]
     fast = score_labels(tiny_lm, prompts, answers, pad_id=0, batch_size=2)
     naive = score_labels_naive(tiny_lm, prompts, answers, pad_id=0)

@@ -121,7 +121,10 @@ class TrainRequest:
     channel : bool
         Whether ``choices`` are contexts (channel) rather than continuations (direct).
     weights : ndarray of float or None
-        Loss weight of each example (class weight x sample weight), None when all are equal.
+        Loss weight of each example (class weight x sample weight, the sample weights scaled to
+        average 1), None when all are equal. A weight scales its example's loss; the transformers
+        engine averages weighted token losses over the tokens, so a weight of 0 removes an
+        example's gradient but not its tokens from the average.
     validation : tuple or None
         ``(inputs, codes, weights)``: a held-out slice, encoded like ``contexts`` (direct) or
         ``continuations`` (channel), scored as prediction would; the engine keeps the adapter
@@ -210,7 +213,8 @@ class Engine(Protocol):
 
     def load(self, model: str, **options: Any) -> None:
         """Load the base model ``model`` and its tokenizer, with no adapter.
-        ``options`` are the LLMClassifier parameters named in ``capabilities.options``."""
+        ``options`` are the LLMClassifier parameters named in ``capabilities.options``; options
+        left out take the engine's defaults."""
         ...
 
     def fit(self, request: TrainRequest) -> dict[str, Any]:
@@ -222,7 +226,8 @@ class Engine(Protocol):
     def score(self, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], *,
               batch_size: int, progress: Progress | None = None) -> np.ndarray:
         """``log p(continuation_k | context_i)`` summed over the continuation's tokens, shape
-        ``(len(contexts), len(continuations))``, float64, every pair scored.
+        ``(len(contexts), len(continuations))``, float64, every pair scored; an empty
+        continuation scores 0.0.
 
         Serves both directions: direct scoring has many contexts (the texts' prompts) and a
         few short continuations (the answers); the channel direction has a few contexts
@@ -243,7 +248,9 @@ class Engine(Protocol):
     def load_state(self, state: EngineState, *, model: str | None = None, **options: Any) -> None:
         """Load the base named by ``state`` (or by ``model``, a moved copy that must have the
         same content) and install the adapter; raise
-        :class:`~llm_classifier.exceptions.IncompatibleArtifactError` when the base differs."""
+        :class:`~llm_classifier.exceptions.IncompatibleArtifactError` when the base differs.
+        ``options`` (the LLMClassifier parameters in ``capabilities.options``, e.g. ``device``)
+        apply to this load; ``state.options`` record how the state was fitted."""
         ...
 
 
