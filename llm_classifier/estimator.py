@@ -222,7 +222,6 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     # -- fitting ---------------------------------------------------------------------------
-    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LLMClassifier:
         """Fine-tune the model on texts ``X`` with labels ``y``.
 
@@ -242,9 +241,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             interrupted), a previously fitted estimator is left exactly as it was, and
             the caller's global random state (Python, NumPy, torch) is as it was.
         """
-        with kept_global_random():
-            fitted = fit_classifier(self, X, y, sample_weight)
-        self._set_fitted(fitted)
+        with kept_global_random():  # outside _fit_context: scikit-learn's own fit bookkeeping draws too
+            return self._fit(X, y, sample_weight)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def _fit(self, X: Any, y: Any, sample_weight: Any) -> LLMClassifier:
+        self._set_fitted(fit_classifier(self, X, y, sample_weight))
         return self
 
     def _set_fitted(self, fitted: FittedClassifier) -> None:

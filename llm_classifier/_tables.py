@@ -1,0 +1,305 @@
+"""Reading and writing the command line's data files: CSV, TSV, JSON Lines and Parquet.
+
+Rows are read lazily (one record, or one Parquet batch, at a time), so a file of any size
+streams through ``predict``. Every problem is a :class:`TableError` whose one-line message
+names the file, the row (and line) and the column. Only the standard library is needed,
+except for Parquet, which needs ``pyarrow``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+FORMATS = ("csv", "tsv", "jsonl", "parquet")
+_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+_DELIMITERS = {"csv": ",", "tsv": "\t"}
+STDIO = "-"
+
+
+class TableError(ValueError):
+    """A data file cannot be read or holds a bad row; the message names file, row and column."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One record of a data file."""
+
+    number: int  # 1-based, counting data rows only (not the header, not blank lines)
+    line: int | None  # the line the record starts on (text formats), else None
+    values: dict[str, Any]
+
+    def where(self, name: str) -> str:
+        """``"data.csv: row 3 (line 4)"``: where the row is, for error messages."""
+        line = "" if self.line is None else f" (line {self.line})"
+        return f"{name}: row {self.number}{line}"
+
+
+def detect_format(path: str, override: str | None = None, option: str = "--format") -> str:
+    """The format of ``path``: ``override`` if given, else from the extension (``option`` overrides it)."""
+    if override is not None:
+        if override not in FORMATS:
+            raise TableError(f"unknown format {override!r}; use one of {', '.join(FORMATS)}.")
+        return override
+    if path == STDIO:
+        raise TableError(f"standard input ('-') needs {option} (csv, tsv or jsonl).")
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in _EXTENSIONS:
+        raise TableError(f"{path}: cannot tell the format from the extension {extension!r}; "
+                         f"use .csv, .tsv, .jsonl, .ndjson or .parquet, or pass {option}.")
+    return _EXTENSIONS[extension]
+
+
+def read_rows(path: str, columns: Sequence[str], fmt: str | None = None, batch_size: int = 1024) -> Iterator[Row]:
+    """The rows of the data file ``path`` (``"-"``: standard input), read lazily.
+
+    Raises :class:`TableError` when the file is missing or unreadable, or lacks one of
+    ``columns`` (the message lists the columns it has).
+    """
+    fmt = detect_format(path, fmt)
+    if fmt == "parquet":
+        return parquet_rows(path, columns, batch_size)
+    return _text_rows(path, columns, fmt)
+
+
+def _text_rows(path: str, columns: Sequence[str], fmt: str) -> Iterator[Row]:
+    if path == STDIO:
+        stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+        yield from _decoded(stream, "<stdin>", columns, fmt)
+        return
+    _check_file(path)
+    with open(path, encoding="utf-8-sig", newline="") as stream:
+        yield from _decoded(stream, path, columns, fmt)
+
+
+def _decoded(stream: TextIO, name: str, columns: Sequence[str], fmt: str) -> Iterator[Row]:
+    rows = csv_rows(stream, name, columns, _DELIMITERS[fmt]) if fmt in _DELIMITERS else jsonl_rows(stream, name, columns)
+    last = 0
+    try:
+        for row in rows:
+            last = row.number
+            yield row
+    except UnicodeDecodeError as exc:
+        raise TableError(f"{name}: after row {last}: the file is not UTF-8 text ({exc.reason}).") from None
+
+
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise TableError(f"{path}: no such file.")
+    if os.path.isdir(path):
+        raise TableError(f"{path}: is a directory, not a data file.")
+
+
+def _missing_column(name: str, column: str, available: Iterable[str]) -> TableError:
+    names = ", ".join(repr(c) for c in available) or "none"
+    return TableError(f"{name}: no column {column!r}; the columns are: {names}.")
+
+
+def csv_rows(lines: Iterable[str], name: str, columns: Sequence[str], delimiter: str = ",") -> Iterator[Row]:
+    """The records of CSV ``lines`` (any iterable of lines, read lazily); the first line is the header."""
+    csv.field_size_limit(2**31 - 1)  # long texts: the default limit is 128 KiB per field
+    reader = csv.reader(lines, delimiter=delimiter)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise TableError(f"{name}: the file is empty (no header line).")
+        for column in columns:
+            if column not in header:
+                raise _missing_column(name, column, header)
+        number, start = 0, reader.line_num + 1
+        for record in reader:
+            if record:  # a blank line is not a row
+                number += 1
+                values = dict(zip(header, record))
+                for column in header[len(record):]:
+                    values[column] = None  # a short row: its last columns are missing
+                yield Row(number, start, values)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise TableError(f"{name}: line {reader.line_num}: not valid CSV ({exc}).") from None
+
+
+def jsonl_rows(lines: Iterable[str], name: str, columns: Sequence[str]) -> Iterator[Row]:
+    """The records of JSON Lines ``lines`` (one object per line, read lazily; blank lines skipped).
+
+    The first record must have every column in ``columns``; a later record without one has
+    that value missing (``None``).
+    """
+    number = 0
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        number += 1
+        try:
+            record = json.loads(line.rstrip("\r\n"))
+        except json.JSONDecodeError as exc:
+            raise TableError(f"{name}: row {number} (line {line_number}): not valid JSON ({exc.msg} at column {exc.pos + 1}).") from None
+        if not isinstance(record, dict):
+            raise TableError(f"{name}: row {number} (line {line_number}): expected a JSON object, got {type(record).__name__}.")
+        if number == 1:
+            for column in columns:
+                if column not in record:
+                    raise _missing_column(name, column, record)
+        yield Row(number, line_number, record)
+
+
+def _pyarrow(feature: str) -> Any:
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise TableError(f"{feature} needs pyarrow, which is not installed: pip install pyarrow") from None
+    return pyarrow
+
+
+def parquet_rows(path: str, columns: Sequence[str], batch_size: int = 1024) -> Iterator[Row]:
+    """The records of a Parquet file, one batch of ``batch_size`` rows in memory at a time."""
+    if path == STDIO:
+        raise TableError("Parquet cannot be read from standard input; pass a file.")
+    pa = _pyarrow(f"{path}: reading Parquet")
+    _check_file(path)
+    try:
+        parquet = pa.parquet.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise TableError(f"{path}: not a readable Parquet file ({_one_line(exc)}).") from None
+    available = parquet.schema_arrow.names
+    for column in columns:
+        if column not in available:
+            raise _missing_column(path, column, available)
+    return _parquet_batches(parquet, path, list(dict.fromkeys(columns)) or None, batch_size)
+
+
+def _parquet_batches(parquet: Any, path: str, columns: list[str] | None, batch_size: int) -> Iterator[Row]:
+    import pyarrow as pa
+
+    number = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
+            for values in batch.to_pylist():
+                number += 1
+                yield Row(number, None, values)
+    except (pa.ArrowException, OSError) as exc:
+        raise TableError(f"{path}: after row {number}: the Parquet file is corrupt ({_one_line(exc)}).") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def text_of(row: Row, column: str, name: str) -> str:
+    """The non-empty text in ``column`` of ``row``, or a :class:`TableError` naming the row."""
+    value = row.values.get(column)
+    if _is_missing(value):
+        raise TableError(f"{row.where(name)}: the text column {column!r} is missing.")
+    if not isinstance(value, str):
+        raise TableError(f"{row.where(name)}: the text column {column!r} holds {value!r} ({type(value).__name__}), not a text.")
+    if not value.strip():
+        raise TableError(f"{row.where(name)}: the text column {column!r} is empty.")
+    return value
+
+
+def label_of(row: Row, column: str, name: str) -> Any:
+    """The label in ``column`` of ``row`` (one scalar), or a :class:`TableError` naming the row."""
+    value = row.values.get(column)
+    if _is_missing(value) or (isinstance(value, str) and not value.strip()):
+        raise TableError(f"{row.where(name)}: the label column {column!r} is empty.")
+    if isinstance(value, (list, tuple, dict)):
+        raise TableError(f"{row.where(name)}: the label column {column!r} holds a {type(value).__name__}; "
+                         "one label per row is supported (not multi-label).")
+    return value
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of at most ``size`` consecutive items, read lazily."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def count_rows(path: str, fmt: str) -> int | None:
+    """About how many rows ``path`` holds (for a progress bar): Parquet's row count, or the
+    number of lines of a text file (less the header); None for standard input."""
+    if path == STDIO:
+        return None
+    if fmt == "parquet":
+        return _pyarrow(f"{path}: reading Parquet").parquet.ParquetFile(path).metadata.num_rows
+    lines, last = 0, b"\n"
+    with open(path, "rb") as stream:
+        while block := stream.read(1 << 20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    lines += last != b"\n"  # a last line without its newline
+    return max(lines - (fmt in _DELIMITERS), 0)
+
+
+class TableWriter:
+    """Writes rows (dicts with the same keys) to a CSV, TSV, JSON Lines or Parquet file, or stdout."""
+
+    def __init__(self, path: str, fmt: str | None = None):
+        if path == STDIO and fmt is None:
+            fmt = "csv"
+        self.path, self.fmt = path, detect_format(path, fmt, "--output-format")
+        if self.fmt == "parquet" and path == STDIO:
+            raise TableError("Parquet cannot be written to standard output; pass a file name.")
+        if self.fmt == "parquet":
+            _pyarrow(f"{path}: writing Parquet")
+        self._stream: Any = None
+        self._writer: Any = None
+
+    def __enter__(self) -> TableWriter:
+        if self.fmt == "parquet":
+            return self
+        try:
+            self._stream = sys.stdout if self.path == STDIO else open(self.path, "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise TableError(f"{self.path}: cannot write ({exc.strerror}).") from None
+        return self
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Append ``rows``; the first call fixes the columns."""
+        if not rows:
+            return
+        if self.fmt == "parquet":
+            self._write_parquet(rows)
+        elif self.fmt == "jsonl":
+            self._stream.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        else:
+            if self._writer is None:
+                self._writer = csv.DictWriter(self._stream, fieldnames=list(rows[0]), delimiter=_DELIMITERS[self.fmt])
+                self._writer.writeheader()
+            self._writer.writerows(rows)
+        if self._stream is not None:
+            self._stream.flush()
+
+    def _write_parquet(self, rows: list[dict[str, Any]]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            if self._writer is None:
+                table = pa.Table.from_pylist(rows)
+                self._writer = pq.ParquetWriter(self.path, table.schema)
+            else:  # later chunks take the first chunk's column types
+                table = pa.Table.from_pylist(rows, schema=self._writer.schema)
+            self._writer.write_table(table)
+        except (pa.ArrowException, OSError) as exc:
+            raise TableError(f"{self.path}: cannot write Parquet ({_one_line(exc)}).") from None
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.fmt == "parquet":
+            if self._writer is not None:
+                self._writer.close()
+        elif self._stream is not None and self._stream is not sys.stdout:
+            self._stream.close()

@@ -1,0 +1,484 @@
+"""The ``llm-classifier`` command line: fit, predict, evaluate and inspect classifiers on data files.
+
+A thin layer over :class:`~llm_classifier.LLMClassifier`::
+
+    llm-classifier fit train.csv --text-column text --label-column label --out clf --max-steps 100
+    llm-classifier predict clf new.jsonl --text-column text --output predictions.csv
+    llm-classifier evaluate clf test.parquet --text-column text --label-column label --confusion-png cm.png
+    llm-classifier info clf
+
+Data files are CSV, TSV, JSON Lines or Parquet (by extension, or ``--format``). Errors are
+one line, ``llm-classifier: error: ...``, naming the file, row and column; the exit status
+is 2 for usage and parameter errors and 1 for bad data (``--debug`` shows the traceback).
+See docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from itertools import chain
+from typing import Any
+
+import numpy as np
+
+from ._tables import FORMATS, STDIO, Row, TableError, TableWriter, chunked, count_rows, detect_format, label_of, read_rows, text_of
+
+PROG = "llm-classifier"
+CONFIG_FILE = "classifier.json"  # the artifact's layout (llm_classifier.persistence)
+ADAPTER_FILE = "adapter.safetensors"
+
+
+class UsageError(Exception):
+    """A bad command line (exit status 2)."""
+
+
+# -- options -----------------------------------------------------------------------------------
+def parse_value(text: str) -> Any:
+    """A parameter value from the command line: JSON when it parses (``16``, ``1e-3``, ``null``,
+    ``true``, ``["q_proj"]``, ``{"pos": "good"}``), else the string itself (``balanced``)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _estimator_params() -> dict[str, Any]:
+    from .estimator import LLMClassifier
+
+    return LLMClassifier().get_params(deep=False)
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_data_options(parser: argparse.ArgumentParser, label: bool) -> None:
+    parser.add_argument("--text-column", default="text", help="column of the texts (default: text)")
+    if label:
+        parser.add_argument("--label-column", default="label", help="column of the labels (default: label)")
+    parser.add_argument("--format", choices=FORMATS, help="format of DATA (default: from its extension; needed for '-')")
+
+
+def _add_fit(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "fit", parents=[common], help="fine-tune a classifier on a data file and save it",
+        description="Fine-tune an LLMClassifier on the texts and labels of DATA and save it to --out. "
+                    "Every LLMClassifier parameter is an option; values are read as JSON when they parse "
+                    "(16, 1e-3, null, true, [\"q_proj\"]) and as strings otherwise.")
+    parser.add_argument("data", metavar="DATA", help="training data: .csv, .tsv, .jsonl/.ndjson, .parquet, or '-' (stdin)")
+    _add_data_options(parser, label=True)
+    parser.add_argument("--out", required=True, metavar="ARTIFACT", help="directory to save the fitted classifier to")
+    group = parser.add_argument_group("LLMClassifier parameters (see docs/parameters.md)")
+    for name, default in _estimator_params().items():
+        group.add_argument(_option(name), dest=f"param_{name}", type=parse_value, default=argparse.SUPPRESS,
+                           metavar="VALUE", help=f"default: {json.dumps(default) if isinstance(default, (str, int, float, type(None))) else default!r}")
+    parser.set_defaults(run=run_fit)
+
+
+def _add_predict(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "predict", parents=[common], help="predict the labels (and probabilities) of a data file",
+        description="Predict the label of every text of DATA, streaming it in chunks, and write one row per "
+                    "text: the --keep-columns, 'label', and one 'p_<class>' probability column per class.")
+    parser.add_argument("artifact", metavar="ARTIFACT", help="a classifier saved by 'fit' (or LLMClassifier.save)")
+    parser.add_argument("data", metavar="DATA", help="texts to classify: .csv, .tsv, .jsonl/.ndjson, .parquet, or '-' (stdin)")
+    _add_data_options(parser, label=False)
+    parser.add_argument("--output", "-o", default=STDIO, help="where to write: .csv, .tsv, .jsonl, .parquet or '-' (stdout, default)")
+    parser.add_argument("--output-format", choices=FORMATS, help="format of --output (default: from its extension; csv for '-')")
+    parser.add_argument("--proba", action=argparse.BooleanOptionalAction, default=True,
+                        help="write the p_<class> probability columns (default: yes)")
+    parser.add_argument("--keep-columns", default="", metavar="A,B", help="input columns to copy to the output, comma-separated")
+    _add_streaming_options(parser)
+    parser.set_defaults(run=run_predict)
+
+
+def _add_streaming_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--chunk-size", type=int, default=1000, help="rows read and predicted at a time (default: 1000)")
+    parser.add_argument("--eval-batch-size", type=int, help="texts per forward pass (default: the classifier's eval_batch_size)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def _add_evaluate(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", parents=[common], help="classification report and confusion matrix on labelled data",
+        description="Predict the texts of DATA and compare with its labels: accuracy, macro-F1, scikit-learn's "
+                    "classification report and the confusion matrix.")
+    parser.add_argument("artifact", metavar="ARTIFACT", help="a classifier saved by 'fit' (or LLMClassifier.save)")
+    parser.add_argument("data", metavar="DATA", help="labelled texts: .csv, .tsv, .jsonl/.ndjson, .parquet, or '-' (stdin)")
+    _add_data_options(parser, label=True)
+    parser.add_argument("--confusion-png", metavar="PNG", help="also draw the confusion matrix to this PNG (needs matplotlib)")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    _add_streaming_options(parser)
+    parser.set_defaults(run=run_evaluate)
+
+
+def _add_info(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "info", parents=[common], help="what a saved classifier holds (without loading the model)",
+        description="Show a saved classifier's classes, base model, parameters, training summary and adapter size.")
+    parser.add_argument("artifact", metavar="ARTIFACT", help="a classifier saved by 'fit' (or LLMClassifier.save)")
+    parser.add_argument("--json", action="store_true", help="print it as JSON")
+    parser.set_defaults(run=run_info)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``llm-classifier`` and its four subcommands."""
+    from . import __version__
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    parser = argparse.ArgumentParser(prog=PROG, description="Fine-tune and apply LLM text classifiers on data files.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_fit(subparsers, common)
+    _add_predict(subparsers, common)
+    _add_evaluate(subparsers, common)
+    _add_info(subparsers, common)
+    return parser
+
+
+# -- fit ---------------------------------------------------------------------------------------
+def _read_labelled(path: str, text_column: str, label_column: str, fmt: str | None) -> tuple[list[str], list[Any]]:
+    texts, labels = [], []
+    for row in read_rows(path, [text_column, label_column], fmt):
+        texts.append(text_of(row, text_column, _name(path)))
+        labels.append(label_of(row, label_column, _name(path)))
+    if not texts:
+        raise TableError(f"{_name(path)}: no rows to train on.")
+    return texts, labels
+
+
+def _name(path: str) -> str:
+    return "<stdin>" if path == STDIO else path
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from .estimator import LLMClassifier
+
+    if os.path.isfile(args.out):
+        raise UsageError(f"--out {args.out}: is a file; the classifier is saved as a directory.")
+    params = {key[len("param_"):]: value for key, value in vars(args).items() if key.startswith("param_")}
+    if isinstance(params.get("model"), str) and os.path.exists(params["model"]):
+        params["model"] = os.path.abspath(params["model"])  # the artifact names the base; it must load from any directory
+    texts, labels = _read_labelled(args.data, args.text_column, args.label_column, args.format)
+    classifier = LLMClassifier(**params).fit(texts, labels)
+    classifier.save(args.out)
+    history = classifier.history_
+    classes = ", ".join(map(str, classifier.classes_.tolist()))
+    runtime = history.get("train_runtime")
+    took = f" in {runtime:.1f} s" if isinstance(runtime, (int, float)) else ""
+    print(f"{PROG}: trained on {len(texts)} texts ({len(classifier.classes_)} classes: {classes}), "
+          f"{history.get('n_steps', 0)} steps{took}; saved to {args.out}", file=sys.stderr)
+    return 0
+
+
+# -- predict -----------------------------------------------------------------------------------
+def _load(artifact: str, eval_batch_size: int | None) -> Any:
+    from .estimator import LLMClassifier
+
+    classifier = LLMClassifier.load(artifact)
+    if eval_batch_size is not None:
+        classifier.set_params(eval_batch_size=eval_batch_size)
+    return classifier
+
+
+def _first_chunk(chunks: Iterator[list[Row]], path: str) -> Iterator[list[Row]]:
+    """``chunks`` with the first one read now, so that a bad file fails before the model loads."""
+    first = next(chunks, None)
+    if first is None:
+        raise TableError(f"{_name(path)}: no rows.")
+    return chain([first], chunks)
+
+
+def _predict_chunk(classifier: Any, texts: list[str], proba: bool) -> tuple[list[Any], np.ndarray | None]:
+    """Labels (and probabilities) of ``texts``: with probabilities and label scoring the label is
+    their argmax, so the texts are scored once."""
+    if not proba:
+        return classifier.predict(texts).tolist(), None
+    probabilities = classifier.predict_proba(texts)
+    if classifier.get_params()["inference"] == "score":
+        return classifier.classes_[np.argmax(probabilities, axis=1)].tolist(), probabilities
+    return classifier.predict(texts).tolist(), probabilities
+
+
+def _progress(path: str, fmt: str, quiet: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=None if quiet else count_rows(path, fmt), disable=quiet, unit="text", desc="Predicting",
+                file=sys.stderr, dynamic_ncols=True)
+
+
+def _iter_predictions(args: argparse.Namespace, columns: list[str], proba: bool, label_column: str | None = None
+                      ) -> Iterator[tuple[list[Row], list[Any], np.ndarray | None, Any]]:
+    """Per chunk of DATA: its rows, predicted labels, probabilities (or None) and the classifier.
+
+    The rows' texts (and labels in ``label_column``) are checked before the chunk is predicted.
+    """
+    if args.chunk_size < 1:
+        raise UsageError(f"--chunk-size must be at least 1; got {args.chunk_size}.")
+    _read_config(args.artifact)  # a wrong ARTIFACT fails before DATA is read
+    fmt = detect_format(args.data, args.format)
+    name = _name(args.data)
+    chunks = _first_chunk(chunked(read_rows(args.data, columns, fmt, batch_size=args.chunk_size), args.chunk_size), args.data)
+    classifier = _load(args.artifact, args.eval_batch_size)
+    with _progress(args.data, fmt, args.quiet) as bar:
+        for rows in chunks:
+            texts = [text_of(row, args.text_column, name) for row in rows]
+            if label_column is not None:
+                for row in rows:
+                    label_of(row, label_column, name)
+            labels, probabilities = _predict_chunk(classifier, texts, proba)
+            yield rows, labels, probabilities, classifier
+            bar.update(len(rows))
+
+
+def _keep_columns(spec: str) -> list[str]:
+    columns = [c.strip() for c in spec.split(",") if c.strip()]
+    return list(dict.fromkeys(columns))
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    keep = _keep_columns(args.keep_columns)
+    if "label" in keep:
+        raise UsageError("--keep-columns: 'label' is the output's label column; rename the input column.")
+    writer = TableWriter(args.output, args.output_format)  # a bad --output fails before the model loads
+    with writer:
+        for rows, labels, probabilities, classifier in _iter_predictions(args, [args.text_column, *keep], args.proba):
+            writer.write(_output_rows(rows, labels, probabilities, classifier.classes_.tolist(), keep))
+    return 0
+
+
+def _output_rows(rows: list[Row], labels: list[Any], probabilities: np.ndarray | None, classes: list[Any],
+                 keep: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for i, row in enumerate(rows):
+        record = {column: row.values.get(column) for column in keep}
+        record["label"] = labels[i]
+        if probabilities is not None:
+            record.update({f"p_{c}": float(p) for c, p in zip(classes, probabilities[i])})
+        out.append(record)
+    return out
+
+
+# -- evaluate ----------------------------------------------------------------------------------
+def _check_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError("--confusion-png needs matplotlib, which is not installed: pip install matplotlib") from None
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    if args.confusion_png:
+        _check_matplotlib()
+    name = _name(args.data)
+    y_true, y_pred, classes = [], [], None
+    for rows, labels, _, classifier in _iter_predictions(args, [args.text_column, args.label_column], False, args.label_column):
+        y_true.extend(str(label_of(row, args.label_column, name)) for row in rows)
+        y_pred.extend(map(str, labels))
+        classes = classifier.classes_.tolist()
+    metrics = evaluation(y_true, y_pred, [str(c) for c in classes])
+    if args.confusion_png:
+        _draw_confusion(metrics, args.confusion_png)
+    print(json.dumps(metrics, indent=1) if args.json else _format_evaluation(metrics))
+    return 0
+
+
+def evaluation(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1, the per-class report and the confusion matrix (labels compared as text;
+    true labels outside ``classes`` follow them)."""
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+
+    labels = list(classes) + sorted(set(y_true) - set(classes))
+    return {
+        "n": len(y_true),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "labels": labels,
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "report": classification_report(y_true, y_pred, labels=labels, zero_division=0, output_dict=True),
+        "report_text": classification_report(y_true, y_pred, labels=labels, zero_division=0, digits=3),
+    }
+
+
+def _format_evaluation(metrics: dict[str, Any]) -> str:
+    correct = round(metrics["accuracy"] * metrics["n"])
+    lines = [f"accuracy  {metrics['accuracy']:.4f}  ({correct} of {metrics['n']} texts)",
+             f"macro-F1  {metrics['macro_f1']:.4f}", "", metrics["report_text"].rstrip(), "",
+             "confusion matrix (rows: true label, columns: predicted label)"]
+    labels, matrix = metrics["labels"], metrics["confusion_matrix"]
+    width = max(len(str(v)) for v in [*labels, *(x for r in matrix for x in r)])
+    lines.append(" " * width + "".join(f"  {label:>{width}}" for label in labels))
+    lines.extend(f"{label:>{width}}" + "".join(f"  {count:>{width}}" for count in row) for label, row in zip(labels, matrix))
+    return "\n".join(lines)
+
+
+def _draw_confusion(metrics: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    size = max(4.5, 2 + 0.6 * len(metrics["labels"]))
+    figure, axes = plt.subplots(figsize=(size, size))
+    ConfusionMatrixDisplay(np.asarray(metrics["confusion_matrix"]), display_labels=metrics["labels"]).plot(
+        ax=axes, colorbar=False, xticks_rotation=45)
+    axes.set_title(f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
+    figure.tight_layout()
+    try:
+        figure.savefig(path, format="png")
+    except OSError as exc:
+        raise UsageError(f"--confusion-png {path}: cannot write ({exc.strerror}).") from None
+    finally:
+        plt.close(figure)
+
+
+# -- info --------------------------------------------------------------------------------------
+def read_artifact(path: str) -> dict[str, Any]:
+    """A summary of the saved classifier at ``path``, read from its files (the model is not loaded)."""
+    config = _read_config(path)
+    params = config.get("params") if isinstance(config.get("params"), dict) else {}
+    history = config.get("history") if isinstance(config.get("history"), dict) else {}
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    calibration = config.get("calibration")
+    return {
+        "path": path,
+        "format_version": config.get("format_version"),
+        "library_version": config.get("library_version"),
+        "classes": config.get("classes"),
+        "answers": config.get("answers"),
+        "model": {"name": model.get("name"), "fingerprint": model.get("fingerprint")},
+        "adapter": _adapter_summary(path),
+        "training": {key: history.get(key) for key in
+                     ("n_steps", "n_examples", "train_runtime", "train_loss", "learning_rate", "early_stopping")},
+        "calibration": None if not isinstance(calibration, dict) else {"temperature": calibration.get("temperature"),
+                                                                        "bias": calibration.get("bias")},
+        "params": {name: _show_param(value) for name, value in params.items()},
+    }
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    config_path = os.path.join(path, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise TableError(f"{path}: no such classifier directory.")
+    if not os.path.isdir(path):
+        raise TableError(f"{path}: not a saved classifier (a classifier is a directory).")
+    if not os.path.isfile(config_path):
+        raise TableError(f"{path}: not a saved classifier ({CONFIG_FILE} is missing).")
+    try:
+        with open(config_path, encoding="utf-8") as stream:
+            config = json.load(stream)
+    except (ValueError, OSError) as exc:
+        raise TableError(f"{config_path}: unreadable or corrupt ({' '.join(str(exc).split())}).") from None
+    if not isinstance(config, dict) or config.get("format") != "llm_classifier":
+        raise TableError(f"{config_path}: not an llm_classifier artifact.")
+    return config
+
+
+def _adapter_summary(path: str) -> dict[str, Any] | None:
+    """Size, tensor count and parameter count of the adapter file (None: zero-shot, no adapter)."""
+    adapter_path = os.path.join(path, ADAPTER_FILE)
+    if not os.path.isfile(adapter_path):
+        return None
+    summary: dict[str, Any] = {"file": ADAPTER_FILE, "bytes": os.path.getsize(adapter_path)}
+    try:
+        from safetensors import safe_open
+
+        with safe_open(adapter_path, framework="numpy") as tensors:  # reads the header only
+            shapes = [tensors.get_slice(key).get_shape() for key in tensors.keys()]
+    except Exception as exc:  # noqa: BLE001 - any failure to read the header means a corrupt file
+        raise TableError(f"{adapter_path}: unreadable or corrupt ({' '.join(str(exc).split())}).") from None
+    summary["tensors"] = len(shapes)
+    summary["parameters"] = int(sum(np.prod(shape) for shape in shapes))
+    return summary
+
+
+def _show_param(value: Any) -> Any:
+    """A saved parameter as JSON data; plugin objects as ``ClassName(key=value, ...)``."""
+    if isinstance(value, dict) and "__class__" in value:
+        params = value.get("params") or {}
+        inner = ", ".join(f"{key}={_show_param(val)!r}" for key, val in params.items())
+        return f"{str(value['__class__']).rpartition('.')[2]}({inner})"
+    if isinstance(value, dict) and "__unsaved__" in value:
+        return f"<not saved: {value['__unsaved__']}>"
+    return value
+
+
+def _format_info(info: dict[str, Any]) -> str:
+    classes = info["classes"] or []
+    lines = [f"artifact     {info['path']} (format {info['format_version']}, library {info['library_version']})",
+             f"classes      {len(classes)}: {', '.join(map(str, classes))}"]
+    if info["answers"] is not None and [str(c) for c in classes] != list(info["answers"]):
+        lines.append(f"answers      {', '.join(map(repr, info['answers']))}")
+    model = info["model"]
+    lines.append(f"base model   {model['name']} (sha256 {model['fingerprint']})")
+    adapter = info["adapter"]
+    lines.append("adapter      none (zero-shot)" if adapter is None else
+                 f"adapter      {adapter['file']}: {adapter['bytes'] / 1e6:.2f} MB, "
+                 f"{adapter['parameters']:,} parameters in {adapter['tensors']} tensors")
+    lines.append(f"training     {_training_line(info['training'])}")
+    calibration = info["calibration"]
+    lines.append("calibration  none" if calibration is None else f"calibration  temperature {calibration['temperature']}, "
+                                                                    f"bias {calibration['bias']}")
+    lines.append("parameters")
+    width = max((len(name) for name in info["params"]), default=0)
+    lines.extend(f"  {name:<{width}}  {json.dumps(value, ensure_ascii=False)}" for name, value in info["params"].items())
+    return "\n".join(lines)
+
+
+def _training_line(training: dict[str, Any]) -> str:
+    parts = [f"{training['n_steps']} steps" if training["n_steps"] is not None else "steps unknown"]
+    if training["n_examples"] is not None:
+        parts.append(f"{training['n_examples']} texts")
+    if isinstance(training["train_runtime"], (int, float)):
+        parts.append(f"{training['train_runtime']:.1f} s")
+    if isinstance(training["train_loss"], (int, float)):
+        parts.append(f"loss {training['train_loss']:.4f}")
+    if isinstance(training["learning_rate"], (int, float)):
+        parts.append(f"learning rate {training['learning_rate']:g}")
+    if training["early_stopping"] is not None:
+        parts.append(f"early stopping {'on' if training['early_stopping'] else 'off'}")
+    return ", ".join(parts)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    info = read_artifact(args.artifact)
+    print(json.dumps(info, indent=1, ensure_ascii=False) if args.json else _format_info(info))
+    return 0
+
+
+# -- entry point -------------------------------------------------------------------------------
+def _error(message: str, status: int) -> int:
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``llm-classifier`` with ``argv`` (default: ``sys.argv[1:]``); the exit status."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except Exception as exc:
+        if args.debug:
+            raise
+        if isinstance(exc, BrokenPipeError):  # e.g. `predict ... | head`
+            sys.stderr.close()
+            return 1
+        if isinstance(exc, (UsageError, InvalidParameterError)):
+            return _error(str(exc), 2)
+        if isinstance(exc, (ValueError, TypeError, OSError, ImportError)):
+            return _error(str(exc), 1)
+        return _error(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
+    except KeyboardInterrupt:
+        return _error("interrupted", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,372 @@
+"""The llm-classifier command line: the real command in a subprocess on the tiny model, and its readers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llm_classifier import LLMClassifier
+from llm_classifier._tables import (TableError, TableWriter, chunked, count_rows, csv_rows, jsonl_rows, read_rows,
+                                    text_of)
+from llm_classifier.cli import evaluation, main, parse_value
+
+from conftest import SENTIMENT_X, SENTIMENT_Y
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = ["good", "bad", "film", "plot", "cast", "fine", "dull", "music", "great", "awful"]
+
+
+def _env(*prepend: Path) -> dict[str, str]:
+    """The environment of a subprocess: this checkout's llm_classifier first, one thread."""
+    path = os.pathsep.join([*map(str, prepend), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+
+
+def run_cli(*args: str, cwd: Path, stdin: str | None = None, prepend: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "llm_classifier.cli", *map(str, args)]
+    return subprocess.run(command, cwd=cwd, input=stdin, capture_output=True, text=True, env=_env(*prepend), timeout=600)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def _one_line_error(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llm-classifier: error: "), stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli")
+    _write_csv(path / "train.csv", [{"text": x, "label": y} for x, y in zip(SENTIMENT_X, SENTIMENT_Y)])
+    return path
+
+
+@pytest.fixture(scope="module")
+def artifact(work, tiny_model) -> Path:
+    """A classifier fitted once by ``llm-classifier fit`` on the CSV."""
+    os.symlink(tiny_model, work / "base")
+    result = run_cli("fit", "train.csv", "--text-column", "text", "--label-column", "label", "--out", "clf",
+                     "--model", "base", "--quantization", "null", "--dtype", "float32", "--max-steps", "3",
+                     "--batch-size", "4", "--random-state", "0", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "trained on 8 texts (2 classes: negative, positive), 3 steps" in result.stderr
+    return work / "clf"
+
+
+@pytest.fixture(scope="module")
+def loaded(artifact) -> LLMClassifier:
+    """The artifact loaded in this process, whose working directory is not the one fit ran in
+    (so a relative ``--model`` must have been saved absolute)."""
+    return LLMClassifier.load(artifact)
+
+
+# -- the round trip ------------------------------------------------------------------------------
+def test_info_reads_what_fit_saved(capsys, artifact, work):
+    result = run_cli("info", artifact, "--json", cwd=work)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["classes"] == ["negative", "positive"]
+    assert info["training"]["n_steps"] == 3 and info["training"]["n_examples"] == 8
+    assert info["params"]["model"] == str(work / "base")  # a relative --model is saved absolute
+    assert info["params"]["max_steps"] == 3 and info["params"]["quantization"] is None and info["params"]["lora_r"] == 16
+    assert len(info["model"]["fingerprint"]) == 64 and info["format_version"] == 1
+    # r=16 LoRA on 7 projections x 2 layers: 14 A and 14 B factors
+    assert info["adapter"]["tensors"] == 28 and info["adapter"]["parameters"] > 0
+    assert main(["info", str(artifact)]) == 0
+    text = capsys.readouterr().out
+    assert "classes      2: negative, positive" in text and "3 steps, 8 texts" in text
+
+
+def test_predict_streams_jsonl_in_chunks_with_the_probabilities_of_predict_proba(artifact, loaded, work):
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(WORDS, size=5)) for _ in range(3000)]
+    _write_jsonl(work / "big.jsonl", [{"id": i, "text": t} for i, t in enumerate(texts)])
+    result = run_cli("predict", artifact, "big.jsonl", "--text-column", "text", "--output", "big.csv",
+                     "--keep-columns", "id", "--chunk-size", "700", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "3000/3000" in result.stderr  # the progress bar, with the row count as total
+    with open(work / "big.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0]) == ["id", "label", "p_negative", "p_positive"]
+    assert [int(row["id"]) for row in rows] == list(range(3000))
+    written = np.array([[float(row["p_negative"]), float(row["p_positive"])] for row in rows])
+    assert [row["label"] for row in rows] == loaded.classes_[written.argmax(axis=1)].tolist()
+    sample = np.r_[0:40, 690:710, 2960:3000]  # across chunk boundaries
+    np.testing.assert_allclose(written[sample], loaded.predict_proba([texts[i] for i in sample]), atol=1e-6)
+
+
+def test_evaluate_parquet_report_matrix_and_png(artifact, loaded, work):
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"review": SENTIMENT_X, "sentiment": SENTIMENT_Y}), work / "test.parquet")
+    result = run_cli("evaluate", artifact, "test.parquet", "--text-column", "review", "--label-column", "sentiment",
+                     "--json", "--confusion-png", "cm.png", "--quiet", cwd=work)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    predicted = loaded.predict(SENTIMENT_X)
+    assert metrics["n"] == 8 and metrics["labels"] == ["negative", "positive"]
+    assert metrics["accuracy"] == pytest.approx(np.mean(predicted == np.array(SENTIMENT_Y)))
+    expected = [[int(np.sum((np.array(SENTIMENT_Y) == t) & (predicted == p))) for p in metrics["labels"]] for t in metrics["labels"]]
+    assert metrics["confusion_matrix"] == expected
+    assert (work / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(shutil.which("llm-classifier") is None, reason="the console script is not installed")
+def test_console_script(artifact, work):
+    result = subprocess.run(["llm-classifier", "info", str(artifact)], capture_output=True, text=True, env=_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "negative, positive" in result.stdout
+
+
+# -- errors: one line naming file, row and column --------------------------------------------------
+def test_data_error_in_a_subprocess_is_one_line_without_traceback(work):
+    _write_csv(work / "hole.csv", [{"text": "fine", "label": "a"}, {"text": "good", "label": "b"}, {"text": "", "label": "a"}])
+    result = run_cli("fit", "hole.csv", "--out", "never", cwd=work)
+    assert result.returncode == 1
+    assert _one_line_error(result.stderr) == "llm-classifier: error: hole.csv: row 3 (line 4): the text column 'text' is empty."
+    assert not (work / "never").exists()
+
+
+def test_parameter_error_exits_2(work):
+    result = run_cli("fit", "train.csv", "--out", "never", "--lora-r", "0", cwd=work)
+    assert result.returncode == 2
+    assert _one_line_error(result.stderr) == (
+        "llm-classifier: error: The 'lora_r' parameter of LLMClassifier must be an int in the range [1, inf). Got 0 instead.")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--max-steps", "2.5"], "The 'max_steps' parameter of LLMClassifier must be"),
+    (["--optimizer", "adam"], "The 'optimizer' parameter of LLMClassifier must be a str among"),
+    (["--class-weight", '{"neutral": 2}'], "The 'class_weight' parameter of LLMClassifier must be 'balanced', None or a dict whose keys"),
+])
+def test_parameter_values_reach_scikit_learn_validation(capsys, work, args, fragment):
+    status, message = _main_error(capsys, "fit", str(work / "train.csv"), "--out", str(work / "never"), *args)
+    assert status == 2 and fragment in message
+
+
+def test_unknown_option_is_a_usage_error(work):
+    result = run_cli("fit", "train.csv", "--out", "never", "--lora-rank", "8", cwd=work)
+    assert result.returncode == 2 and "unrecognized arguments: --lora-rank 8" in result.stderr
+
+
+def test_reads_standard_input(work):
+    data = "text,label\nfine,a\n  ,b\n"
+    result = run_cli("fit", "-", "--format", "csv", "--out", "never", cwd=work, stdin=data)
+    assert _one_line_error(result.stderr) == "llm-classifier: error: <stdin>: row 2 (line 3): the text column 'text' is empty."
+    result = run_cli("fit", "-", "--out", "never", cwd=work, stdin=data)
+    assert "standard input ('-') needs --format" in _one_line_error(result.stderr)
+
+
+def _hiding(tmp: Path, package: str) -> Path:
+    """A directory that, first on PYTHONPATH, makes ``import package`` fail as if it were not installed."""
+    (tmp / package).mkdir(parents=True)
+    (tmp / package / "__init__.py").write_text(f"raise ImportError({'No module named ' + repr(package)!r})\n")
+    return tmp
+
+
+def test_missing_pyarrow_names_the_package(work, tmp_path):
+    (work / "any.parquet").write_bytes(b"PAR1")
+    result = run_cli("fit", "any.parquet", "--out", "never", cwd=work, prepend=(_hiding(tmp_path, "pyarrow"),))
+    assert result.returncode == 1
+    assert _one_line_error(result.stderr).endswith("any.parquet: reading Parquet needs pyarrow, which is not installed: pip install pyarrow")
+
+
+def test_missing_matplotlib_names_the_package(artifact, work, tmp_path):
+    result = run_cli("evaluate", artifact, "train.csv", "--confusion-png", "cm2.png", cwd=work,
+                     prepend=(_hiding(tmp_path, "matplotlib"),))
+    assert result.returncode == 2
+    assert _one_line_error(result.stderr).endswith("--confusion-png needs matplotlib, which is not installed: pip install matplotlib")
+
+
+def _main_error(capsys, *args: str) -> tuple[int, str]:
+    status = main(list(args))
+    return status, _one_line_error(capsys.readouterr().err)
+
+
+def test_file_and_column_errors(capsys, tmp_path):
+    train = _write_csv(tmp_path / "t.csv", [{"text": "fine", "label": "a"}, {"text": "good", "label": ""}])
+    out = str(tmp_path / "out")
+    assert _main_error(capsys, "fit", str(tmp_path / "nope.csv"), "--out", out) == (1, f"llm-classifier: error: {tmp_path}/nope.csv: no such file.")
+    status, message = _main_error(capsys, "fit", str(train), "--text-column", "review", "--out", out)
+    assert status == 1 and message.endswith("t.csv: no column 'review'; the columns are: 'text', 'label'.")
+    status, message = _main_error(capsys, "fit", str(train), "--out", out)
+    assert message.endswith("t.csv: row 2 (line 3): the label column 'label' is empty.")
+    status, message = _main_error(capsys, "fit", str(tmp_path / "t.xlsx"), "--out", out)
+    assert message.endswith("t.xlsx: cannot tell the format from the extension '.xlsx'; use .csv, .tsv, .jsonl, .ndjson or .parquet, or pass --format.")
+    (tmp_path / "latin1.csv").write_bytes("text,label\ncaf\xe9,a\n".encode("latin-1"))
+    status, message = _main_error(capsys, "fit", str(tmp_path / "latin1.csv"), "--out", out)
+    assert message.endswith("latin1.csv: after row 0: the file is not UTF-8 text (invalid continuation byte).")
+    assert not os.path.exists(out)
+
+
+def test_jsonl_row_errors(capsys, tmp_path):
+    path = tmp_path / "d.jsonl"
+    cases = [
+        ('{"text": "a", "label": "x"}\n\n{"text": 5, "label": "y"}\n', "d.jsonl: row 2 (line 3): the text column 'text' holds 5 (int), not a text."),
+        ('{"text": "a", "label": "x"}\n{"label": "y"}\n', "d.jsonl: row 2 (line 2): the text column 'text' is missing."),
+        ('{"text": "a", "label": "x"}\n{"text": "b", "label": ["x", "y"]}\n', "row 2 (line 2): the label column 'label' holds a list; one label per row is supported (not multi-label)."),
+        ('{"text": "a", "label": "x"}\n{"text": "b", "label": "y"\n', "d.jsonl: row 2 (line 2): not valid JSON (Expecting ',' delimiter at column 27)."),
+        ('["a", "x"]\n', "d.jsonl: row 1 (line 1): expected a JSON object, got list."),
+        ('{"body": "a", "label": "x"}\n', "d.jsonl: no column 'text'; the columns are: 'body', 'label'."),
+    ]
+    for content, expected in cases:
+        path.write_text(content)
+        status, message = _main_error(capsys, "fit", str(path), "--out", str(tmp_path / "out"))
+        assert status == 1 and message.endswith(expected), message
+
+
+def test_corrupt_parquet(capsys, tmp_path):
+    pytest.importorskip("pyarrow")
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
+    status, message = _main_error(capsys, "fit", str(tmp_path / "bad.parquet"), "--out", str(tmp_path / "out"))
+    assert status == 1 and "bad.parquet: not a readable Parquet file (" in message
+
+
+def test_artifact_errors(capsys, artifact, tmp_path):
+    data = _write_csv(tmp_path / "x.csv", [{"text": "fine"}])
+    status, message = _main_error(capsys, "predict", str(tmp_path / "nothing"), str(data))
+    assert status == 1 and message.endswith("nothing: no such classifier directory.")
+    status, message = _main_error(capsys, "info", str(data))
+    assert message.endswith("x.csv: not a saved classifier (a classifier is a directory).")
+    broken = tmp_path / "broken"
+    shutil.copytree(artifact, broken)
+    (broken / "classifier.json").write_text('{"format": "llm_classifier", "params": {')
+    status, message = _main_error(capsys, "info", str(broken))
+    assert status == 1 and "broken/classifier.json: unreadable or corrupt (Expecting" in message
+    (broken / "classifier.json").write_text('{"format": "llm_classifier"}')
+    (broken / "adapter.safetensors").write_bytes(b"\x00" * 5)
+    status, message = _main_error(capsys, "info", str(broken))
+    assert "adapter.safetensors: unreadable or corrupt" in message
+
+
+def test_usage_errors_exit_2(capsys, artifact, tmp_path):
+    data = _write_csv(tmp_path / "x.csv", [{"text": "fine", "label": "a"}])
+    status, message = _main_error(capsys, "predict", str(artifact), str(data), "--keep-columns", "label")
+    assert status == 2 and "--keep-columns: 'label' is the output's label column" in message
+    status, message = _main_error(capsys, "predict", str(artifact), str(data), "--chunk-size", "0")
+    assert status == 2 and message.endswith("--chunk-size must be at least 1; got 0.")
+    status, message = _main_error(capsys, "fit", str(data), "--out", str(data))
+    assert status == 2 and message.endswith("x.csv: is a file; the classifier is saved as a directory.")
+    status, message = _main_error(capsys, "predict", str(artifact), str(data), "--output", str(tmp_path / "p.txt"))
+    assert message.endswith("p.txt: cannot tell the format from the extension '.txt'; use .csv, .tsv, .jsonl, .ndjson or .parquet, or pass --output-format.")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(TableError, match="no such file"):
+        main(["fit", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o"), "--debug"])
+
+
+def test_info_tolerates_missing_fields(capsys, tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "classifier.json").write_text('{"format": "llm_classifier", "classes": ["a", "b"]}')
+    assert main(["info", str(tmp_path / "old")]) == 0
+    out = capsys.readouterr().out
+    assert "classes      2: a, b" in out and "adapter      none (zero-shot)" in out and "steps unknown" in out
+
+
+def test_every_parameter_is_an_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    for name in LLMClassifier().get_params(deep=False):
+        assert f"--{name.replace('_', '-')} VALUE" in help_text
+
+
+@pytest.mark.parametrize("text, value", [
+    ("16", 16), ("1e-3", 1e-3), ("null", None), ("false", False), ('["q_proj", "v_proj"]', ["q_proj", "v_proj"]),
+    ('{"pos": "good"}', {"pos": "good"}), ("balanced", "balanced"), ("Review: {text}", "Review: {text}"),
+])
+def test_parse_value(text, value):
+    assert parse_value(text) == value
+
+
+# -- readers and writers -------------------------------------------------------------------------
+def _lines_until(limit: int, first: str, make) -> itertools.chain:
+    """``first`` and then lines ``make(i)``; reading past ``limit`` lines fails the test."""
+    def rest():
+        for i in itertools.count():
+            if i >= limit:
+                raise AssertionError(f"the reader read more than {limit} lines")
+            yield make(i)
+    return itertools.chain([first], rest())
+
+
+def test_csv_and_jsonl_readers_are_lazy():
+    lines = _lines_until(2500, "text,label\n", lambda i: f"text {i},a\n")
+    first = next(chunked(csv_rows(lines, "endless.csv", ["text"]), 1000))
+    assert [row.values["text"] for row in first[:2]] == ["text 0", "text 1"] and len(first) == 1000
+    lines = _lines_until(2500, '{"text": "start"}\n', lambda i: json.dumps({"text": f"t{i}"}) + "\n")
+    first = next(chunked(jsonl_rows(lines, "endless.jsonl", ["text"]), 1000))
+    assert first[-1].values["text"] == "t998" and first[-1].line == 1000
+
+
+def test_csv_rows_count_records_and_lines():
+    data = 'text,label\n"two\nlines",a\n\nshort\n'
+    rows = list(csv_rows(io.StringIO(data), "d.csv", ["text"]))
+    assert [(r.number, r.line) for r in rows] == [(1, 2), (2, 5)]
+    assert rows[0].values == {"text": "two\nlines", "label": "a"} and rows[1].values == {"text": "short", "label": None}
+    with pytest.raises(TableError, match=r"^d.csv: row 2 \(line 5\): the text column 'label' is missing"):
+        text_of(rows[1], "label", "d.csv")
+
+
+def test_read_rows_parquet_in_batches(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": [f"t{i}" for i in range(2500)], "n": list(range(2500))}), tmp_path / "d.parquet", row_group_size=1000)
+    rows = read_rows(str(tmp_path / "d.parquet"), ["text"], batch_size=300)
+    assert [row.values for row in itertools.islice(rows, 2)] == [{"text": "t0"}, {"text": "t1"}]  # only the needed columns
+    assert count_rows(str(tmp_path / "d.parquet"), "parquet") == 2500
+
+
+def test_count_rows(tmp_path):
+    (tmp_path / "a.csv").write_text("text\nx\ny")
+    (tmp_path / "b.jsonl").write_text('{"text": "x"}\n{"text": "y"}\n')
+    assert count_rows(str(tmp_path / "a.csv"), "csv") == 2
+    assert count_rows(str(tmp_path / "b.jsonl"), "jsonl") == 2
+
+
+@pytest.mark.parametrize("suffix", ["csv", "tsv", "jsonl", "parquet"])
+def test_writers_round_trip(tmp_path, suffix):
+    if suffix == "parquet":
+        pytest.importorskip("pyarrow")
+    path = str(tmp_path / f"out.{suffix}")
+    rows = [{"id": "1", "label": "neg", "p_neg": 0.25, "p_pos": 0.75}, {"id": "2", "label": "pos", "p_neg": 0.5, "p_pos": 0.5}]
+    with TableWriter(path) as writer:
+        writer.write(rows[:1])
+        writer.write(rows[1:])
+    read = [row.values for row in read_rows(path, list(rows[0]))]
+    if suffix in ("csv", "tsv"):  # text cells
+        read = [{**row, "p_neg": float(row["p_neg"]), "p_pos": float(row["p_pos"])} for row in read]
+    assert read == rows
+
+
+def test_evaluation_text_labels_outside_the_classes():
+    metrics = evaluation(["a", "b", "c", "a"], ["a", "b", "a", "b"], ["a", "b"])
+    assert metrics["labels"] == ["a", "b", "c"]
+    assert metrics["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
+    assert metrics["accuracy"] == 0.5
