@@ -16,7 +16,7 @@ from .exceptions import (IncompatibleArtifactError, ModelNotFoundError, Training
 from .labels import DefaultParser, DefaultVerbalizer, ExactParser, FunctionVerbalizer, LabelParser, MappingVerbalizer, Verbalizer
 from .prompts import AlpacaTemplate, CallableTemplate, ChatTemplate, FormatTemplate, PromptTemplate
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 disable_hub_telemetry()
 

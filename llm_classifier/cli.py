@@ -127,7 +127,7 @@ def _add_info(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``llm-classifier`` and its four subcommands."""
-    from . import __version__
+    from ._version import __version__
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback on errors")

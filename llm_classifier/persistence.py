@@ -279,7 +279,7 @@ def _encode_calibration(calibration: Calibration | None) -> dict[str, Any] | Non
 
 
 def _config(state: FittedState, adapter_record: dict[str, Any] | None) -> dict[str, Any]:
-    from . import __version__
+    from ._version import __version__
 
     classes = state.classes
     history = {key: value for key, value in state.history.items() if _plain(value)}

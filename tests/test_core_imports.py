@@ -142,7 +142,5 @@ def test_find_cycles_sees_a_cycle() -> None:
     assert find_cycles({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.xfail(strict=True, reason="persistence imports __version__ from the package (inside a function), whose "
-                   "__init__ imports estimator, which imports persistence (issue 22)")
 def test_llm_classifier_modules_import_one_another_without_cycles() -> None:
     assert find_cycles(import_graph()) == []
