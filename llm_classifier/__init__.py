@@ -11,8 +11,8 @@ from ._logging import disable_hub_telemetry
 from .backends import Backend, Capabilities, Engine, EngineState, Tokenizer, TrainRequest
 from .channel import ChannelTemplate
 from .estimator import LLMClassifier
-from .exceptions import (IncompatibleArtifactError, ModelNotFoundError, TrainingDivergedError, UnparseableAnswerError,
-                         UnparseableAnswerWarning)
+from .exceptions import (IncompatibleArtifactError, LowConfidenceError, LowConfidenceWarning, ModelNotFoundError,
+                         TrainingDivergedError, UnparseableAnswerError, UnparseableAnswerWarning)
 from .labels import DefaultParser, DefaultVerbalizer, ExactParser, FunctionVerbalizer, LabelParser, MappingVerbalizer, Verbalizer
 from .prompts import AlpacaTemplate, CallableTemplate, ChatTemplate, FormatTemplate, PromptTemplate
 
@@ -43,6 +43,8 @@ __all__ = [
     "TrainRequest",
     "ModelNotFoundError",
     "TrainingDivergedError",
+    "LowConfidenceError",
+    "LowConfidenceWarning",
     "UnparseableAnswerWarning",
     "IncompatibleArtifactError",
     "UnparseableAnswerError",

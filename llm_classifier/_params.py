@@ -64,6 +64,8 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "truncation": [StrOptions(set(TRUNCATIONS))],
     "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
     "max_new_tokens": [Interval(Integral, 1, None, closed="left"), None],
+    "confidence_threshold": [Interval(Real, 0, 1, closed="right"), None],
+    "on_low_confidence": [object],
     "dtype": [StrOptions({"auto", "bfloat16", "float16", "float32"})],
     "device": [str],
     "random_state": ["random_state"],
@@ -107,6 +109,9 @@ def check_params(estimator: Any) -> None:
         if not items or not all(isinstance(item, str) and item.strip() for item in items):
             raise invalid(estimator, "target_modules", "None, a module name or a non-empty list of module names (str)",
                           targets)
+    if estimator.confidence_threshold is not None and estimator.inference != "score":
+        raise invalid(estimator, "confidence_threshold", "None when inference='generate' (it acts on the scored "
+                      "probabilities)", estimator.confidence_threshold)
     direction = get_direction(estimator.direction)
     for name, allowed in direction.check_params(estimator):
         raise invalid(estimator, name, allowed, getattr(estimator, name))

@@ -9,7 +9,7 @@ import numpy as np
 
 from ._logging import warn_caller
 from ._process import is_main_process
-from .exceptions import UnparseableAnswerError
+from .exceptions import LowConfidenceError, LowConfidenceWarning, UnparseableAnswerError
 from .formulation import get_direction
 from .validation import iter_text_chunks
 
@@ -49,6 +49,40 @@ def parse_generated(clf: Any, start: int, texts: list[str], generated: list[str]
     for i, index in zip(missing, fallback):
         indices[i] = index
     return [int(index) for index in indices], len(missing)
+
+
+def confident_predictions(clf: Any, log_proba: np.ndarray) -> np.ndarray:
+    """``classes_[argmax]``, with the texts under ``confidence_threshold`` handled as ``on_low_confidence`` says.
+
+    ``"warn"`` keeps the predictions and warns once with the count; ``"raise"`` raises
+    :class:`~llm_classifier.exceptions.LowConfidenceError` naming the first such row; any
+    other value (``None`` by default) is returned in place of the class for those rows.
+    """
+    predictions = clf.classes_[np.argmax(log_proba, axis=1)]
+    threshold = clf.confidence_threshold
+    if threshold is None or not len(predictions):
+        return predictions
+    top = np.exp(log_proba.max(axis=1))
+    low = np.flatnonzero(top < threshold)
+    if not len(low):
+        return predictions
+    action = clf.on_low_confidence
+    summary = (f"{len(low)} of {len(predictions)} texts have a top probability under confidence_threshold="
+               f"{threshold:g}, e.g. row {low[0]} ({top[low[0]]:.3f})")
+    if isinstance(action, str) and action == "raise":
+        raise LowConfidenceError(f"{summary}. Set on_low_confidence to a reject value or 'warn' to predict anyway.")
+    if isinstance(action, str) and action == "warn":
+        warn_caller(f"{summary}; they are predicted anyway (on_low_confidence='warn').", LowConfidenceWarning)
+        return predictions
+    rows = predictions.astype(object)
+    rows[low] = action
+    try:  # keep the classes' dtype when the reject value fits it (e.g. "unknown" among strings, -1 among ints)
+        kept = np.asarray(rows.tolist())
+        if kept.dtype.kind == predictions.dtype.kind and kept.ndim == 1:
+            return kept
+    except (TypeError, ValueError):
+        pass
+    return rows
 
 
 def _progress_bar(X: Any, desc: str) -> Any:

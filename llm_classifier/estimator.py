@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._fitting import FittedClassifier, fit_classifier, kept_global_random
 from ._logging import warn_caller
 from ._params import PARAMETER_CONSTRAINTS
-from ._predicting import encoded_chunks, parse_generated
+from ._predicting import confident_predictions, encoded_chunks, parse_generated
 from ._process import is_main_process
 from .exceptions import UnparseableAnswerWarning
 from .formulation import get_direction
@@ -96,6 +96,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Texts per forward pass in prediction.
     max_new_tokens : int or None, default=None
         Generation length; None is the longest answer plus 8 tokens.
+    confidence_threshold : float or None, default=None
+        ``predict`` treats a text whose top calibrated probability is below this as low
+        confidence, as ``on_low_confidence`` says (score mode); None predicts every text.
+    on_low_confidence : "warn", "raise" or any value, default=None
+        For low-confidence texts: predict anyway with one warning, raise
+        :class:`~llm_classifier.exceptions.LowConfidenceError`, or return this value (the
+        reject value, e.g. "unknown" or -1) instead of a class.
     dtype : {"auto", "bfloat16", "float16", "float32"}, default="auto"
     device : str, default="auto"
     random_state : int, RandomState or None, default=None
@@ -169,6 +176,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         truncation: str = "head",
         eval_batch_size: int = 16,
         max_new_tokens: int | None = None,
+        confidence_threshold: float | None = None,
+        on_low_confidence: Any = None,
         dtype: str = "auto",
         device: str = "auto",
         random_state: Any = None,
@@ -209,6 +218,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.truncation = truncation
         self.eval_batch_size = eval_batch_size
         self.max_new_tokens = max_new_tokens
+        self.confidence_threshold = confidence_threshold
+        self.on_low_confidence = on_low_confidence
         self.dtype = dtype
         self.device = device
         self.random_state = random_state
@@ -371,9 +382,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         return self.backend_.generate(prompts, max_new_tokens=max_new, batch_size=self.eval_batch_size, progress=bar)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predict the class of each text (always one of ``classes_``).
+        """Predict the class of each text (one of ``classes_``, or the reject value of a low-confidence policy).
 
-        In ``inference="score"`` mode this is the argmax of :meth:`predict_proba`; in
+        In ``inference="score"`` mode this is the argmax of :meth:`predict_proba` (texts under
+        ``confidence_threshold`` follow ``on_low_confidence``, which may return a reject value); in
         ``"generate"`` mode the generated answer is parsed with ``label_parser`` and
         unparseable answers follow ``on_unparseable`` (with "score" or a class, one
         :class:`~llm_classifier.exceptions.UnparseableAnswerWarning` says how many there
@@ -389,7 +401,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "classes_")
         if self.inference == "score":
-            return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
+            return confident_predictions(self, self.predict_log_proba(X))
         indices: list[int] = []
         n_unparseable = 0
         for start, texts, ids, bar in self._chunks(X, "Generating"):

@@ -19,5 +19,13 @@ class UnparseableAnswerWarning(UserWarning):
     """``predict`` in generate mode met answers it could not map to a class (the message says how many)."""
 
 
+class LowConfidenceError(ValueError):
+    """``predict`` met texts whose top probability is under ``confidence_threshold`` and the policy is ``"raise"``."""
+
+
+class LowConfidenceWarning(UserWarning):
+    """``predict`` met texts under ``confidence_threshold`` (``on_low_confidence="warn"``; the message says how many)."""
+
+
 class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite: the adapter is unusable (the message gives the step)."""

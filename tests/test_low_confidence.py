@@ -1,0 +1,71 @@
+"""The low-confidence policy of predict: confidence_threshold and on_low_confidence."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.utils._param_validation import InvalidParameterError
+
+from llm_classifier import LLMClassifier, LowConfidenceError, LowConfidenceWarning
+
+X = ["aaaa aaaa", "bbbb bbbb", "aaaa aa", "bbbb bb", "cccc cc", "aabb aabb"]
+Y = ["a", "b", "a", "b", "c", "a"]
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """A reference-engine classifier (pure numpy: fast) with three classes."""
+    return LLMClassifier(backend="reference", model="reference", max_steps=4, batch_size=2, random_state=0).fit(X, Y)
+
+
+def test_off_by_default_predicts_every_text(fitted):
+    assert fitted.confidence_threshold is None
+    assert set(fitted.predict(X)) <= set(fitted.classes_)
+
+
+@given(threshold=st.floats(0.01, 1.0), reject=st.sampled_from(["unknown", None, "a"]))
+@settings(max_examples=30, deadline=None)
+def test_rows_under_the_threshold_get_the_reject_value_and_the_others_the_argmax(fitted, threshold, reject):
+    proba = fitted.predict_proba(X)
+    clf = fitted.set_params(confidence_threshold=threshold, on_low_confidence=reject)
+    predictions = clf.predict(X)
+    low = proba.max(axis=1) < threshold
+    argmax = fitted.classes_[proba.argmax(axis=1)]
+    assert [p == reject for p, is_low in zip(predictions, low) if is_low] == [True] * int(low.sum())
+    assert list(predictions[~low]) == list(argmax[~low])
+    fitted.set_params(confidence_threshold=None, on_low_confidence=None)
+
+
+def test_reject_value_keeps_the_classes_dtype_when_it_fits(fitted):
+    fitted.set_params(confidence_threshold=1.0, on_low_confidence="unknown")
+    try:
+        predictions = fitted.predict(X)
+    finally:
+        fitted.set_params(confidence_threshold=None, on_low_confidence=None)
+    assert predictions.dtype.kind == "U" and set(predictions) == {"unknown"}
+
+
+def test_raise_names_the_first_row_and_warn_predicts_anyway(fitted):
+    proba = fitted.predict_proba(X)
+    threshold = float(np.sort(proba.max(axis=1))[1]) + 1e-9  # two rows under it
+    fitted.set_params(confidence_threshold=threshold, on_low_confidence="raise")
+    try:
+        with pytest.raises(LowConfidenceError, match=r"2 of 6 texts have a top probability under .* e\.g\. row \d"):
+            fitted.predict(X)
+        fitted.set_params(on_low_confidence="warn")
+        with pytest.warns(LowConfidenceWarning, match="2 of 6 texts") as record:
+            predictions = fitted.predict(X)
+        assert record[0].filename == __file__
+        assert list(predictions) == list(fitted.classes_[proba.argmax(axis=1)])
+    finally:
+        fitted.set_params(confidence_threshold=None, on_low_confidence=None)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"confidence_threshold": 0.0}, "confidence_threshold"),
+    ({"confidence_threshold": 1.5}, "confidence_threshold"),
+    ({"confidence_threshold": 0.5, "inference": "generate"}, "confidence_threshold.*inference='generate'"),
+])
+def test_bad_thresholds_are_refused_at_fit(params, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        LLMClassifier(backend="reference", model="reference", max_steps=1, **params).fit(X, Y)
