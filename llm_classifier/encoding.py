@@ -150,14 +150,20 @@ class PromptEncoder:
     start_token : bool, default=True
         Whether the encoding starts with the model's begin token (when it uses one).
         False for texts that continue another prompt (``direction="channel"``).
+    suffix_ids : list of int, optional
+        Token ids to close every text with instead of ``suffix`` (the channel direction's
+        end token, which is scored).
     """
 
     def __init__(self, tokenizer: Tokenizer, prefix: str, suffix: str, max_length: int, max_answer_length: int,
-                 truncation: str = "head", start_token: bool = True):
+                 truncation: str = "head", start_token: bool = True, suffix_ids: list[int] | None = None):
         self.tokenizer = tokenizer
         self.truncation = truncation
         self.prefix_ids = encode_rendered(tokenizer, prefix, start=start_token) if (prefix or start_token) else []
-        self.suffix_ids = encode_rendered(tokenizer, suffix) if suffix else []
+        if suffix_ids is not None:
+            self.suffix_ids = list(suffix_ids)
+        else:
+            self.suffix_ids = encode_rendered(tokenizer, suffix) if suffix else []
         self.budget = max_length - len(self.prefix_ids) - len(self.suffix_ids) - max_answer_length
         if self.budget < 1:
             raise ValueError(

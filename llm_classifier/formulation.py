@@ -162,10 +162,9 @@ class Channel(Direction):
 
     def encoder(self, tokenizer: Tokenizer, layout: PromptLayout, choice_ids: list[list[int]], max_length: int,
                 truncation: str) -> PromptEncoder:
-        encoder = super().encoder(tokenizer, layout, choice_ids, max_length, truncation)
-        encoder.suffix_ids = [int(tokenizer.end_id)]  # the text is closed by the end token, which is scored
-        encoder.budget -= 1
-        return encoder
+        # The text is closed by the end token, which is scored too.
+        return PromptEncoder(tokenizer, layout.prefix, "", max_length, max(map(len, choice_ids)), truncation,
+                             start_token=False, suffix_ids=[int(tokenizer.end_id)])
 
     def train_request(self, inputs: list[list[int]], codes: np.ndarray, choice_ids: list[list[int]],
                       **schedule: Any) -> TrainRequest:
