@@ -28,8 +28,6 @@ import numpy as np
 from ._tables import FORMATS, STDIO, Row, TableError, TableWriter, chunked, count_rows, detect_format, label_of, read_rows, text_of
 
 PROG = "llm-classifier"
-CONFIG_FILE = "classifier.json"  # the artifact's layout (llm_classifier.persistence)
-ADAPTER_FILE = "adapter.safetensors"
 
 
 class UsageError(Exception):
@@ -353,7 +351,7 @@ def read_artifact(path: str) -> dict[str, Any]:
         "classes": config.get("classes"),
         "answers": config.get("answers"),
         "model": {"name": model.get("name"), "fingerprint": model.get("fingerprint")},
-        "adapter": _adapter_summary(path),
+        "adapter": _adapter_summary(path, config),
         "training": {key: history.get(key) for key in
                      ("n_steps", "n_examples", "train_runtime", "train_loss", "learning_rate", "early_stopping")},
         "calibration": None if not isinstance(calibration, dict) else {"temperature": calibration.get("temperature"),
@@ -363,6 +361,8 @@ def read_artifact(path: str) -> dict[str, Any]:
 
 
 def _read_config(path: str) -> dict[str, Any]:
+    from .persistence import CONFIG_FILE
+
     config_path = os.path.join(path, CONFIG_FILE)
     if not os.path.exists(path):
         raise TableError(f"{path}: no such classifier directory.")
@@ -380,12 +380,18 @@ def _read_config(path: str) -> dict[str, Any]:
     return config
 
 
-def _adapter_summary(path: str) -> dict[str, Any] | None:
+def _adapter_summary(path: str, config: dict[str, Any]) -> dict[str, Any] | None:
     """Size, tensor count and parameter count of the adapter file (None: zero-shot, no adapter)."""
-    adapter_path = os.path.join(path, ADAPTER_FILE)
-    if not os.path.isfile(adapter_path):
+    from .persistence import adapter_file
+
+    try:
+        name, _ = adapter_file(config)
+    except (KeyError, ValueError) as exc:
+        raise TableError(f"{path}: not a readable classifier ({' '.join(str(exc).split())}).") from None
+    adapter_path = os.path.join(path, name) if name else None
+    if adapter_path is None or not os.path.isfile(adapter_path):
         return None
-    summary: dict[str, Any] = {"file": ADAPTER_FILE, "bytes": os.path.getsize(adapter_path)}
+    summary: dict[str, Any] = {"file": name, "bytes": os.path.getsize(adapter_path)}
     try:
         from safetensors import safe_open
 

@@ -368,7 +368,7 @@ def _read_config(directory: Path) -> dict[str, Any]:
     return config
 
 
-def _adapter_file(config: dict[str, Any]) -> tuple[str | None, str | None]:
+def adapter_file(config: dict[str, Any]) -> tuple[str | None, str | None]:
     """(file name, expected sha256) of the adapter the config names; format 1 has a fixed name and no hash."""
     if config["format_version"] == 1:
         return (LEGACY_ADAPTER_FILE if config.get("adapter_config") is not None else None), None
@@ -400,7 +400,7 @@ def _config_and_adapter(directory: Path) -> tuple[dict[str, Any], dict[str, np.n
     """The committed config and the adapter it names, re-reading the config if a concurrent save replaced both."""
     for _ in range(5):
         config = _read_config(directory)
-        name, sha = _adapter_file(config)
+        name, sha = adapter_file(config)
         if name is None:
             if config.get("adapter_config") is not None:
                 raise IncompatibleArtifactError(f"{str(directory)!r} is incomplete: the field 'adapter' is missing.")
@@ -581,6 +581,7 @@ def load_classifier(cls: type, path: str | os.PathLike, *, model: str | None = N
     from .backends import resolve_backend
     from .backends.base import EngineState
     from .backends.hf.engine import TransformersBackend
+    from .exceptions import ModelNotFoundError
     from .formulation import PromptLayout
     from .labels import DefaultParser
 
@@ -599,11 +600,15 @@ def load_classifier(cls: type, path: str | os.PathLike, *, model: str | None = N
     params["backend"] = backend
     estimator = cls(**params)
     engine = resolve_backend(estimator.backend)
-    engine.load_state(EngineState(engine=engine.name, model=state.model["name"], fingerprint=state.model["fingerprint"],
-                                  adapter=state.adapter, adapter_config=state.adapter_config,
-                                  files=[list(pair) for pair in state.model.get("files") or ()],
-                                  legacy_fingerprint=state.format_version == 1),
-                      model=model, **engine_options(estimator, engine))
+    engine_state = EngineState(engine=engine.name, model=state.model["name"], fingerprint=state.model["fingerprint"],
+                               adapter=state.adapter, adapter_config=state.adapter_config,
+                               files=[list(pair) for pair in state.model.get("files") or ()],
+                               legacy_fingerprint=state.format_version == 1)
+    try:
+        engine.load_state(engine_state, model=model, **engine_options(estimator, engine))
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(f"{exc} The saved classifier needs its base model; if the model moved, pass "
+                                 "LLMClassifier.load(path, model=<its new location>).") from None
     codes = {label: code for code, label in enumerate(state.classes.tolist())}
     layout = PromptLayout(state.direction, state.template,
                           [(text, codes[label.item() if hasattr(label, "item") else label]) for text, label in state.demonstrations],
