@@ -51,7 +51,7 @@ def main() -> None:
         num_train_epochs=epochs, batch_size=batch_size, lora_r=8, random_state=0, verbose=is_main_process(),
     )
     clf.fit(X_train, y_train)
-    adapter = clf.backend_.get_adapter()
+    adapter = clf.backend_.state().adapter
     digest = hashlib.sha256(b"".join(np.ascontiguousarray(adapter[k]).tobytes() for k in sorted(adapter))).hexdigest()
     proba = clf.predict_proba(X_test)
     out.mkdir(parents=True, exist_ok=True)

@@ -63,7 +63,7 @@ def test_class_weights_scale_each_examples_loss(tiny_params, sentiment, objectiv
     balanced = LLMClassifier(class_weight="balanced", **params).fit(X, y)
     doubled = LLMClassifier(class_weight={"positive": 2.0, "negative": 2.0}, **params).fit(X, y)
     assert balanced.history_["class_weights"] == [1.0, 1.0] and plain.history_["class_weights"] is None
-    reference, adapter = plain.backend_.get_adapter(), balanced.backend_.get_adapter()
+    reference, adapter = plain.backend_.state().adapter, balanced.backend_.state().adapter
     for name in reference:
         np.testing.assert_array_equal(adapter[name], reference[name])
     first = plain.history_["steps"][0]["loss"]

@@ -6,6 +6,7 @@ from scipy.special import log_softmax, softmax
 
 from llm_classifier import LLMClassifier
 from llm_classifier.calibration import fit_affine
+from llm_classifier.formulation import get_direction
 from llm_classifier.backends.hf.early_stopping import NEAR_TIE, validation_scores
 from llm_classifier.holdout import stratified_holdout
 from llm_classifier.validation import canonical_order
@@ -113,7 +114,9 @@ def test_affine_calibration_is_fitted_on_the_held_out_scores(tiny_params, sentim
     order = canonical_order(list(X), codes)
     held = stratified_holdout(codes[order], 0.25, clf.random_seed_)
     rows = order[held]
-    raw = clf.backend_.score(clf._encode([X[i] for i in rows]), clf.answer_ids_, batch_size=8)
+    encoder = get_direction(clf.layout_.direction).encoder(clf.backend_.tokenizer, clf.layout_, clf.answer_ids_,
+                                                           clf.max_length, clf.truncation)
+    raw = clf.backend_.score(encoder.encode([X[i] for i in rows]).ids, clf.answer_ids_, batch_size=8)
     expected = fit_affine(raw, codes[rows])
     assert clf.calibration_.temperature == pytest.approx(expected.temperature, rel=1e-2)
     np.testing.assert_allclose(clf.calibration_.bias, expected.bias, atol=1e-2)

@@ -38,7 +38,7 @@ def test_training_changes_the_model_and_lowers_loss(tiny_params, sentiment):
     X, y = sentiment
     zero = LLMClassifier(**{**tiny_params, "max_steps": 0, "calibration": None}).fit(X, y)
     tuned = LLMClassifier(**{**tiny_params, "max_steps": 30, "learning_rate": 5e-3}).fit(X, y)
-    assert zero.history_["n_steps"] == 0 and zero.backend_.get_adapter() is None
+    assert zero.history_["n_steps"] == 0 and zero.backend_.state().adapter is None
     losses = [step["loss"] for step in tuned.history_["steps"]]
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     assert tuned.score(X, y) >= zero.score(X, y)

@@ -30,10 +30,12 @@ def test_draw_takes_per_class_from_eligible_rows_in_a_seeded_order():
 def test_shorten_keeps_the_beginning_within_budget(tiny_model):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    from llm_classifier.backends.hf.tokenizer import HFTokenizer
+
+    tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(tiny_model))
     short = shorten(LONG, tokenizer, 12)
     assert LONG.startswith(short)
-    assert len(tokenizer(short, add_special_tokens=False)["input_ids"]) <= 12
+    assert len(tokenizer.encode_text(short)) <= 12
     assert shorten("fits", tokenizer, 12) == "fits"
 
 

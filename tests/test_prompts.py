@@ -28,7 +28,9 @@ def test_alpaca_few_shot_examples_precede_input():
 def test_chat_template_uses_tokenizer(tiny_model):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    from llm_classifier.backends.hf.tokenizer import HFTokenizer
+
+    tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(tiny_model))
     prompt = ChatTemplate(system="Be brief.", examples=[("good", "pos")]).render("bad", ["neg", "pos"], tokenizer)
     assert prompt.startswith("<|im_start|>system\nBe brief.")
     assert prompt.endswith("<|im_start|>assistant\n")
@@ -38,7 +40,9 @@ def test_chat_template_uses_tokenizer(tiny_model):
 def test_chat_demonstrations_carry_the_instruction_once_unless_repeated(tiny_model):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    from llm_classifier.backends.hf.tokenizer import HFTokenizer
+
+    tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(tiny_model))
     shots = [("good", "pos"), ("awful", "neg"), ("fine", "pos")]
     instruction = "Sentiment? {labels}"
     once = ChatTemplate(instruction=instruction, examples=shots).render("bad", ["neg", "pos"], tokenizer)
@@ -54,10 +58,12 @@ def test_chat_demonstrations_carry_the_instruction_once_unless_repeated(tiny_mod
 def test_auto_instruction_lists_a_short_label_set_only(tiny_model):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    from llm_classifier.backends.hf.tokenizer import HFTokenizer
+
+    tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(tiny_model))
     few = ["negative", "positive"]
     many = [f"comp.sys.topic{i}" for i in range(20)]
-    assert len(tokenizer(", ".join(many), add_special_tokens=False)["input_ids"]) > MAX_LISTED_TOKENS
+    assert len(tokenizer.encode_text(", ".join(many))) > MAX_LISTED_TOKENS
     assert resolve_instruction("auto", few, tokenizer) == LISTED_INSTRUCTION.replace("{labels}", "negative, positive")
     assert resolve_instruction("auto", many, tokenizer) == UNLISTED_INSTRUCTION
     # without a tokenizer the list's length is estimated (4 characters a token)

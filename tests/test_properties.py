@@ -78,7 +78,7 @@ def test_row_order_does_not_change_the_model(fitted, tiny_model, permutation):
     y = [SENTIMENT_Y[i] for i in permutation]
     permuted = LLMClassifier(**_params(tiny_model)).fit(X, y)
     np.testing.assert_array_equal(permuted.classes_, fitted.classes_)
-    reference, adapter = fitted.backend_.get_adapter(), permuted.backend_.get_adapter()
+    reference, adapter = fitted.backend_.state().adapter, permuted.backend_.state().adapter
     assert reference.keys() == adapter.keys()
     for name in reference:
         np.testing.assert_array_equal(adapter[name], reference[name])
@@ -87,7 +87,7 @@ def test_row_order_does_not_change_the_model(fitted, tiny_model, permutation):
 
 def test_same_random_state_gives_identical_adapter_and_probabilities(fitted, tiny_model):
     again = LLMClassifier(**_params(tiny_model)).fit(SENTIMENT_X, SENTIMENT_Y)
-    reference, adapter = fitted.backend_.get_adapter(), again.backend_.get_adapter()
+    reference, adapter = fitted.backend_.state().adapter, again.backend_.state().adapter
     for name in reference:
         np.testing.assert_array_equal(adapter[name], reference[name])
     np.testing.assert_array_equal(again.predict_proba(SENTIMENT_X), fitted.predict_proba(SENTIMENT_X))
@@ -96,7 +96,7 @@ def test_same_random_state_gives_identical_adapter_and_probabilities(fitted, tin
 
 def test_another_random_state_gives_another_adapter(fitted, tiny_model):
     other = LLMClassifier(**{**_params(tiny_model), "random_state": 1}).fit(SENTIMENT_X, SENTIMENT_Y)
-    reference, adapter = fitted.backend_.get_adapter(), other.backend_.get_adapter()
+    reference, adapter = fitted.backend_.state().adapter, other.backend_.state().adapter
     assert any(not np.array_equal(adapter[name], reference[name]) for name in reference)
 
 
@@ -156,7 +156,7 @@ def test_gradient_checkpointing_keeps_less_and_trains_the_same_adapter(tiny_mode
     # (30 layers in SmolLM2-135M: docs/performance.md)
     assert checkpointed_bytes < 0.9 * plain_bytes
     np.testing.assert_allclose([s["loss"] for s in checkpointed.history_["steps"]], [s["loss"] for s in plain.history_["steps"]], rtol=1e-5)
-    reference, adapter = plain.backend_.get_adapter(), checkpointed.backend_.get_adapter()
+    reference, adapter = plain.backend_.state().adapter, checkpointed.backend_.state().adapter
     for name in reference:
         np.testing.assert_allclose(adapter[name], reference[name], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(checkpointed.predict_proba(SENTIMENT_X), plain.predict_proba(SENTIMENT_X), rtol=1e-4, atol=1e-6)

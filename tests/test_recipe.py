@@ -34,5 +34,5 @@ def test_seed_recipe_runs(tiny_model, sentiment):
     lrs = [step["learning_rate"] for step in history["steps"]]
     assert max(lrs) <= 2e-4 + 1e-12 and np.argmax(lrs) == 5  # 5 warm-up steps, then linear decay
     assert clf.backend_.quantization == "4bit"
-    assert sorted(clf.backend_.get_adapter_config()["target_modules"]) == sorted(SEED_RECIPE["target_modules"])
+    assert sorted(clf.backend_.state().adapter_config["target_modules"]) == sorted(SEED_RECIPE["target_modules"])
     assert set(clf.predict(X)) <= {"negative", "positive"}

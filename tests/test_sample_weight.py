@@ -6,12 +6,13 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from llm_classifier import LLMClassifier
+from llm_classifier._fitting import early_stopping_rows
 from llm_classifier.weights import example_weights
 from llm_classifier.validation import canonical_order, check_sample_weight
 
 
 def _adapter(clf):
-    return clf.backend_.get_adapter()
+    return clf.backend_.state().adapter
 
 
 def _assert_same_adapter(a, b):
@@ -98,7 +99,7 @@ def test_early_stopping_weighs_the_validation_log_loss(tiny_params, sentiment):
     best = next(r for r in clf.history_["validation"] if r["step"] == clf.history_["best_step"])
     codes = np.searchsorted(clf.classes_, y)
     order = canonical_order(list(X), codes)
-    held = order[clf._early_stopping_rows(codes[order], clf.random_seed_)]
+    held = order[early_stopping_rows(clf, codes[order], clf.random_seed_)]
     proba = clf.predict_proba([X[i] for i in held])
     nll = -np.log(proba[np.arange(len(held)), codes[held]])
     assert len(set(weights[held])) > 1  # the slice's weights differ, so weighting matters
@@ -120,18 +121,20 @@ def test_zero_shot_prior_targets_the_weighted_label_frequencies(tiny_params, sen
 
 
 def test_a_backend_without_weights_is_refused_before_loading(tiny_params, sentiment):
+    from dataclasses import replace
+
     from llm_classifier.backends.hf.engine import TransformersBackend
 
     class NoWeights(TransformersBackend):
-        def fit(self, prompts, answers, codes, config, validation=None):
-            return super().fit(prompts, answers, codes, config, validation=validation)
+        capabilities = replace(TransformersBackend.capabilities, sample_weight=False)
 
         def load(self, *args, **kwargs):
             raise AssertionError("the model must not be loaded")
 
     X, y = sentiment
     clf = LLMClassifier(**tiny_params, backend=NoWeights())
-    with pytest.raises(TypeError, match=r"fit\(sample_weight=\.\.\.\) needs a backend whose fit\(\) takes sample_weight; NoWeights"):
+    with pytest.raises(TypeError, match=r"fit\(sample_weight=\.\.\.\) needs an engine that trains with weights; "
+                                        r"NoWeights declares capabilities.sample_weight=False"):
         clf.fit(X, y, sample_weight=np.ones(len(X)))
     assert not hasattr(clf, "classes_")
 
