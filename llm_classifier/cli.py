@@ -382,14 +382,14 @@ def _read_config(path: str) -> dict[str, Any]:
 
 def _adapter_summary(path: str, config: dict[str, Any]) -> dict[str, Any] | None:
     """Size, tensor count and parameter count of the adapter file (None: zero-shot, no adapter)."""
-    from .persistence import adapter_file
+    from .persistence import LEGACY_ADAPTER_FILE
 
-    try:
-        name, _ = adapter_file(config)
-    except (KeyError, ValueError) as exc:
-        raise TableError(f"{path}: not a readable classifier ({' '.join(str(exc).split())}).") from None
-    adapter_path = os.path.join(path, name) if name else None
-    if adapter_path is None or not os.path.isfile(adapter_path):
+    record = config.get("adapter")
+    # format 2 names its content-addressed adapter file; format 1 (or a damaged record) the fixed name
+    name = os.path.basename(record["file"]) if isinstance(record, dict) and isinstance(record.get("file"), str) \
+        else LEGACY_ADAPTER_FILE
+    adapter_path = os.path.join(path, name)
+    if not os.path.isfile(adapter_path):
         return None
     summary: dict[str, Any] = {"file": name, "bytes": os.path.getsize(adapter_path)}
     try:

@@ -290,8 +290,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     predict_chunk_size: int = 2048
 
     def _chunks(self, X: Any, desc: str) -> Iterator[tuple[int, list[str], list[list[int]], Any]]:
-        check_is_fitted(self, "classes_")
-        return encoded_chunks(self, X, desc)
+        return encoded_chunks(self, X, desc)  # the public callers have checked that the estimator is fitted
 
     def answer_scores(self, X: Any) -> np.ndarray:
         """Log-probability of each class's answer given the prompt, as the model scores it.
@@ -375,6 +374,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         -------
         list of str
         """
+        check_is_fitted(self, "classes_")
         return [text for _, _, ids, bar in self._chunks(X, "Generating") for text in self._generate_ids(ids, bar)]
 
     def _generate_ids(self, prompts: list[list[int]], bar: Any) -> list[str]:

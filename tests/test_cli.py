@@ -91,7 +91,7 @@ def test_info_reads_what_fit_saved(capsys, artifact, work):
     assert info["training"]["n_steps"] == 3 and info["training"]["n_examples"] == 8
     assert info["params"]["model"] == str(work / "base")  # a relative --model is saved absolute
     assert info["params"]["max_steps"] == 3 and info["params"]["quantization"] is None and info["params"]["lora_r"] == 16
-    assert len(info["model"]["fingerprint"]) == 64 and info["format_version"] == 1
+    assert len(info["model"]["fingerprint"]) == 64 and info["format_version"] == 2
     # r=16 LoRA on 7 projections x 2 layers: 14 A and 14 B factors
     assert info["adapter"]["tensors"] == 28 and info["adapter"]["parameters"] > 0
     assert main(["info", str(artifact)]) == 0

@@ -37,7 +37,7 @@ def coverage_table(proba: np.ndarray, predicted: np.ndarray, truth: np.ndarray, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task")
     parser.add_argument("--out", type=Path, default=Path("results/low-confidence"))
     parser.add_argument("--llm-kwargs", type=json.loads, default={}, help="LLMClassifier parameters as JSON")
