@@ -1,6 +1,6 @@
 """Coverage against accuracy of the low-confidence policy (``confidence_threshold``) on one task.
 
-    python3 -m benchmarks.studies.low_confidence sentiment --out results/low-confidence
+    python -m benchmarks.studies.low_confidence sentiment --out results/low-confidence
 
 Fits ``LLMClassifier()`` (every default, or ``--llm-kwargs``) on the task's 500 / 200 split
 (seed 0), predicts the test texts once, and for each threshold t reports the share of texts
