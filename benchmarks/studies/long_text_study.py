@@ -1,7 +1,7 @@
 """Long documents: head truncation against windows pooled by mean or max, on the long-text tasks.
 
     OMP_NUM_THREADS=1 python3 -m benchmarks.studies.long_text_study --tasks news-bbc,authors-en,news-20ng \\
-        --n-train 100 --n-test 100 --llm-kwargs '{"max_length": 256, "max_steps": 40}' --out results/long-text
+        --n-train 100 --n-test 50 --llm-kwargs '{"max_length": 256, "max_steps": 12, "batch_size": 8}' --out results/long-text
 
 Per task it fits ``llm-qlora`` (the library's defaults, with ``--llm-kwargs``) twice on the same
 sample: with ``long_text="truncate"`` (training on each text's head), which predicts truncated
@@ -20,30 +20,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.special import log_softmax
 from sklearn.metrics import f1_score
 
 from benchmarks.llm_methods import make_llm
 from benchmarks.tasks import expand_tasks, load_task
-from llm_classifier._predicting import text_windows
 
 
-def pooled_predictions(clf, texts: list[str], poolings: list[str]) -> tuple[dict[str, np.ndarray], float, float]:
-    """Class codes predicted per pooling from windows scored once; scoring seconds and mean windows per text."""
-    clf.set_params(long_text=poolings[0])  # a prediction setting: used as it is, no refit
-    windows = text_windows(clf)
+def timed_predict(clf, texts: list[str], long_text: str) -> tuple[np.ndarray, float]:
+    """``clf.predict(texts)`` with ``long_text`` (a prediction setting: no refit), and its seconds."""
+    clf.set_params(long_text=long_text)
     start = time.perf_counter()
-    encoded = windows.encode(texts)
-    scores = windows.direction.score(clf.backend_, encoded.ids, clf.answer_ids_, batch_size=clf.eval_batch_size)
-    seconds = time.perf_counter() - start
-    predictions = {}
-    for pooling in poolings:
-        windows.long_text = pooling
-        pooled = windows.pool(scores, encoded)
-        if clf.calibration_ is not None:
-            pooled = clf.calibration_.apply(pooled)
-        predictions[pooling] = log_softmax(pooled, axis=1).argmax(axis=1)
-    return predictions, seconds, float(encoded.n_windows.mean())
+    predicted = clf.predict(texts)
+    return predicted, time.perf_counter() - start
 
 
 def run_task(task: str, n_train: int, n_test: int, seed: int, llm_kwargs: dict, cross: bool = False) -> list[dict]:
@@ -62,27 +50,21 @@ def run_task(task: str, n_train: int, n_test: int, seed: int, llm_kwargs: dict, 
 
         base = {"task": task, "fit": "windows" if fit_mode != "truncate" else "truncate", "fit_s": round(fit_s, 1),
                 "train_examples": clf.history_["n_examples"], "n_train": len(X_train), "n_test": len(X_test)}
-        if fit_mode == "truncate" or cross:
-            clf.set_params(long_text="truncate")
-            start = time.perf_counter()
-            truncated = np.searchsorted(clf.classes_, clf.predict(list(X_test)))
-            rows.append({**base, "predict": "truncate", "macro_f1": f1(truncated),
-                         "predict_s": round(time.perf_counter() - start, 1), "windows_per_text": 1.0})
-        if fit_mode != "truncate" or cross:
-            pooled, windows_s, per_text = pooled_predictions(clf, list(X_test), ["mean", "max"])
-            for pooling, predicted in pooled.items():
-                rows.append({**base, "predict": pooling, "macro_f1": f1(predicted), "predict_s": round(windows_s, 1),
-                             "windows_per_text": round(per_text, 2)})
-        print(json.dumps(rows[-2:]), flush=True)
+        modes = ["truncate", "mean", "max"] if cross else ["truncate"] if fit_mode == "truncate" else ["mean", "max"]
+        for mode in modes:
+            predicted, seconds = timed_predict(clf, list(X_test), mode)
+            rows.append({**base, "predict": mode, "macro_f1": f1(np.searchsorted(clf.classes_, predicted)),
+                         "predict_s": round(seconds, 1)})
+        print(json.dumps(rows[-len(modes):]), flush=True)
     return rows
 
 
 def summary(rows: list[dict], command: str) -> str:
-    lines = [f"`{command}`", "", "| task | fit | predict | macro-F1 | fit s | predict s | train examples | windows/text |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [f"`{command}`", "", "| task | fit | predict | macro-F1 | fit s | predict s | train examples |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['task']} | {r['fit']} | {r['predict']} | {r['macro_f1']:.3f} | {r['fit_s']} | "
-                     f"{r['predict_s']} | {r['train_examples']} | {r['windows_per_text']} |")
+                     f"{r['predict_s']} | {r['train_examples']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -91,9 +73,9 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="news-bbc,authors-en,news-20ng")
     parser.add_argument("--n-train", type=int, default=100)
-    parser.add_argument("--n-test", type=int, default=100)
+    parser.add_argument("--n-test", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--llm-kwargs", default='{"max_length": 256, "max_steps": 40}')
+    parser.add_argument("--llm-kwargs", default='{"max_length": 256, "max_steps": 12, "batch_size": 8}')
     parser.add_argument("--out", default="results/long-text")
     parser.add_argument("--cross", action="store_true",
                         help="also predict in windows with the truncation-trained model, and truncated with the other")
