@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> None:
         rows += run_task(task, args.n_train, args.n_test, args.seed, json.loads(args.llm_kwargs), args.cross)
         (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     command = "python3 -m benchmarks.studies.long_text_study " + " ".join(
-        f"--{k.replace('_', '-')} {v!r}" if k == "llm_kwargs" else f"--{k.replace('_', '-')} {v}"
-        for k, v in vars(args).items())
+        f"--{k.replace('_', '-')} {v!r}" if k == "llm_kwargs" else f"--{k.replace('_', '-')}" if v is True
+        else f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not False)
     (out / "summary.md").write_text(summary(rows, command))
     print(summary(rows, command))
 
