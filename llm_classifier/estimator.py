@@ -302,7 +302,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
         The raw scores behind every prediction: ``log p(answer_k | prompt(x))`` summed over
         the answer's tokens (ending token included), before calibration and normalisation;
-        with ``direction="channel"``, ``log p(text | class prompt_k)``.
+        with ``direction="channel"``, ``log p(text | class prompt_k)``. With ``long_text="mean"``
+        or ``"max"`` a text read as several windows gets its windows' class log-probabilities
+        pooled (:mod:`llm_classifier.windows`).
 
         Parameters
         ----------
