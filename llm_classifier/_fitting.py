@@ -21,14 +21,15 @@ from sklearn.utils.validation import check_random_state
 from ._params import check_on_unparseable, check_params
 from .backends import resolve_backend
 from .backends.base import Engine
+from ._logging import warn_caller
 from .calibration import Calibration, fit_calibration
 from .demonstrations import draw_demonstrations
-from .encoding import PromptEncoder
-from .formulation import Direction, PromptLayout, get_direction
+from .formulation import PromptLayout, get_direction
 from .holdout import smallest_held_out_class, stratified_holdout
 from .labels import check_answers, resolve_parser, resolve_verbalizer, warn_if_integer_codes
 from .validation import canonical_order, check_classes, check_labels, check_sample_weight, check_texts
 from .weights import example_weights, resolve_class_weights
+from .windows import Windows
 
 #: ``early_stopping="auto"`` holds out a validation slice from this many training texts on.
 EARLY_STOPPING_MIN_TEXTS = 200
@@ -130,7 +131,8 @@ def fit_classifier(estimator: Any, X: Any, y: Any, sample_weight: Any = None) ->
                               ([texts[i] for i in demo_rows], codes[demo_rows]), estimator.max_length)
     choice_ids = direction.choice_ids(engine.tokenizer, answers, layout)
     encoder = direction.encoder(engine.tokenizer, layout, choice_ids, estimator.max_length, estimator.truncation)
-    history = _train(estimator, engine, direction, encoder, texts, codes, weights, class_weights, held, choice_ids,
+    windows = Windows.of(estimator, direction, encoder)  # long texts: truncated, or read as windows
+    history = _train(estimator, engine, windows, texts, codes, weights, class_weights, held, choice_ids,
                      seed)
     validation_scores = history.pop("validation_scores", None)
     history["early_stopping"] = validation_scores is not None
@@ -141,19 +143,20 @@ def fit_classifier(estimator: Any, X: Any, y: Any, sample_weight: Any = None) ->
         if validation_scores is not None:
             scores, scored = validation_scores, np.flatnonzero(held)
         else:
-            scores, scored = _score_sample(estimator, engine, direction, encoder, texts, choice_ids, seed, demo_rows)
+            scores, scored = _score_sample(estimator, engine, windows, texts, choice_ids, seed, demo_rows)
         calibration = fit_calibration(method, scores, codes[scored], codes, len(classes), weights=weights,
                                       scored_weights=None if weights is None else weights[scored])
     return FittedClassifier(classes, answers, layout, parser, engine, history, seed, calibration)
 
 
-def _train(estimator: Any, engine: Engine, direction: Direction, encoder: PromptEncoder, texts: list[str],
+def _train(estimator: Any, engine: Engine, windows: Windows, texts: list[str],
            codes: np.ndarray, weights: np.ndarray | None, class_weights: list[float] | None, held: np.ndarray | None,
            choice_ids: list[list[int]], seed: int) -> dict[str, Any]:
     """Fine-tune through the engine (on the rows not ``held`` out for validation); its history.
 
     Each example's loss weight is its class weight times its sample weight, the sample weights
     scaled to average 1 over the training rows (and, for the validation log-loss, over the slice).
+    Long texts read as windows train as one example per window (see :mod:`llm_classifier.windows`).
     """
     epochs = estimator.num_train_epochs
     schedule = dict(
@@ -166,19 +169,27 @@ def _train(estimator: Any, engine: Engine, direction: Direction, encoder: Prompt
         options=engine_options(estimator, engine),
     )
     train = np.ones(len(texts), dtype=bool) if held is None else ~held
+    weighted = engine.capabilities.sample_weight
+    held_windows = None
     if held is not None:
-        held_ids = encoder.encode([t for t, h in zip(texts, held) if h], warn=False).ids
+        held_windows = windows.encode([t for t, h in zip(texts, held) if h])
         held_weights = example_weights(codes[held], class_weights, None if weights is None else weights[held])
-        schedule["validation"] = (held_ids, codes[held], held_weights)
-    inputs = encoder.encode([t for t, keep in zip(texts, train) if keep]).ids
+        schedule["validation"] = (held_windows.ids, windows.codes(codes[held], held_windows),
+                                  windows.weights(held_weights, held_windows, weighted))
+    inputs = windows.encode([t for t, keep in zip(texts, train) if keep])
+    if inputs.n_cut:
+        warn_caller(windows.message(inputs.n_cut, inputs.n_texts))
     train_weights = example_weights(codes[train], class_weights, None if weights is None else weights[train])
-    request = direction.train_request(inputs, codes[train], choice_ids, weights=train_weights, **schedule)
+    request = windows.train_request(inputs, codes[train], choice_ids, train_weights, weighted, **schedule)
     history: dict[str, Any] = {"num_train_epochs": None if request.max_steps is not None else request.num_train_epochs}
     if request.n_steps() == 0:
-        return {**history, "n_steps": 0, "n_examples": len(inputs), "steps": []}
+        return {**history, "n_steps": 0, "n_examples": len(inputs.ids), "steps": []}
     if not engine.capabilities.fit:
         raise TypeError(f"{type(engine).__name__} cannot fine-tune (capabilities.fit=False); use max_steps=0.")
-    return {**history, **engine.fit(request)}
+    history = {**history, **engine.fit(request)}
+    if held_windows is not None and history.get("validation_scores") is not None:  # per window: pool per text
+        history["validation_scores"] = windows.pool(history["validation_scores"], held_windows)
+    return history
 
 
 def _calibration_method(calibration: str | None, history: dict[str, Any]) -> str | None:
@@ -188,7 +199,7 @@ def _calibration_method(calibration: str | None, history: dict[str, Any]) -> str
     return "prior" if history["n_steps"] == 0 else None
 
 
-def _score_sample(estimator: Any, engine: Engine, direction: Direction, encoder: PromptEncoder, texts: list[str],
+def _score_sample(estimator: Any, engine: Engine, windows: Windows, texts: list[str],
                   choice_ids: list[list[int]], seed: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Class log-scores of up to :data:`CALIBRATION_SIZE` training texts, and their rows.
 
@@ -200,5 +211,5 @@ def _score_sample(estimator: Any, engine: Engine, direction: Direction, encoder:
     if len(rows) == 0:
         rows = np.arange(len(texts))
     sample = np.sort(rng.choice(rows, size=min(CALIBRATION_SIZE, len(rows)), replace=False))
-    inputs = encoder.encode([texts[i] for i in sample], warn=False).ids
-    return direction.score(engine, inputs, choice_ids, batch_size=estimator.eval_batch_size), sample
+    inputs = windows.encode([texts[i] for i in sample])
+    return windows.score(engine, inputs, choice_ids, batch_size=estimator.eval_batch_size), sample

@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError, Str
 
 from .encoding import TRUNCATIONS
 from .formulation import DIRECTIONS, get_direction
+from .windows import LONG_TEXT
 
 #: The training objectives every engine understands (see :class:`~llm_classifier.backends.base.TrainRequest`).
 OBJECTIVES = ("answer", "class", "answer+class")
@@ -62,6 +63,9 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
     "max_length": [Interval(Integral, 8, None, closed="left")],
     "truncation": [StrOptions(set(TRUNCATIONS))],
+    "long_text": [StrOptions(set(LONG_TEXT))],
+    "window_overlap": [Interval(Real, 0, 1, closed="left")],
+    "max_windows": [Interval(Integral, 1, None, closed="left"), None],
     "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
     "max_new_tokens": [Interval(Integral, 1, None, closed="left"), None],
     "confidence_threshold": [Interval(Real, 0, 1, closed="right"), None],
@@ -73,8 +77,8 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
 }
 
 _INT_PARAMS = ("lora_r", "max_steps", "batch_size", "gradient_accumulation_steps", "warmup_steps", "max_length",
-               "eval_batch_size", "max_new_tokens")
-_REAL_PARAMS = ("lora_alpha", "lora_dropout", "learning_rate", "num_train_epochs", "weight_decay")
+               "eval_batch_size", "max_new_tokens", "max_windows")
+_REAL_PARAMS = ("lora_alpha", "lora_dropout", "learning_rate", "num_train_epochs", "weight_decay", "window_overlap")
 
 
 def invalid(estimator: Any, param: str, expected: str, value: Any) -> InvalidParameterError:
@@ -112,6 +116,9 @@ def check_params(estimator: Any) -> None:
     if estimator.confidence_threshold is not None and estimator.inference != "score":
         raise invalid(estimator, "confidence_threshold", "None when inference='generate' (it acts on the scored "
                       "probabilities)", estimator.confidence_threshold)
+    if estimator.long_text != "truncate" and estimator.inference != "score":  # windows are pooled scores
+        raise invalid(estimator, "long_text", "'truncate' when inference='generate' (windows pool class scores)",
+                      estimator.long_text)
     direction = get_direction(estimator.direction)
     for name, allowed in direction.check_params(estimator):
         raise invalid(estimator, name, allowed, getattr(estimator, name))

@@ -12,25 +12,50 @@ from ._process import is_main_process
 from .exceptions import LowConfidenceError, LowConfidenceWarning, UnparseableAnswerError
 from .formulation import get_direction
 from .validation import iter_text_chunks
+from .windows import EncodedWindows, Windows
 
 
-def encoded_chunks(clf: Any, X: Any, desc: str) -> Iterator[tuple[int, list[str], list[list[int]], Any]]:
-    """``(start, texts, prompt_ids, progress_bar)`` per chunk of ``X``; warns once about truncation at the end."""
+def text_windows(clf: Any, truncate: bool = False) -> Windows:
+    """How the fitted ``clf`` reads a text: its direction's encoder, in windows as ``long_text`` says.
+
+    ``truncate`` reads one prompt per text whatever ``long_text`` says (generation answers once per text).
+    """
     direction = get_direction(clf.layout_.direction)
     encoder = direction.encoder(clf.backend_.tokenizer, clf.layout_, clf.answer_ids_, clf.max_length, clf.truncation)
+    windows = Windows.of(clf, direction, encoder)
+    if truncate:
+        windows.long_text = "truncate"
+    return windows
+
+
+def encoded_chunks(clf: Any, X: Any, desc: str,
+                   windows: Windows | None = None) -> Iterator[tuple[int, list[str], EncodedWindows, Any]]:
+    """``(start, texts, encoded, progress_bar)`` per chunk of ``X``; warns once about cut texts at the end.
+
+    ``encoded.ids`` holds one prompt per text, or per window when ``long_text`` pools windows.
+    """
+    windows = windows or text_windows(clf)
     bar = _progress_bar(X, desc) if clf.verbose and is_main_process() else None
-    start = n_truncated = 0
+    start = n_cut = 0
     try:
         for texts in iter_text_chunks(X, "X", clf.predict_chunk_size):
-            encoded = encoder.encode(texts, warn=False)
-            n_truncated += encoded.n_truncated
-            yield start, texts, encoded.ids, bar
+            encoded = windows.encode(texts)
+            n_cut += encoded.n_cut
+            yield start, texts, encoded, bar
             start += len(texts)
     finally:
         if bar is not None:
             bar.close()
-    if n_truncated:
-        warn_caller(encoder.truncation_message(n_truncated, start))
+    if n_cut:
+        warn_caller(windows.message(n_cut, start))
+
+
+def chunk_scores(clf: Any, X: Any, desc: str = "Scoring") -> np.ndarray:
+    """``[n_texts, n_classes]`` class log-scores of ``X``, scored chunk by chunk (windows pooled per text)."""
+    windows = text_windows(clf)
+    parts = [windows.score(clf.backend_, encoded, clf.answer_ids_, batch_size=clf.eval_batch_size, progress=bar)
+             for _, _, encoded, bar in encoded_chunks(clf, X, desc, windows)]
+    return np.concatenate(parts)
 
 
 def parse_generated(clf: Any, start: int, texts: list[str], generated: list[str]) -> tuple[list[int], int]:

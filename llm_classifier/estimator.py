@@ -13,11 +13,12 @@ from sklearn.utils.validation import check_is_fitted
 from ._fitting import FittedClassifier, fit_classifier, kept_global_random
 from ._logging import warn_caller
 from ._params import PARAMETER_CONSTRAINTS
-from ._predicting import confident_predictions, encoded_chunks, parse_generated
+from ._predicting import chunk_scores, confident_predictions, encoded_chunks, parse_generated, text_windows
 from ._process import is_main_process
 from .exceptions import UnparseableAnswerWarning
 from .formulation import get_direction
 from .validation import show_value
+from .windows import EncodedWindows
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -92,6 +93,14 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     max_length : int, default=512
         Maximum tokens of prompt plus answer; longer texts are cut as ``truncation`` says.
     truncation : {"head", "tail", "head+tail"}, default="head"
+    long_text : {"truncate", "mean", "max"}, default="truncate"
+        A text longer than ``max_length`` allows: cut as ``truncation`` says, or split into
+        overlapping windows that are all scored, their class log-probabilities pooled by
+        mean or max, and that all train with the text's label (see docs/parameters.md).
+    window_overlap : float in [0, 1), default=0.25
+        Share of the text budget consecutive windows have in common.
+    max_windows : int or None, default=8
+        Most windows read per text (spread evenly over longer texts); None for no limit.
     eval_batch_size : int, default=16
         Texts per forward pass in prediction.
     max_new_tokens : int or None, default=None
@@ -174,6 +183,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         n_iter_no_change: int | None = 3,
         max_length: int = 512,
         truncation: str = "head",
+        long_text: str = "truncate",
+        window_overlap: float = 0.25,
+        max_windows: int | None = 8,
         eval_batch_size: int = 16,
         max_new_tokens: int | None = None,
         confidence_threshold: float | None = None,
@@ -216,6 +228,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.max_length = max_length
         self.truncation = truncation
+        self.long_text = long_text
+        self.window_overlap = window_overlap
+        self.max_windows = max_windows
         self.eval_batch_size = eval_batch_size
         self.max_new_tokens = max_new_tokens
         self.confidence_threshold = confidence_threshold
@@ -289,15 +304,17 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     #: generators and ``datasets`` columns are read lazily, chunk by chunk).
     predict_chunk_size: int = 2048
 
-    def _chunks(self, X: Any, desc: str) -> Iterator[tuple[int, list[str], list[list[int]], Any]]:
-        return encoded_chunks(self, X, desc)  # the public callers have checked that the estimator is fitted
+    def _chunks(self, X: Any, desc: str) -> Iterator[tuple[int, list[str], EncodedWindows, Any]]:
+        return encoded_chunks(self, X, desc, text_windows(self, truncate=True))  # generation: one prompt per text
 
     def answer_scores(self, X: Any) -> np.ndarray:
         """Log-probability of each class's answer given the prompt, as the model scores it.
 
         The raw scores behind every prediction: ``log p(answer_k | prompt(x))`` summed over
         the answer's tokens (ending token included), before calibration and normalisation;
-        with ``direction="channel"``, ``log p(text | class prompt_k)``.
+        with ``direction="channel"``, ``log p(text | class prompt_k)``. With ``long_text="mean"``
+        or ``"max"`` a text read as several windows gets its windows' class log-probabilities
+        pooled (:mod:`llm_classifier.windows`).
 
         Parameters
         ----------
@@ -310,10 +327,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             Columns follow ``classes_``; values are <= 0 and rows do not sum to 1.
         """
         check_is_fitted(self, "classes_")
-        direction = get_direction(self.layout_.direction)
-        parts = [direction.score(self.backend_, ids, self.answer_ids_, batch_size=self.eval_batch_size, progress=bar)
-                 for _, _, ids, bar in self._chunks(X, "Scoring")]
-        return np.concatenate(parts)
+        return chunk_scores(self, X)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The calibrated answer scores, before normalisation (scikit-learn's convention).
@@ -375,7 +389,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         list of str
         """
         check_is_fitted(self, "classes_")
-        return [text for _, _, ids, bar in self._chunks(X, "Generating") for text in self._generate_ids(ids, bar)]
+        return [text for _, _, encoded, bar in self._chunks(X, "Generating")
+                for text in self._generate_ids(encoded.ids, bar)]
 
     def _generate_ids(self, prompts: list[list[int]], bar: Any) -> list[str]:
         max_new = self.max_new_tokens or max(map(len, self.answer_ids_)) + 8
@@ -404,8 +419,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             return confident_predictions(self, self.predict_log_proba(X))
         indices: list[int] = []
         n_unparseable = 0
-        for start, texts, ids, bar in self._chunks(X, "Generating"):
-            chunk, missing = parse_generated(self, start, texts, self._generate_ids(ids, bar))
+        for start, texts, encoded, bar in self._chunks(X, "Generating"):
+            chunk, missing = parse_generated(self, start, texts, self._generate_ids(encoded.ids, bar))
             indices += chunk
             n_unparseable += missing
         if n_unparseable:
