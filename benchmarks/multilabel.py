@@ -123,7 +123,12 @@ def run_multilabel_unit(task: str, data, methods: list[str], options: dict, rss_
                 records.append({**rec, "status": "skipped", "reason": f"{method} has no multi-label form"})
                 continue
             t0 = time.perf_counter()
-            est.fit(data.train_texts, Y_train)
+            if METHODS[method].needs_llm:  # named columns: the label names are the LLM's answers
+                import pandas as pd
+
+                est.fit(data.train_texts, pd.DataFrame(Y_train, columns=labels))
+            else:
+                est.fit(data.train_texts, Y_train)
             rec["fit_time_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             predicted = np.asarray(est.predict(data.test_texts))

@@ -363,7 +363,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
-            Rows sum to 1; columns follow ``classes_``.
+            Rows sum to 1; columns follow ``classes_``. Multi-label: each label's own
+            probability, ``sigmoid(log p(yes) - log p(no))``; rows do not sum to 1.
         """
         return np.exp(self.predict_log_proba(X))
 
@@ -399,7 +400,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples,)
+        ndarray of shape (n_samples,), or (n_samples, n_classes) of 0/1 for multi-label
+            targets (``predict_proba(X) >= thresholds_``)
         """
         check_is_fitted(self, "classes_")
         if self.inference == "score":

@@ -292,3 +292,55 @@ def test_real_tokenizer_splits_label_and_decision_at_a_token_boundary(tiny_param
     tok = engine.tokenizer
     for label in ("sport", "use::editing", "Finance & Markets"):
         assert tok.encode_text(label + ":") + tok.encode_text(" yes") == tok.encode_text(label + ": yes")
+
+
+@pytest.mark.parametrize("thresholds, match", [
+    (None, "'thresholds' .* exactly when direction is 'multilabel'"),
+    ([0.5, 0.5], "'thresholds' .* must be 3 finite numbers"),
+    ([0.5, 1.0, 0.5], "'thresholds' .* must lie in \\(0, 1\\)"),
+])
+def test_load_refuses_bad_thresholds(fitted_reference, tmp_path, thresholds, match):
+    import json
+
+    from llm_classifier.exceptions import IncompatibleArtifactError
+
+    fitted_reference.save(tmp_path / "ml")
+    config_path = tmp_path / "ml" / "classifier.json"
+    config = json.loads(config_path.read_text())
+    config["thresholds"] = thresholds
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(IncompatibleArtifactError, match=match):
+        LLMClassifier.load(tmp_path / "ml")
+
+
+# -- the benchmark task ------------------------------------------------------------------------------
+def test_benchmark_indicator_metrics_and_report(tmp_path):
+    from benchmarks.multilabel import indicator, multilabel_metrics
+    from benchmarks.report import write_report
+
+    labels = ["a", "b", "c"]
+    Y = indicator(["a|b", "", "c", "a"], labels, "|")
+    np.testing.assert_array_equal(Y, [[1, 1, 0], [0, 0, 0], [0, 0, 1], [1, 0, 0]])
+    predicted = np.array([[1, 0, 0], [0, 0, 0], [0, 0, 1], [1, 0, 1]])
+    metrics = multilabel_metrics(Y, predicted, labels)
+    assert metrics["micro_f1"] == pytest.approx(2 * 3 / (2 * 3 + 1 + 1))
+    assert metrics["accuracy"] == 0.5 and metrics["hamming_loss"] == pytest.approx(2 / 12)
+    record = {"task": "t", "method": "tfidf", "status": "ok", "metrics": metrics, "fit_time_s": 1.0,
+              "predict_time_s": 0.5}
+    written = write_report({"run": {}, "results": [record], "tasks": {}}, tmp_path)
+    summary = written["markdown"].read_text()
+    assert "| t | tfidf | 0.750 |" in summary and "samples-F1" in summary
+    assert not any(key.startswith("confusion:") for key in written)  # no confusion matrix for label sets
+
+
+def test_debtags_corpus_holds_label_sets():
+    from benchmarks.sources import MissingDataError, read_debtags
+
+    try:
+        corpus = read_debtags()
+    except MissingDataError as exc:
+        pytest.skip(str(exc))
+    assert corpus.info["multilabel"] and len(corpus.info["labels"]) == 12
+    sets = [labels.split("|") for labels in corpus.labels]
+    assert all(set(s) <= set(corpus.info["labels"]) and s for s in sets)
+    assert sum(len(s) > 1 for s in sets) > 0.1 * len(sets)  # genuinely multi-label
