@@ -102,9 +102,10 @@ def multilabel_metrics(Y: np.ndarray, predicted: np.ndarray, labels: Sequence[st
 
 def run_multilabel_unit(task: str, data, methods: list[str], options: dict, rss_mode: str) -> list[dict]:
     """Fit and score ``methods`` on a multi-label task's sample; one record per method."""
+    import resource
+
     from .methods import METHODS
     from .report import to_jsonable
-    from .runner import _extra, _history, _peak_rss_mb
 
     labels = list(data.metadata["labels"])
     separator = data.metadata["label_separator"]
@@ -134,11 +135,13 @@ def run_multilabel_unit(task: str, data, methods: list[str], options: dict, rss_
             predicted = np.asarray(est.predict(data.test_texts))
             rec["predict_time_s"] = time.perf_counter() - t0
             rec["predict_examples_per_s"] = len(data.test_texts) / rec["predict_time_s"]
-            rec["peak_rss_mb"] = _peak_rss_mb()
+            rec["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
             rec["metrics"] = multilabel_metrics(Y_test, predicted, labels)
             if METHODS[method].needs_llm:
-                rec["history"] = _history(est)
-                rec["extra"] = _extra(est, method)
+                from .llm_methods import llm_extra
+
+                rec["history"] = dict(est.history_)
+                rec["extra"] = llm_extra(est)
             rec["status"] = "ok"
         except Exception as exc:  # noqa: BLE001 - one failing method must not stop the run
             rec.update(status="error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())

@@ -313,6 +313,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``; values are <= 0 and rows do not sum to 1.
+            Multi-label: each label's ``log p(yes) - log p(no)`` (a logit).
         """
         check_is_fitted(self, "classes_")
         direction = get_direction(self.layout_.direction)
