@@ -25,6 +25,17 @@ binary cross-entropy of each label. Early stopping's validation slice is laid ou
 same way, so its log-loss is the mean per-label binary log-loss, and its scores give
 the per-label thresholds (``multilabel_threshold="auto"``).
 
+Measured (benchmark task ``debtags``: Debian package descriptions, 12 labels, 1.26 labels
+per text; 100 training and 100 test texts, default model, ``max_length=256``,
+``batch_size=4``, 2 shared CPU cores): 100 texts give 1,200 training examples, so one epoch
+is 300 steps; 150 steps (half an epoch) took 1,945 s, and predicting the 100 texts (24
+continuations each, one trie pass) 44 s. After those 150 steps the model answered "no" to
+every label (F1 0 at the 0.5 threshold; the pairs are 89.5% "no"), where one-vs-rest
+logistic regression on MiniLM embeddings reached micro-F1 0.552: with this budget the
+yes/no imbalance dominates, and longer training, ``multilabel_threshold="auto"`` or a
+weighting of the "yes" pairs (not implemented) are the levers to measure next. The default
+threshold stays 0.5 (no measurement yet supports another).
+
 Targets: a binary indicator matrix (``MultiLabelBinarizer``'s output, dense or sparse),
 a pandas DataFrame of 0/1 columns (its column names become ``classes_``) or a sequence
 of label collections (lists, tuples, sets). See :func:`check_multilabel_targets`.
