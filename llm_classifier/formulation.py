@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy.special import log_softmax
 
 from .backends.base import Engine, Progress, Tokenizer, TrainRequest
 from .channel import resolve_channel_template
@@ -90,6 +91,19 @@ class Direction:
               progress: Progress | None = None) -> np.ndarray:
         """``[n_inputs, n_classes]`` class log-scores of the encoded texts."""
         raise NotImplementedError
+
+    # -- from (calibrated) scores to predictions; multi-label overrides these three --
+    def log_probabilities(self, scores: np.ndarray) -> np.ndarray:
+        """Log-probabilities of the classes: the scores normalised over the classes."""
+        return log_softmax(scores, axis=1)
+
+    def decision(self, scores: np.ndarray) -> np.ndarray:
+        """``decision_function``'s value: for two classes the second's score minus the first's."""
+        return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
+
+    def decide(self, log_proba: np.ndarray, classes: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
+        """The predicted class of each row: the most probable (``thresholds`` are multi-label's)."""
+        return classes[np.argmax(log_proba, axis=1)]
 
 
 class Direct(Direction):
@@ -181,6 +195,14 @@ DIRECTIONS: dict[str, Direction] = {direction.name: direction for direction in (
 
 
 def get_direction(name: str) -> Direction:
-    """The direction named ``name`` (a key of :data:`DIRECTIONS`)."""
+    """The direction named ``name`` (a key of :data:`DIRECTIONS`, or "multilabel").
+
+    The multi-label formulation is chosen by the targets, not by the ``direction``
+    parameter, so it is not in :data:`DIRECTIONS` (see :mod:`llm_classifier.multilabel`).
+    """
+    if name == "multilabel":
+        from .multilabel import MULTILABEL
+
+        return MULTILABEL
     return DIRECTIONS[name]
 

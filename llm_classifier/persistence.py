@@ -113,6 +113,7 @@ class FittedState:
     adapter_config: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
     direction: str = "direct"
+    thresholds: np.ndarray | None = None  # multi-label: per-label probability thresholds
 
 
 # -- plugins -----------------------------------------------------------------------------------
@@ -305,6 +306,7 @@ def _config(state: FittedState, adapter_record: dict[str, Any] | None) -> dict[s
         "random_seed": int(state.random_seed),
         "calibration": _encode_calibration(state.calibration),
         "direction": state.direction,
+        "thresholds": None if state.thresholds is None else np.asarray(state.thresholds, dtype=float).tolist(),
     }
 
 
@@ -534,6 +536,7 @@ def load(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> Fit
             adapter_config=config.get("adapter_config"),
             format_version=config["format_version"],
             direction=_direction(config),
+            thresholds=_thresholds(config, len(classes)),
         )
     except KeyError as exc:
         raise IncompatibleArtifactError(f"{str(directory)!r} is incomplete: the field {exc} is missing.") from None
@@ -544,9 +547,22 @@ def _direction(config: dict[str, Any]) -> str:
     from .formulation import DIRECTIONS
 
     direction = config.get("direction", "channel" if config.get("class_prompts") else "direct")
-    if direction not in DIRECTIONS:
-        raise _invalid("direction", f"must be one of {sorted(DIRECTIONS)}. Got {direction!r} instead")
+    if direction not in (*DIRECTIONS, "multilabel"):
+        raise _invalid("direction", f"must be one of {sorted((*DIRECTIONS, 'multilabel'))}. Got {direction!r} instead")
+    if (direction == "multilabel") != (config.get("thresholds") is not None):
+        raise _invalid("thresholds", "must be a list of per-label thresholds exactly when direction is 'multilabel'")
     return direction
+
+
+def _thresholds(config: dict[str, Any], n_classes: int) -> np.ndarray | None:
+    """The saved per-label thresholds of a multi-label classifier (each in (0, 1)), or None."""
+    saved = config.get("thresholds")
+    if saved is None:
+        return None
+    thresholds = np.asarray(_check_finite_list(saved, n_classes, "thresholds"), dtype=float)
+    if not ((thresholds > 0) & (thresholds < 1)).all():
+        raise _invalid("thresholds", f"must lie in (0, 1). Got {saved!r} instead")
+    return thresholds
 
 
 # -- the estimator's side ------------------------------------------------------------------------
@@ -570,6 +586,7 @@ def save_classifier(estimator: Any, path: str | os.PathLike) -> Path:
         demonstrations=list(estimator.demonstrations_), label_parser=estimator.label_parser_,
         history=estimator.history_, random_seed=int(estimator.random_seed_), calibration=estimator.calibration_,
         adapter=engine_state.adapter, adapter_config=engine_state.adapter_config, direction=layout.direction,
+        thresholds=estimator.thresholds_,
     )
     return save(state, path)
 
@@ -615,6 +632,6 @@ def load_classifier(cls: type, path: str | os.PathLike, *, model: str | None = N
                           list(state.class_prompts), state.prompt_prefix, state.prompt_suffix)
     estimator._set_fitted(FittedClassifier(state.classes, list(state.answers), layout,
                                            state.label_parser or DefaultParser(), engine, dict(state.history),
-                                           state.random_seed, state.calibration))
+                                           state.random_seed, state.calibration, state.thresholds))
     return estimator
 

@@ -160,7 +160,7 @@ def check_labels(y: Any, n_samples: int) -> np.ndarray:
         if _is_missing(value):
             raise ValueError(f"y[{index}] is missing ({value!r}); every text needs a label.")
         if isinstance(value, (list, tuple, np.ndarray, dict, set)):
-            raise TypeError(f"y[{index}] is a {type(value).__name__}; labels must be scalars (multi-label targets are not supported).")
+            raise TypeError(f"y[{index}] is a {type(value).__name__}; labels must be scalars (for multi-label targets, give every row a list, tuple or set of labels, or pass an indicator matrix).")
         if isinstance(value, (bool, np.bool_)):
             kinds.add("bool")
         elif isinstance(value, numbers.Number):

@@ -1,0 +1,114 @@
+"""What ``LLMClassifier.fit`` does with multi-label targets (see :mod:`llm_classifier.multilabel`).
+
+The steps of :func:`llm_classifier._fitting.fit_classifier`, with an indicator matrix
+instead of class codes: no calibration, no demonstrations, and per-label thresholds at
+the end (0.5, or fitted on early stopping's held-out slice).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import expit
+
+from ._fitting import (EARLY_STOPPING_MIN_TEXTS, FittedClassifier, draw_seed, engine_options, train_schedule)
+from ._params import invalid
+from .backends import resolve_backend
+from .holdout import stratified_holdout
+from .labels import check_answers, resolve_parser, resolve_verbalizer, warn_if_integer_codes
+from .multilabel import MULTILABEL, check_multilabel_targets, fit_thresholds
+from .validation import check_sample_weight
+
+__all__ = ["fit_multilabel", "multilabel_holdout"]
+
+
+def fit_multilabel(estimator: Any, texts: list[str], y: Any, sample_weight: Any = None) -> FittedClassifier:
+    """Fit ``estimator``'s configuration on ``texts`` and the multi-label targets ``y``."""
+    for name, allowed in MULTILABEL.check_params(estimator):
+        raise invalid(estimator, name, allowed, getattr(estimator, name))
+    classes, indicator = check_multilabel_targets(y, len(texts))
+    weights = check_sample_weight(sample_weight, len(texts))
+    answers = check_answers(resolve_verbalizer(estimator.verbalizer).answers(list(classes)), list(classes))
+    if estimator.verbalizer is None:
+        warn_if_integer_codes(classes)
+    engine = resolve_backend(estimator.backend)
+    if weights is not None and not engine.capabilities.sample_weight:
+        raise TypeError(f"fit(sample_weight=...) needs an engine that trains with weights; {type(engine).__name__} "
+                        "declares capabilities.sample_weight=False.")
+    seed = draw_seed(estimator.random_state)
+    if weights is not None:  # a text of weight 0 is left out, as if it were not there
+        kept = np.flatnonzero(weights > 0)
+        texts, indicator, weights = [texts[i] for i in kept], indicator[kept], weights[kept]
+    order = sorted(range(len(texts)), key=lambda i: (indicator[i].tolist(), texts[i]))  # row order does not matter
+    texts, indicator = [texts[i] for i in order], indicator[order]
+    weights = None if weights is None else weights[order]
+    held = multilabel_holdout(estimator, indicator, seed)
+    if estimator.multilabel_threshold == "auto" and held is None:
+        raise ValueError("multilabel_threshold='auto' fits the thresholds on early stopping's held-out slice, and "
+                         "this fit has none (early_stopping is off, max_steps=0, or fewer than "
+                         f"{EARLY_STOPPING_MIN_TEXTS} texts with early_stopping='auto'); set early_stopping=True or "
+                         "pass a number.")
+    engine.load(estimator.model, **engine_options(estimator, engine))
+    layout = MULTILABEL.layout(estimator.prompt, engine.tokenizer, answers, ([], np.zeros(0, int)),
+                               estimator.max_length)
+    choice_ids = MULTILABEL.choice_ids(engine.tokenizer, answers, layout)
+    encoder = MULTILABEL.encoder(engine.tokenizer, layout, choice_ids, estimator.max_length, estimator.truncation)
+    schedule = train_schedule(estimator, engine, held is not None, seed)
+    train = np.ones(len(texts), dtype=bool) if held is None else ~held
+    if held is not None:
+        held_ids = encoder.encode([t for t, h in zip(texts, held) if h], warn=False).ids
+        schedule["validation"] = (held_ids, indicator[held], _scaled(weights, held))
+    inputs = encoder.encode([t for t, keep in zip(texts, train) if keep]).ids
+    request = MULTILABEL.train_request(inputs, indicator[train], choice_ids, weights=_scaled(weights, train),
+                                       **schedule)
+    history: dict[str, Any] = {"num_train_epochs": None if request.max_steps is not None else request.num_train_epochs,
+                               "n_texts": len(inputs), "n_labels": len(classes)}
+    if request.n_steps() == 0:
+        history.update(n_steps=0, n_examples=len(request.contexts), steps=[])
+    elif not engine.capabilities.fit:
+        raise TypeError(f"{type(engine).__name__} cannot fine-tune (capabilities.fit=False); use max_steps=0.")
+    else:
+        history.update(engine.fit(request))
+    validation_scores = history.pop("validation_scores", None)
+    history["early_stopping"] = validation_scores is not None
+    history["class_weights"] = None
+    thresholds = _thresholds(estimator, validation_scores, None if held is None else indicator[held], len(classes))
+    return FittedClassifier(classes, answers, layout, resolve_parser(estimator.label_parser), engine, history, seed,
+                            None, thresholds)
+
+
+def multilabel_holdout(estimator: Any, indicator: np.ndarray, seed: int) -> np.ndarray | None:
+    """The held-out validation rows when early stopping runs (stratified by label set), else None."""
+    if estimator.max_steps == 0 or estimator.early_stopping is False:
+        return None
+    if estimator.early_stopping == "auto" and len(indicator) < EARLY_STOPPING_MIN_TEXTS:
+        return None
+    _, label_sets = np.unique(indicator, axis=0, return_inverse=True)
+    held = stratified_holdout(label_sets.reshape(-1), estimator.validation_fraction, seed)
+    if held.any():
+        return held
+    if estimator.early_stopping == "auto":
+        return None
+    raise ValueError(
+        f"early_stopping=True needs a validation slice, but validation_fraction={estimator.validation_fraction} of "
+        f"{len(indicator)} training texts holds out none (the slice is stratified by label set, and a label set "
+        "gives validation texts only when it is frequent enough); add examples, raise validation_fraction or set "
+        "early_stopping=False."
+    )
+
+
+def _scaled(weights: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    """The sample weights of ``rows``, scaled to average 1 over them (None when all are equal)."""
+    return None if weights is None else weights[rows] / weights[rows].mean()
+
+
+def _thresholds(estimator: Any, validation_scores: np.ndarray | None, held_indicator: np.ndarray | None,
+                n_labels: int) -> np.ndarray:
+    """Per-label thresholds: ``multilabel_threshold``, or F1-optimal on the held-out slice for "auto"."""
+    if estimator.multilabel_threshold != "auto" or validation_scores is None:
+        return np.full(n_labels, 0.5 if estimator.multilabel_threshold == "auto" else
+                       float(estimator.multilabel_threshold))
+    scores = np.asarray(validation_scores)
+    logits = (scores[:, 0] - scores[:, 1]).reshape(len(held_indicator), n_labels)
+    return fit_thresholds(expit(logits), held_indicator)

@@ -1,0 +1,346 @@
+"""Multi-label classification: targets, the yes/no formulation, thresholds, scikit-learn, persistence."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.pipeline import FunctionTransformer, Pipeline
+from sklearn.preprocessing import MultiLabelBinarizer
+from sklearn.utils._param_validation import InvalidParameterError
+
+from llm_classifier import LLMClassifier
+from llm_classifier.backends.reference import ReferenceEngine
+from llm_classifier.multilabel import (MULTILABEL, check_multilabel_targets, fit_thresholds, is_multilabel_target,
+                                       split_choices)
+
+TEXTS = ["goal scored in the match", "the team won the cup", "stocks fell sharply", "market rallies on earnings",
+         "election results announced", "parliament votes on budget", "football club buys striker",
+         "bank shares drop after vote"]
+SETS = [{"sport"}, {"sport"}, {"finance"}, {"finance"}, {"politics"}, {"politics", "finance"}, {"sport", "finance"},
+        set()]
+REF = dict(backend="reference", model="reference", max_steps=6, batch_size=4, random_state=0)
+
+
+def reference(**params) -> LLMClassifier:
+    return LLMClassifier(**{**REF, **params})
+
+
+@pytest.fixture(scope="module")
+def fitted_reference() -> LLMClassifier:
+    return reference().fit(TEXTS, [sorted(s) for s in SETS])
+
+
+# -- targets ---------------------------------------------------------------------------------
+def test_targets_from_sets_matrix_and_frame():
+    import pandas as pd
+
+    classes, Y = check_multilabel_targets(SETS, len(SETS))
+    assert classes.tolist() == ["finance", "politics", "sport"]
+    assert Y.shape == (8, 3) and Y.dtype.kind == "i" and Y[7].sum() == 0  # a row without labels is allowed
+    binarizer = MultiLabelBinarizer()
+    matrix = binarizer.fit_transform(SETS)
+    assert check_multilabel_targets(matrix, 8)[0].tolist() == [0, 1, 2]
+    np.testing.assert_array_equal(check_multilabel_targets(matrix, 8)[1], Y)
+    frame = pd.DataFrame(matrix[:, ::-1], columns=binarizer.classes_[::-1])  # columns out of order
+    names, from_frame = check_multilabel_targets(frame, 8)
+    assert names.tolist() == ["finance", "politics", "sport"]
+    np.testing.assert_array_equal(from_frame, Y)
+
+
+def test_what_counts_as_multilabel():
+    assert is_multilabel_target(np.zeros((3, 2))) and is_multilabel_target([["a"], [], ["a", "b"]])
+    assert not is_multilabel_target(np.zeros((3, 1))) and not is_multilabel_target(["a", "b"])
+    assert not is_multilabel_target(np.array(["a", "b"]))
+
+
+@pytest.mark.parametrize("Y, n, error, match", [
+    (np.array([[0, 2], [1, 0]]), 2, ValueError, r"binary indicator matrix of 0/1.*Y\[0, 1\] is 2"),
+    (np.array([["a", "b"], ["b", "a"]]), 2, ValueError, "binary indicator matrix"),
+    ([["a"], "b"], 2, TypeError, r"Y\[1\] is 'b'"),
+    ([["a", 1], ["b"]], 2, TypeError, "mixes labels of different types"),
+    ([["a"], [None]], 2, ValueError, r"Y\[1\] holds a missing label"),
+    ([["a"], ["a"]], 2, ValueError, "needs at least 2"),
+    ([["a"], ["b"]], 3, ValueError, "3 texts but 2 label rows"),
+])
+def test_bad_targets(Y, n, error, match):
+    with pytest.raises(error, match=match):
+        check_multilabel_targets(Y, n)
+
+
+def test_constant_label_warns_and_still_fits():
+    Y = np.array([[1, 0, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])
+    with pytest.warns(UserWarning, match=r"Labels 0 \(every text\) are constant"):
+        clf = reference(verbalizer={0: "zero", 1: "one", 2: "two"}).fit(TEXTS[:4], Y)
+    assert clf.predict(TEXTS[:2]).shape == (2, 3)
+
+
+def test_unnamed_indicator_columns_warn_like_integer_classes():
+    Y = MultiLabelBinarizer().fit_transform(SETS)
+    with pytest.warns(UserWarning, match="the integers 0..2 and no verbalizer"):
+        reference().fit(TEXTS, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = reference(verbalizer={0: "finance", 1: "politics", 2: "sport"}).fit(TEXTS, Y)
+    assert clf.classes_.tolist() == [0, 1, 2] and clf.answers_ == ["finance", "politics", "sport"]
+
+
+# -- the formulation ---------------------------------------------------------------------------
+def test_choices_pair_each_question_with_the_same_decisions():
+    engine = ReferenceEngine()
+    engine.load("reference")
+    tok = engine.tokenizer
+    ids = MULTILABEL.choice_ids(tok, ["sport", "finance"], None)
+    assert ids[0] == tok.encode_text("sport: yes") + [tok.end_id]
+    assert ids[3] == tok.encode_text("finance: no") + [tok.end_id]
+    questions, (yes, no) = split_choices(ids)
+    assert [q + yes for q in questions] == [ids[0], ids[2]] and [q + no for q in questions] == [ids[1], ids[3]]
+
+
+def test_train_request_has_one_example_per_text_and_label():
+    engine = ReferenceEngine()
+    engine.load("reference")
+    ids = MULTILABEL.choice_ids(engine.tokenizer, ["a", "b", "c"], None)
+    Y = np.array([[1, 0, 1], [0, 0, 0]])
+    request = MULTILABEL.train_request([[1, 2], [3]], Y, ids, weights=np.array([1.0, 3.0]))
+    questions, decisions = split_choices(ids)
+    assert len(request.contexts) == 6 and request.contexts[1] == [1, 2] + questions[1]
+    assert request.codes.tolist() == [0, 1, 0, 1, 1, 1] and request.choices == list(map(list, decisions))
+    assert request.continuations[0] == decisions[0] and request.weights.tolist() == [1, 1, 1, 3, 3, 3]
+    # the sequences trained on are exactly the scored ones: prompt + "<label>: yes|no" + end
+    assert request.contexts[2] + request.continuations[2] == [1, 2] + ids[4]
+
+
+def test_probabilities_are_the_sigmoid_of_yes_minus_no(fitted_reference):
+    clf = fitted_reference
+    prompts = MULTILABEL.encoder(clf.backend_.tokenizer, clf.layout_, clf.answer_ids_, clf.max_length,
+                                 clf.truncation).encode(TEXTS[:3]).ids
+    raw = clf.backend_.score(prompts, clf.answer_ids_, batch_size=4)
+    expected = 1 / (1 + np.exp(-(raw[:, 0::2] - raw[:, 1::2])))
+    np.testing.assert_allclose(clf.predict_proba(TEXTS[:3]), expected, rtol=1e-10)
+    np.testing.assert_allclose(clf.decision_function(TEXTS[:3]), raw[:, 0::2] - raw[:, 1::2], rtol=1e-10)
+
+
+def test_shapes_and_prompt(fitted_reference):
+    clf = fitted_reference
+    proba, predicted = clf.predict_proba(TEXTS), clf.predict(TEXTS)
+    assert clf.classes_.tolist() == ["finance", "politics", "sport"]
+    assert proba.shape == predicted.shape == (8, 3) and predicted.dtype.kind == "i"
+    assert not np.allclose(proba.sum(axis=1), 1)
+    assert clf.thresholds_.tolist() == [0.5, 0.5, 0.5] and clf.calibration_ is None
+    assert "Which of these topics apply to the text: finance, politics, sport?" in clf.prompt_prefix_
+    assert clf.layout_.direction == "multilabel" and clf.history_["n_examples"] == 24
+
+
+def test_training_moves_the_probabilities_toward_the_labels():
+    Y = MultiLabelBinarizer().fit_transform(SETS)
+    before = reference(max_steps=0, verbalizer=["finance", "politics", "sport"].__getitem__).fit(TEXTS, Y)
+    after = reference(max_steps=40, verbalizer=["finance", "politics", "sport"].__getitem__).fit(TEXTS, Y)
+    gap = lambda clf: (clf.predict_proba(TEXTS)[Y == 1].mean() - clf.predict_proba(TEXTS)[Y == 0].mean())  # noqa: E731
+    assert gap(after) > gap(before)
+
+
+# -- hypothesis properties -----------------------------------------------------------------------
+label_rows = st.lists(st.sets(st.sampled_from(["a", "b", "c", "d"])), min_size=4, max_size=8).filter(
+    lambda rows: len(set().union(*rows)) >= 2)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=label_rows, threshold=st.floats(0.05, 0.95))
+def test_probabilities_in_unit_interval_and_predictions_follow_thresholds(rows, threshold):
+    texts = TEXTS[:len(rows)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant labels
+        clf = reference(max_steps=2, multilabel_threshold=threshold).fit(texts, [sorted(r) for r in rows])
+    proba = clf.predict_proba(TEXTS)
+    assert ((proba >= 0) & (proba <= 1)).all()
+    np.testing.assert_array_equal(clf.predict(TEXTS), (proba >= clf.thresholds_).astype(int))
+    np.testing.assert_allclose(clf.thresholds_, threshold)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=label_rows, data=st.data())
+def test_permuting_label_columns_permutes_nothing_else(rows, data):
+    names = sorted(set().union(*rows))
+    Y = np.array([[int(name in row) for name in names] for row in rows])
+    permutation = data.draw(st.permutations(range(len(names))))
+    texts = TEXTS[:len(rows)]
+    import pandas as pd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        straight = reference().fit(texts, pd.DataFrame(Y, columns=names))
+        permuted = reference().fit(texts, pd.DataFrame(Y[:, permutation], columns=[names[i] for i in permutation]))
+    assert permuted.classes_.tolist() == straight.classes_.tolist() == names
+    np.testing.assert_allclose(permuted.predict_proba(TEXTS), straight.predict_proba(TEXTS), rtol=1e-12)
+
+
+# -- thresholds --------------------------------------------------------------------------------
+def test_fit_thresholds_maximise_f1_per_label():
+    proba = np.array([[0.9, 0.2], [0.35, 0.1], [0.3, 0.6], [0.1, 0.3]])
+    truth = np.array([[1, 0], [1, 0], [0, 0], [0, 0]])
+    thresholds = fit_thresholds(proba, truth)
+    assert thresholds[0] == pytest.approx(0.35)  # catches both positives and nothing else
+    assert thresholds[1] == 0.5  # no positive: the default stays
+
+
+def test_auto_thresholds_come_from_the_held_out_slice():
+    texts = [f"{t} {i}" for i in range(25) for t in TEXTS]
+    rows = [sorted(s) for _ in range(25) for s in SETS]
+    clf = reference(max_steps=10, early_stopping=True, multilabel_threshold="auto", n_iter_no_change=None)
+    clf.fit(texts, rows)
+    assert clf.history_["early_stopping"] and clf.thresholds_.shape == (3,)
+    assert set(clf.thresholds_.tolist()) <= set(np.round(np.arange(0.05, 0.951, 0.05), 2).tolist())
+    assert 0 <= clf.history_["validation"][0]["log_loss"]
+
+
+def test_auto_thresholds_without_a_held_out_slice_is_an_error():
+    with pytest.raises(ValueError, match="multilabel_threshold='auto' fits the thresholds on early stopping"):
+        reference(multilabel_threshold="auto").fit(TEXTS, [sorted(s) for s in SETS])
+
+
+@pytest.mark.parametrize("value", [0, 1, 1.5, "best"])
+def test_threshold_parameter_is_validated(value):
+    with pytest.raises(InvalidParameterError, match="'multilabel_threshold' parameter"):
+        reference(multilabel_threshold=value).fit(TEXTS, [sorted(s) for s in SETS])
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(direction="channel"), "'direction' parameter .* must be 'direct' for multi-label targets"),
+    (dict(few_shot=1), "'few_shot' parameter .* must be 0 for multi-label"),
+    (dict(inference="generate"), "'inference' parameter .* must be 'score' for multi-label"),
+    (dict(class_weight="balanced"), "'class_weight' parameter .* must be None for multi-label"),
+    (dict(calibration="prior"), "'calibration' parameter .* must be 'auto' or None"),
+])
+def test_settings_multilabel_cannot_serve(params, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        reference(**params).fit(TEXTS, [sorted(s) for s in SETS])
+
+
+def test_sample_weight_zero_leaves_a_text_out():
+    rows = [sorted(s) for s in SETS]
+    weights = np.ones(8)
+    weights[0] = 0
+    dropped = reference().fit(TEXTS, rows, sample_weight=weights)
+    assert dropped.history_["n_texts"] == 7
+    np.testing.assert_allclose(dropped.predict_proba(TEXTS), reference().fit(TEXTS[1:], rows[1:]).predict_proba(TEXTS))
+
+
+# -- scikit-learn ---------------------------------------------------------------------------------
+def test_pipeline_grid_search_and_cross_val_score_with_multilabel_scorers():
+    texts = TEXTS * 2
+    Y = MultiLabelBinarizer().fit_transform(SETS * 2)
+    names = ["finance", "politics", "sport"].__getitem__
+    pipe = Pipeline([("lower", FunctionTransformer(lambda X: [x.lower() for x in X])),
+                     ("clf", reference(verbalizer=names))])
+    scores = cross_val_score(pipe, texts, Y, scoring="f1_samples", cv=KFold(2))
+    assert scores.shape == (2,) and ((scores >= 0) & (scores <= 1)).all()
+    search = GridSearchCV(pipe, {"clf__multilabel_threshold": [0.3, 0.7]}, scoring="f1_micro", cv=KFold(2))
+    search.fit(texts, Y)
+    assert search.best_params_["clf__multilabel_threshold"] in (0.3, 0.7)
+    assert search.predict(TEXTS).shape == (8, 3)
+
+
+# -- persistence ------------------------------------------------------------------------------------
+def test_save_load_round_trip(fitted_reference, tmp_path):
+    fitted_reference.save(tmp_path / "ml")
+    loaded = LLMClassifier.load(tmp_path / "ml")
+    assert loaded.layout_.direction == "multilabel" and loaded.classes_.tolist() == fitted_reference.classes_.tolist()
+    np.testing.assert_array_equal(loaded.thresholds_, fitted_reference.thresholds_)
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS), fitted_reference.predict_proba(TEXTS))
+
+
+def test_single_label_artifacts_have_no_thresholds(tmp_path, sentiment):
+    clf = reference().fit(*sentiment)
+    assert clf.thresholds_ is None
+    clf.save(tmp_path / "single")
+    assert LLMClassifier.load(tmp_path / "single").thresholds_ is None
+
+
+# -- the tiny transformers model ------------------------------------------------------------------
+def test_tiny_model_fits_predicts_and_round_trips(tiny_params, tmp_path):
+    with pytest.warns(UserWarning, match="the integers 0..2"):
+        clf = LLMClassifier(**tiny_params).fit(TEXTS, MultiLabelBinarizer().fit_transform(SETS))
+    proba = clf.predict_proba(TEXTS)
+    assert proba.shape == (8, 3) and ((proba > 0) & (proba < 1)).all()
+    np.testing.assert_array_equal(clf.predict(TEXTS), (proba >= 0.5).astype(int))
+    assert clf.history_["n_examples"] == 24 and clf.history_["n_steps"] == 3
+    clf.save(tmp_path / "tiny")
+    np.testing.assert_allclose(LLMClassifier.load(tmp_path / "tiny").predict_proba(TEXTS), proba, rtol=1e-5)
+
+
+def test_tiny_model_scores_in_one_pass_what_it_trains_on(tiny_params):
+    """The trie pass over the 2k continuations equals scoring each (prompt + question, decision) pair alone."""
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 0}).fit(TEXTS, [sorted(s) for s in SETS])
+    prompts = MULTILABEL.encoder(clf.backend_.tokenizer, clf.layout_, clf.answer_ids_, clf.max_length,
+                                 clf.truncation).encode(TEXTS[:2]).ids
+    questions, (yes, no) = split_choices(clf.answer_ids_)
+    for i, prompt in enumerate(prompts):
+        pair = clf.backend_.score([prompt + questions[1]], [yes, no], batch_size=2)[0]
+        assert clf.decision_function(TEXTS[:2])[i, 1] == pytest.approx(pair[0] - pair[1], abs=1e-4)
+
+
+def test_real_tokenizer_splits_label_and_decision_at_a_token_boundary(tiny_params):
+    from llm_classifier.backends import resolve_backend
+
+    engine = resolve_backend("transformers")
+    engine.load(tiny_params["model"], quantization=None, dtype="float32")
+    tok = engine.tokenizer
+    for label in ("sport", "use::editing", "Finance & Markets"):
+        assert tok.encode_text(label + ":") + tok.encode_text(" yes") == tok.encode_text(label + ": yes")
+
+
+@pytest.mark.parametrize("thresholds, match", [
+    (None, "'thresholds' .* exactly when direction is 'multilabel'"),
+    ([0.5, 0.5], "'thresholds' .* must be 3 finite numbers"),
+    ([0.5, 1.0, 0.5], "'thresholds' .* must lie in \\(0, 1\\)"),
+])
+def test_load_refuses_bad_thresholds(fitted_reference, tmp_path, thresholds, match):
+    import json
+
+    from llm_classifier.exceptions import IncompatibleArtifactError
+
+    fitted_reference.save(tmp_path / "ml")
+    config_path = tmp_path / "ml" / "classifier.json"
+    config = json.loads(config_path.read_text())
+    config["thresholds"] = thresholds
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(IncompatibleArtifactError, match=match):
+        LLMClassifier.load(tmp_path / "ml")
+
+
+# -- the benchmark task ------------------------------------------------------------------------------
+def test_benchmark_indicator_metrics_and_report(tmp_path):
+    from benchmarks.multilabel import indicator, multilabel_metrics
+    from benchmarks.report import write_report
+
+    labels = ["a", "b", "c"]
+    Y = indicator(["a|b", "", "c", "a"], labels, "|")
+    np.testing.assert_array_equal(Y, [[1, 1, 0], [0, 0, 0], [0, 0, 1], [1, 0, 0]])
+    predicted = np.array([[1, 0, 0], [0, 0, 0], [0, 0, 1], [1, 0, 1]])
+    metrics = multilabel_metrics(Y, predicted, labels)
+    assert metrics["micro_f1"] == pytest.approx(2 * 3 / (2 * 3 + 1 + 1))
+    assert metrics["accuracy"] == 0.5 and metrics["hamming_loss"] == pytest.approx(2 / 12)
+    record = {"task": "t", "method": "tfidf", "status": "ok", "metrics": metrics, "fit_time_s": 1.0,
+              "predict_time_s": 0.5}
+    written = write_report({"run": {}, "results": [record], "tasks": {}}, tmp_path)
+    summary = written["markdown"].read_text()
+    assert "| t | tfidf | 0.750 |" in summary and "samples-F1" in summary
+    assert not any(key.startswith("confusion:") for key in written)  # no confusion matrix for label sets
+
+
+def test_debtags_corpus_holds_label_sets():
+    from benchmarks.sources import MissingDataError, read_debtags
+
+    try:
+        corpus = read_debtags()
+    except MissingDataError as exc:
+        pytest.skip(str(exc))
+    assert corpus.info["multilabel"] and len(corpus.info["labels"]) == 12
+    sets = [labels.split("|") for labels in corpus.labels]
+    assert all(set(s) <= set(corpus.info["labels"]) and s for s in sets)
+    assert sum(len(s) > 1 for s in sets) > 0.1 * len(sets)  # genuinely multi-label
