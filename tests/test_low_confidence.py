@@ -69,3 +69,14 @@ def test_raise_names_the_first_row_and_warn_predicts_anyway(fitted):
 def test_bad_thresholds_are_refused_at_fit(params, match):
     with pytest.raises(InvalidParameterError, match=match):
         LLMClassifier(backend="reference", model="reference", max_steps=1, **params).fit(X, Y)
+
+
+def test_the_policy_on_the_tiny_transformers_model(tiny_params, sentiment):
+    X, y = sentiment
+    clf = LLMClassifier(**tiny_params).fit(X, y)
+    proba = clf.predict_proba(X)
+    threshold = float(np.median(proba.max(axis=1)))
+    predictions = clf.set_params(confidence_threshold=threshold, on_low_confidence="unknown").predict(X)
+    low = proba.max(axis=1) < threshold
+    assert list(predictions[low]) == ["unknown"] * int(low.sum())
+    assert list(predictions[~low]) == list(clf.classes_[proba.argmax(axis=1)][~low])
