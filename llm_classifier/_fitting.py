@@ -27,7 +27,6 @@ from .demonstrations import draw_demonstrations
 from .formulation import PromptLayout, get_direction
 from .holdout import smallest_held_out_class, stratified_holdout
 from .labels import check_answers, resolve_parser, resolve_verbalizer, warn_if_integer_codes
-from .multilabel import is_multilabel_target
 from .validation import canonical_order, check_classes, check_labels, check_sample_weight, check_texts
 from .weights import example_weights, resolve_class_weights
 from .windows import Windows
@@ -105,10 +104,6 @@ def fit_classifier(estimator: Any, X: Any, y: Any, sample_weight: Any = None) ->
     """Fit ``estimator``'s configuration on ``X``, ``y``; the estimator itself is not changed."""
     check_params(estimator)
     texts = check_texts(X, "X")
-    if is_multilabel_target(y):  # multi-label targets: llm_classifier/_multilabel_fitting.py
-        from ._multilabel_fitting import fit_multilabel
-
-        return fit_multilabel(estimator, texts, y, sample_weight)
     labels = check_labels(y, len(texts))
     weights = check_sample_weight(sample_weight, len(texts))
     classes = check_classes(labels)

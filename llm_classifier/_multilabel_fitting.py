@@ -13,18 +13,20 @@ import numpy as np
 from scipy.special import expit
 
 from ._fitting import (EARLY_STOPPING_MIN_TEXTS, FittedClassifier, draw_seed, engine_options, train_schedule)
-from ._params import invalid
+from ._params import check_params, invalid
 from .backends import resolve_backend
 from .holdout import stratified_holdout
 from .labels import check_answers, resolve_parser, resolve_verbalizer, warn_if_integer_codes
 from .multilabel import MULTILABEL, check_multilabel_targets, fit_thresholds
-from .validation import check_sample_weight
+from .validation import check_sample_weight, check_texts
 
 __all__ = ["fit_multilabel", "multilabel_holdout"]
 
 
-def fit_multilabel(estimator: Any, texts: list[str], y: Any, sample_weight: Any = None) -> FittedClassifier:
-    """Fit ``estimator``'s configuration on ``texts`` and the multi-label targets ``y``."""
+def fit_multilabel(estimator: Any, X: Any, y: Any, sample_weight: Any = None) -> FittedClassifier:
+    """Fit ``estimator``'s configuration on ``X`` and the multi-label targets ``y``; the estimator is not changed."""
+    check_params(estimator)
+    texts = check_texts(X, "X")
     for name, allowed in MULTILABEL.check_params(estimator):
         raise invalid(estimator, name, allowed, getattr(estimator, name))
     classes, indicator = check_multilabel_targets(y, len(texts))

@@ -10,7 +10,7 @@ import numpy as np
 from ._logging import warn_caller
 from ._process import is_main_process
 from .exceptions import LowConfidenceError, LowConfidenceWarning, UnparseableAnswerError
-from .formulation import get_direction
+from .registry import get_formulation
 from .validation import iter_text_chunks
 from .windows import EncodedWindows, Windows
 
@@ -20,7 +20,7 @@ def text_windows(clf: Any, truncate: bool = False) -> Windows:
 
     ``truncate`` reads one prompt per text whatever ``long_text`` says (generation answers once per text).
     """
-    direction = get_direction(clf.layout_.direction)
+    direction = get_formulation(clf.layout_.direction)
     encoder = direction.encoder(clf.backend_.tokenizer, clf.layout_, clf.answer_ids_, clf.max_length, clf.truncation)
     windows = Windows.of(clf, direction, encoder)
     if truncate:
@@ -83,7 +83,7 @@ def confident_predictions(clf: Any, log_proba: np.ndarray) -> np.ndarray:
     :class:`~llm_classifier.exceptions.LowConfidenceError` naming the first such row; any
     other value (``None`` by default) is returned in place of the class for those rows.
     """
-    predictions = get_direction(clf.layout_.direction).decide(log_proba, clf.classes_, clf.thresholds_)
+    predictions = get_formulation(clf.layout_.direction).decide(log_proba, clf.classes_, clf.thresholds_)
     threshold = clf.confidence_threshold
     if threshold is None or not len(predictions) or predictions.ndim != 1:  # multi-label: thresholds_ decide
         return predictions

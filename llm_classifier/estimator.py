@@ -11,11 +11,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._fitting import FittedClassifier, fit_classifier, kept_global_random
 from ._logging import warn_caller
+from ._multilabel_fitting import fit_multilabel
 from ._params import PARAMETER_CONSTRAINTS
 from ._predicting import chunk_scores, confident_predictions, encoded_chunks, parse_generated, text_windows
 from ._process import is_main_process
 from .exceptions import UnparseableAnswerWarning
-from .formulation import get_direction
+from .multilabel import is_multilabel_target
+from .registry import get_formulation
 from .validation import show_value
 from .windows import EncodedWindows
 
@@ -286,12 +288,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def _fit(self, X: Any, y: Any, sample_weight: Any) -> LLMClassifier:
-        self._set_fitted(fit_classifier(self, X, y, sample_weight))
+        fit = fit_multilabel if is_multilabel_target(y) else fit_classifier  # the targets choose the task
+        self._set_fitted(fit(self, X, y, sample_weight))
         return self
 
     def _set_fitted(self, fitted: FittedClassifier) -> None:
         """Write :data:`FITTED_ATTRIBUTES` from a fit's (or a load's) result, all at once."""
-        direction = get_direction(fitted.layout.direction)
+        direction = get_formulation(fitted.layout.direction)
         values = dict(
             classes_=fitted.classes, answers_=fitted.answers, layout_=fitted.layout, label_parser_=fitted.label_parser,
             backend_=fitted.engine, history_=fitted.history, random_seed_=fitted.random_seed,
@@ -357,7 +360,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples,) for two classes (score of ``classes_[1]`` minus that
         of ``classes_[0]``), else (n_samples, n_classes)
         """
-        return get_direction(self.layout_.direction).decision(self._calibrated_scores(X))
+        return get_formulation(self.layout_.direction).decision(self._calibrated_scores(X))
 
     def _calibrated_scores(self, X: Any) -> np.ndarray:
         scores = self.answer_scores(X)
@@ -376,7 +379,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        return get_direction(self.layout_.direction).log_probabilities(self._calibrated_scores(X))
+        return get_formulation(self.layout_.direction).log_probabilities(self._calibrated_scores(X))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probability of each class: the answers' scores normalised over ``classes_``.

@@ -195,14 +195,6 @@ DIRECTIONS: dict[str, Direction] = {direction.name: direction for direction in (
 
 
 def get_direction(name: str) -> Direction:
-    """The direction named ``name`` (a key of :data:`DIRECTIONS`, or "multilabel").
-
-    The multi-label formulation is chosen by the targets, not by the ``direction``
-    parameter, so it is not in :data:`DIRECTIONS` (see :mod:`llm_classifier.multilabel`).
-    """
-    if name == "multilabel":
-        from .multilabel import MULTILABEL
-
-        return MULTILABEL
+    """The direction named ``name`` (a key of :data:`DIRECTIONS`); see :mod:`llm_classifier.registry`
+    for every formulation a fitted classifier may record, multi-label included."""
     return DIRECTIONS[name]
-

@@ -544,11 +544,11 @@ def load(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> Fit
 
 def _direction(config: dict[str, Any]) -> str:
     """The saved direction; format 1 implied it by having class prompts."""
-    from .formulation import DIRECTIONS
+    from .registry import FORMULATIONS
 
     direction = config.get("direction", "channel" if config.get("class_prompts") else "direct")
-    if direction not in (*DIRECTIONS, "multilabel"):
-        raise _invalid("direction", f"must be one of {sorted((*DIRECTIONS, 'multilabel'))}. Got {direction!r} instead")
+    if direction not in FORMULATIONS:
+        raise _invalid("direction", f"must be one of {sorted(FORMULATIONS)}. Got {direction!r} instead")
     if (direction == "multilabel") != (config.get("thresholds") is not None):
         raise _invalid("thresholds", "must be a list of per-label thresholds exactly when direction is 'multilabel'")
     return direction
