@@ -35,11 +35,15 @@ INSTALL = 'pip install "llm_classifier[vllm]"'
 #: Prefix-cache block size: prompts share every full block of this many tokens.
 BLOCK_SIZE = 32
 #: Requests handed to vLLM at a time (progress advances after each group).
-REQUESTS_PER_CALL = 2048
+REQUESTS_PER_CALL = 512
+#: The KV cache on CPU unless ``engine_args`` or ``VLLM_CPU_KVCACHE_SPACE`` size it.
+CPU_KV_CACHE_BYTES = 2 << 30
 #: Tokens one request costs besides those it computes (scheduling, sampling), in the route's cost model.
 REQUEST_OVERHEAD = 16
 ROUTES = ("auto", "trie", "pairs")
 
+#: Most token ids whose log-probabilities one request may ask for (vllm.sampling_params.MAX_LOGPROB_TOKEN_IDS).
+MAX_LOGPROB_TOKEN_IDS = 128
 #: Running vLLM models by (checkpoint, dtype, engine arguments): engines that load the same one share it.
 _RUNNING: weakref.WeakValueDictionary[tuple, Any] = weakref.WeakValueDictionary()
 
@@ -234,6 +238,20 @@ def _prompt(ids: list[int]) -> dict[str, Any]:
     return {"prompt_token_ids": ids}
 
 
+def _cpu_memory(engine_args: dict[str, Any]) -> dict[str, Any]:
+    """On CPU, a fixed KV cache (:data:`CPU_KV_CACHE_BYTES`) unless the caller sized it.
+
+    vLLM's CPU backend otherwise reserves ``gpu_memory_utilization`` (0.92) of the machine's
+    memory and refuses to start when less is free.
+    """
+    import torch
+
+    sized = {"kv_cache_memory_bytes", "gpu_memory_utilization"} & set(engine_args)
+    if sized or torch.cuda.is_available() or os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        return {}
+    return {"kv_cache_memory_bytes": CPU_KV_CACHE_BYTES}
+
+
 def start_llm(checkpoint: str, dtype: str, engine_args: dict[str, Any]) -> Any:
     """A ``vllm.LLM`` on ``checkpoint`` with prefix caching, run in this process; reused while one is alive."""
     key = (checkpoint, dtype, tuple(sorted((k, repr(v)) for k, v in engine_args.items())))
@@ -247,7 +265,7 @@ def start_llm(checkpoint: str, dtype: str, engine_args: dict[str, Any]) -> Any:
     from vllm import LLM
 
     args = {"dtype": dtype, "enable_prefix_caching": True, "block_size": BLOCK_SIZE, "skip_tokenizer_init": True,
-            "seed": 0, **engine_args}
+            "seed": 0, **_cpu_memory(engine_args), **engine_args}
     llm = LLM(model=checkpoint, **args)
     _RUNNING[key] = llm
     return llm
@@ -270,22 +288,29 @@ def score_trie(llm: Any, contexts: list[list[int]], continuations: list[list[int
     paths = {-1: []}
     for node, parent in enumerate(trie.parents):  # parents come before children
         paths[node] = paths[parent] + [trie.tokens[node]]
-    inner = [-1] + trie.inner_nodes()
-    params = {node: SamplingParams(max_tokens=1, temperature=0.0, detokenize=False, logprobs=len(children[node]),
-                                   logprob_token_ids=sorted({trie.tokens[c] for c in children[node]}))
-              for node in inner}
+    # vLLM returns the log-probabilities of at most MAX_LOGPROB_TOKEN_IDS given ids per request:
+    # a node with more children asks in several requests (the same prompt, so prefix-cached).
+    asks = [(node, group) for node in [-1] + trie.inner_nodes()
+            for group in _groups(children[node], MAX_LOGPROB_TOKEN_IDS)]
+    params = [SamplingParams(max_tokens=1, temperature=0.0, detokenize=False,
+                             logprob_token_ids=[trie.tokens[c] for c in group]) for _, group in asks]
     node_logprob = np.zeros((len(contexts), trie.n_nodes))
-    for phase in ([-1], inner[1:]):
+    roots = [a for a, (node, _) in enumerate(asks) if node == -1]
+    for phase in (roots, [a for a in range(len(asks)) if asks[a][0] != -1]):
         if not phase:
             continue
-        requests = [(i, node) for i in range(len(contexts)) for node in phase]
-        outputs = llm.generate([_prompt(contexts[i] + paths[node]) for i, node in requests],
-                               [params[node] for _, node in requests], use_tqdm=False)
-        for (i, node), output in zip(requests, outputs):
+        requests = [(i, a) for i in range(len(contexts)) for a in phase]
+        outputs = llm.generate([_prompt(contexts[i] + paths[asks[a][0]]) for i, a in requests],
+                               [params[a] for _, a in requests], use_tqdm=False)
+        for (i, a), output in zip(requests, outputs):
             logprobs = output.outputs[0].logprobs[0]
-            for child in children[node]:
+            for child in asks[a][1]:
                 node_logprob[i, child] = logprobs[trie.tokens[child]].logprob
     return np.stack([node_logprob[:, path].sum(axis=1) for path in trie.paths], axis=1)
+
+
+def _groups(items: list[int], size: int) -> list[list[int]]:
+    return [items[start:start + size] for start in range(0, len(items), size)]
 
 
 def score_pairs(llm: Any, contexts: list[list[int]], continuations: list[list[int]]) -> np.ndarray:
