@@ -13,8 +13,8 @@ import pytest
 if importlib.util.find_spec("vllm") is None:
     collect_ignore_glob = ["test_*.py"]  # the main environment: tests/test_vllm_subprocess.py runs them in .venv-vllm
 
-#: vLLM's arguments in tests: no torch.compile (an engine starts in ~10 s instead of ~30 s).
-ENGINE_ARGS = {"enforce_eager": True}
+#: vLLM's arguments in tests: no torch.compile (an engine starts in ~10 s instead of ~30 s), a 64 MiB KV cache.
+ENGINE_ARGS = {"enforce_eager": True, "kv_cache_memory_bytes": 64 << 20}
 
 
 @pytest.fixture(scope="session")

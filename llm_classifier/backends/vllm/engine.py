@@ -37,7 +37,7 @@ BLOCK_SIZE = 32
 #: Requests handed to vLLM at a time (progress advances after each group).
 REQUESTS_PER_CALL = 512
 #: The KV cache on CPU unless ``engine_args`` or ``VLLM_CPU_KVCACHE_SPACE`` size it.
-CPU_KV_CACHE_BYTES = 2 << 30
+CPU_KV_CACHE_BYTES = 1 << 30
 #: Tokens one request costs besides those it computes (scheduling, sampling), in the route's cost model.
 REQUEST_OVERHEAD = 16
 ROUTES = ("auto", "trie", "pairs")
