@@ -71,7 +71,7 @@ def _write_merged(resolved: ResolvedModel, quantization: str | None, adapter: di
     from ..hf.runtime import quiet_transformers
 
     engine = TransformersBackend(compute="dense")
-    state = EngineState(engine=engine.name, model=resolved.path, fingerprint=resolved.fingerprint, adapter=adapter,
+    state = EngineState(engine=engine.name, model=resolved.name, fingerprint=resolved.fingerprint, adapter=adapter,
                         adapter_config=adapter_config, files=[list(pair) for pair in resolved.files])
     engine.load_state(state, quantization=quantization, dtype="float32", device="cpu")
     with quiet_transformers():

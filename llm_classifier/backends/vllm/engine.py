@@ -115,7 +115,7 @@ class VLLMEngine:
         self.engine_args = engine_args
 
     # -- loading -------------------------------------------------------------------------
-    def load(self, model: str, *, quantization: str | None = "4bit", dtype: str = "auto", **unused: Any) -> None:
+    def load(self, model: str, *, quantization: str | None = "4bit", dtype: str = "auto") -> None:
         """Name the base model ``model`` and load its tokenizer; vLLM starts on first use."""
         from transformers import AutoTokenizer
 
