@@ -1,6 +1,6 @@
 """Fit on one engine, predict on another: LLMClassifier.load(path, backend=...) and clf.with_backend(...).
 
-The cross-engine equality with vLLM is tested in tests/vllm (run in .venv-vllm); these tests check
+The cross-engine equality with vLLM is tested in tests/vllm_engine (run in .venv-vllm); these tests check
 the switch itself with the transformers engine, which every environment has.
 """
 

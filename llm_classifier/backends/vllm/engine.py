@@ -48,8 +48,14 @@ MAX_LOGPROB_TOKEN_IDS = 128
 _RUNNING: weakref.WeakValueDictionary[tuple, Any] = weakref.WeakValueDictionary()
 
 
+def vllm_installed() -> bool:
+    """Whether the vllm package is importable (a folder named ``vllm`` on the path, a namespace package, is not it)."""
+    spec = importlib.util.find_spec("vllm")
+    return spec is not None and spec.origin is not None
+
+
 def _require_vllm() -> None:
-    if importlib.util.find_spec("vllm") is None:
+    if not vllm_installed():
         raise ImportError(f"The 'vllm' engine needs vLLM, which is not installed. Install it with:\n    {INSTALL}")
 
 

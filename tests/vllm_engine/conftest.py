@@ -1,16 +1,17 @@
 """Fixtures of the vLLM engine's tests: run in the environment that has vLLM (.venv-vllm).
 
-tests/test_vllm_subprocess.py runs this folder there from the main suite; without vLLM the folder is skipped.
+tests/test_vllm_subprocess.py runs this folder there (not named tests/vllm: on the path it would pass for the vllm package) from the main suite; without vLLM the folder is skipped.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 
 import pytest
 
-if importlib.util.find_spec("vllm") is None:
+from llm_classifier.backends.vllm.engine import vllm_installed
+
+if not vllm_installed():
     collect_ignore_glob = ["test_*.py"]  # the main environment: tests/test_vllm_subprocess.py runs them in .venv-vllm
 
 #: vLLM's arguments in tests: no torch.compile (an engine starts in ~10 s instead of ~30 s), a 64 MiB KV cache.
