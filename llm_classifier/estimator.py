@@ -465,7 +465,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             save_classifier(self, path)
 
     @classmethod
-    def load(cls, path: Any, *, model: str | None = None, trust_remote_code: bool = False) -> LLMClassifier:
+    def load(cls, path: Any, *, model: str | None = None, trust_remote_code: bool = False,
+             backend: Any = None) -> LLMClassifier:
         """Load a classifier saved with :meth:`save`; never executes code from the artifact.
 
         Parameters
@@ -476,8 +477,34 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             Where the base model is now (a moved copy; its content must be the same).
         trust_remote_code : bool, default=False
             Let the engine run the base model folder's own code. Never taken from the artifact.
+        backend : str or Engine, optional
+            Predict through this engine instead of the saved one (e.g. ``"vllm"`` for a
+            classifier fitted with ``"transformers"``); it becomes the ``backend`` parameter.
         """
         from .persistence import load_classifier
 
-        return load_classifier(cls, path, model=model, trust_remote_code=trust_remote_code)
+        return load_classifier(cls, path, model=model, trust_remote_code=trust_remote_code, backend=backend)
+
+    def with_backend(self, backend: Any) -> LLMClassifier:
+        """A copy of this fitted classifier that predicts through another engine.
+
+        The fitted adapter, prompt, answers and calibration are handed over as the engine's
+        saved state (data only), so ``clf.with_backend("vllm")`` predicts what ``clf`` predicts
+        (within the engines' numerical agreement) without saving to disk. This classifier is
+        not changed.
+
+        Parameters
+        ----------
+        backend : str or Engine
+            The engine to predict with (a name registered in ``llm_classifier.backends.ENGINES``).
+
+        Returns
+        -------
+        LLMClassifier
+            Fitted, with ``backend`` as its parameter.
+        """
+        from .persistence import with_backend
+
+        check_is_fitted(self, "classes_")
+        return with_backend(self, backend)
 

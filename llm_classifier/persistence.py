@@ -592,8 +592,12 @@ def save_classifier(estimator: Any, path: str | os.PathLike) -> Path:
 
 
 def load_classifier(cls: type, path: str | os.PathLike, *, model: str | None = None,
-                    trust_remote_code: bool = False) -> Any:
-    """An instance of ``cls`` (LLMClassifier) fitted as the artifact at ``path`` says."""
+                    trust_remote_code: bool = False, backend: Any = None) -> Any:
+    """An instance of ``cls`` (LLMClassifier) fitted as the artifact at ``path`` says.
+
+    ``backend`` (an engine name or object) replaces the saved ``backend`` parameter: the saved
+    engine state is engine-neutral data, so a classifier fitted on one engine predicts on another.
+    """
     from ._fitting import FittedClassifier, engine_options
     from .backends import resolve_backend
     from .backends.base import EngineState
@@ -609,7 +613,8 @@ def load_classifier(cls: type, path: str | os.PathLike, *, model: str | None = N
     params = dict(state.params)
     if model is not None:
         params["model"] = model
-    backend = params.get("backend", "transformers")
+    if backend is None:
+        backend = params.get("backend", "transformers")
     if isinstance(backend, TransformersBackend):
         backend.trust_remote_code = trust_remote_code  # the file's value was dropped when it was read
     elif trust_remote_code and backend == "transformers":
@@ -634,4 +639,23 @@ def load_classifier(cls: type, path: str | os.PathLike, *, model: str | None = N
                                            state.label_parser or DefaultParser(), engine, dict(state.history),
                                            state.random_seed, state.calibration, state.thresholds))
     return estimator
+
+
+def with_backend(estimator: Any, backend: Any) -> Any:
+    """A copy of the fitted ``estimator`` that predicts through ``backend``, from its engine's state."""
+    from dataclasses import replace
+
+    from sklearn.base import clone
+
+    from ._fitting import FittedClassifier, engine_options
+    from .backends import resolve_backend
+
+    engine_state = estimator.backend_.state()
+    copy = clone(estimator).set_params(backend=backend, model=engine_state.model)
+    engine = resolve_backend(backend)
+    engine.load_state(replace(engine_state, engine=engine.name), **engine_options(copy, engine))
+    copy._set_fitted(FittedClassifier(estimator.classes_, list(estimator.answers_), estimator.layout_,
+                                      estimator.label_parser_, engine, dict(estimator.history_),
+                                      estimator.random_seed_, estimator.calibration_))
+    return copy
 

@@ -83,7 +83,7 @@ FIT_CASES = [
     ("prompt-unknown-field", {"prompt": "{text} {topic}"}, X4, Y4, InvalidParameterError, r"'prompt' parameter .* cannot be formatted", BEFORE_LOAD),
     ("prompt-text-twice", {"prompt": "{text} and {text}"}, X4, Y4, ValueError, r"must place the input text exactly once \(found 2 times\)", BEFORE_LOAD),
     ("prompt-not-a-template", {"prompt": 42}, X4, Y4, InvalidParameterError, r"'prompt' parameter .* Got 42", BEFORE_LOAD),
-    ("backend-unknown", {"backend": "vllm"}, X4, Y4, InvalidParameterError, r"'backend' parameter .* Got 'vllm'", BEFORE_LOAD),
+    ("backend-unknown", {"backend": "tensorrt"}, X4, Y4, InvalidParameterError, r"'backend' parameter .* Got 'tensorrt'", BEFORE_LOAD),
     ("backend-not-a-backend", {"backend": object()}, X4, Y4, InvalidParameterError, r"'backend' parameter .* lacks the methods", BEFORE_LOAD),
     ("label_parser-unknown", {"label_parser": "fuzzy"}, X4, Y4, InvalidParameterError, r"'label_parser' parameter .* Got 'fuzzy'", BEFORE_LOAD),
     ("verbalizer-invalid", {"verbalizer": 5}, X4, Y4, InvalidParameterError, r"'verbalizer' parameter .* Got 5", BEFORE_LOAD),

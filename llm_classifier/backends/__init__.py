@@ -2,7 +2,8 @@
 
 Engines are named here and imported only when used: the Hugging Face engine
 (:mod:`llm_classifier.backends.hf`) and the pure-numpy reference engine
-(:mod:`llm_classifier.backends.reference`, for tests and as a worked example).
+(:mod:`llm_classifier.backends.reference`, for tests and as a worked example), and the vLLM
+engine for prediction and serving (:mod:`llm_classifier.backends.vllm`, an optional extra).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .base import Backend, Capabilities, Engine, EngineState, Tokenizer, TrainRe
 ENGINES = {
     "transformers": ("llm_classifier.backends.hf.engine", "TransformersBackend"),
     "reference": ("llm_classifier.backends.reference", "ReferenceEngine"),
+    "vllm": ("llm_classifier.backends.vllm.engine", "VLLMEngine"),  # inference only; pip install "llm_classifier[vllm]"
 }
 BACKENDS = tuple(ENGINES)
 _REQUIRED = ("load", "fit", "score", "generate", "state", "load_state")

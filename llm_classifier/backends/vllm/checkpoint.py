@@ -1,0 +1,82 @@
+"""The dense checkpoint vLLM serves: the base, or the base with the fitted adapter merged.
+
+vLLM loads a Hugging Face checkpoint directory. A classifier's prediction model is the base
+as the transformers engine computes it (a ``quantization="4bit"`` base quantised to NF4 and
+dequantised once) with the LoRA adapter merged; that model is written once to the cache
+folder, under a key made of the base's fingerprint, the quantization and the adapter's sha256,
+and reused by every later load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..base import EngineState
+from ..hf.checkpoints import ResolvedModel, cache_dir
+
+
+def adapter_sha256(adapter: dict[str, np.ndarray] | None, adapter_config: dict[str, Any] | None) -> str | None:
+    """A content hash of the adapter's tensors (names, shapes, float32 values) and its configuration."""
+    if adapter is None:
+        return None
+    digest = hashlib.sha256(json.dumps(adapter_config, sort_keys=True).encode())
+    for name in sorted(adapter):
+        tensor = np.ascontiguousarray(adapter[name], dtype=np.float32)
+        digest.update(f"{name}:{tensor.shape}".encode())
+        digest.update(tensor.tobytes())
+    return digest.hexdigest()
+
+
+def checkpoint_key(resolved: ResolvedModel, quantization: str | None, adapter_sha: str | None) -> str:
+    """The cache folder name of the merged checkpoint for this base, quantization and adapter."""
+    record = json.dumps([resolved.fingerprint, quantization, adapter_sha])
+    return hashlib.sha256(record.encode()).hexdigest()[:24]
+
+
+def serving_checkpoint(resolved: ResolvedModel, quantization: str | None, adapter: dict[str, np.ndarray] | None,
+                       adapter_config: dict[str, Any] | None) -> str:
+    """The checkpoint directory vLLM loads: the base itself when there is nothing to change, else a cached merge."""
+    if quantization is None and adapter is None:
+        return resolved.path
+    target = cache_dir() / "vllm" / checkpoint_key(resolved, quantization, adapter_sha256(adapter, adapter_config))
+    if (target / "config.json").is_file():
+        return str(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Written into a private folder and renamed into place: a concurrent reader never sees half of it.
+    scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        _write_merged(resolved, quantization, adapter, adapter_config, scratch)
+        try:
+            os.rename(scratch, target)
+        except OSError:
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return str(target)
+
+
+def _write_merged(resolved: ResolvedModel, quantization: str | None, adapter: dict[str, np.ndarray] | None,
+                  adapter_config: dict[str, Any] | None, out: Path) -> None:
+    """Build the prediction model with the transformers engine itself (float32) and save it to ``out``."""
+    from ..hf.engine import TransformersBackend
+    from ..hf.runtime import quiet_transformers
+
+    engine = TransformersBackend(compute="dense")
+    state = EngineState(engine=engine.name, model=resolved.name, fingerprint=resolved.fingerprint, adapter=adapter,
+                        adapter_config=adapter_config, files=[list(pair) for pair in resolved.files])
+    engine.load_state(state, quantization=quantization, dtype="float32", device="cpu")
+    with quiet_transformers():
+        engine.inference_model.save_pretrained(str(out))
+        engine.tokenizer.hf.save_pretrained(str(out))
+    (out / "llm_classifier_source.json").write_text(json.dumps(
+        {"base": resolved.path, "fingerprint": resolved.fingerprint, "quantization": quantization,
+         "adapter_sha256": adapter_sha256(adapter, adapter_config)}))
