@@ -360,6 +360,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples,) for two classes (score of ``classes_[1]`` minus that
         of ``classes_[0]``), else (n_samples, n_classes)
         """
+        check_is_fitted(self, "classes_")
         return get_formulation(self.layout_.direction).decision(self._calibrated_scores(X))
 
     def _calibrated_scores(self, X: Any) -> np.ndarray:
@@ -379,6 +380,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
+        check_is_fitted(self, "classes_")
         return get_formulation(self.layout_.direction).log_probabilities(self._calibrated_scores(X))
 
     def predict_proba(self, X: Any) -> np.ndarray:
