@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "llm_classifier"
 HEAVY = ("torch", "transformers", "peft", "bitsandbytes", "vllm")

@@ -7,7 +7,6 @@ with their output when they fail.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,12 +288,19 @@ def _convert_gguf_cached(gguf: Path, sha256: str) -> Path:
     target = cache_dir() / f"{gguf.stem}-{sha256[:12]}"
     if (target / "config.json").is_file() and (target / "tokenizer_config.json").is_file():
         return target
+    return write_checkpoint_once(target, lambda scratch: _convert_gguf(gguf, scratch))
+
+
+def write_checkpoint_once(target: Path, write: Callable[[Path], None]) -> Path:
+    """Have ``write`` fill a private folder beside ``target``, then rename it into place.
+
+    Concurrent processes (joblib workers, accelerate ranks) never see half a checkpoint: the
+    first rename wins and a later one, finding ``target`` complete, drops its own copy.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Convert into a private folder and rename it into place, so concurrent processes
-    # (joblib workers, accelerate ranks) never see half a checkpoint.
     scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
-        _convert_gguf(gguf, scratch)
+        write(scratch)
         try:
             os.rename(scratch, target)
         except OSError:

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -49,18 +46,9 @@ def serving_checkpoint(resolved: ResolvedModel, quantization: str | None, adapte
     target = cache_dir() / "vllm" / checkpoint_key(resolved, quantization, adapter_sha256(adapter, adapter_config))
     if (target / "config.json").is_file():
         return str(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Written into a private folder and renamed into place: a concurrent reader never sees half of it.
-    scratch = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
-    try:
-        _write_merged(resolved, quantization, adapter, adapter_config, scratch)
-        try:
-            os.rename(scratch, target)
-        except OSError:
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    from ..hf.checkpoints import write_checkpoint_once
+
+    write_checkpoint_once(target, lambda scratch: _write_merged(resolved, quantization, adapter, adapter_config, scratch))
     return str(target)
 
 
