@@ -272,7 +272,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-naive", type=int, default=8, help="texts for the naive scorer (slow)")
     parser.add_argument("--n-seed", type=int, default=8, help="texts for the seed's one-at-a-time generate")
     parser.add_argument("--train-steps", type=int, default=8)
-    parser.add_argument("--sections", default="peak,scoring,training,memory")
+    parser.add_argument("--sections", default="peak,scoring,training,memory",
+                        help="comma-separated; add 'engines' for vLLM against transformers on 2 and 52 classes "
+                             "(needs .venv-vllm, see .ci/setup; benchmarks/vllm_speed.py)")
+    parser.add_argument("--engines-n-test", type=int, default=100, help="test texts per task in the engines section")
     parser.add_argument("--skip-plain", action="store_true", help="skip the plain TRL run (slow on CPU)")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -298,8 +301,31 @@ def main(argv: list[str] | None = None) -> None:
     if "memory" in sections:
         report["memory"] = memory_section(model_name, args.train_steps, device)
         _print_memory(report["memory"])
+    if "engines" in sections:
+        report["engines"] = engines_section(args.engines_n_test)
     (out / "speed.json").write_text(json.dumps(report, indent=1))
     print(f"wrote {out / 'speed.json'}")
+
+
+def engines_section(n_test: int) -> list[dict[str, Any]]:
+    """vLLM against transformers, side by side in this run: 2 classes (sentiment) and 52 (R52), zero-shot
+    and with a 10-step adapter, on the default model (see :mod:`benchmarks.vllm_speed`)."""
+    from benchmarks.vllm_speed import VENV_PYTHON, compare
+
+    if not VENV_PYTHON.exists():
+        print(f"engines: skipped, {VENV_PYTHON} is missing (bash .ci/setup creates it)", flush=True)
+        return []
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        for task in ("sentiment", "news-r52"):
+            for steps in (0, 10):
+                row = compare(task, 100, n_test, steps, Path(work))
+                print(f"engines {task} ({row['classes']} classes, max_steps={steps}): transformers "
+                      f"{row['transformers_texts_per_s']} texts/s, vLLM {row['vllm_texts_per_s']} texts/s "
+                      f"(x{row['vllm_texts_per_s'] / row['transformers_texts_per_s']:.2f}), max |dp| {row['max_abs_dp']:.1e}",
+                      flush=True)
+                rows.append(row)
+    return rows
 
 
 def _cpu_name() -> str:

@@ -48,16 +48,16 @@ def serve(artifact: str, texts_file: str, out: str) -> None:
     Path(out + ".json").write_text(json.dumps({"start_s": started, "predict_s": seconds, "threads": torch.get_num_threads()}))
 
 
-def compare(task: str, n_train: int, n_test: int, max_steps: int, work: Path) -> dict:
+def compare(task: str, n_train: int, n_test: int, max_steps: int, work: Path, direction: str = "direct") -> dict:
     from benchmarks.tasks import load_task
     from llm_classifier import LLMClassifier
 
     train_x, train_y, test_x, _, _ = load_task(task, n_train=n_train, n_test=n_test)
-    clf = LLMClassifier(max_steps=max_steps, dtype="float32", random_state=0)
+    clf = LLMClassifier(max_steps=max_steps, dtype="float32", random_state=0, direction=direction)
     start = time.perf_counter()
     clf.fit(train_x, train_y)
     fit_s = time.perf_counter() - start
-    artifact = work / f"{task}-{max_steps}"
+    artifact = work / f"{task}-{direction}-{max_steps}"
     clf.save(artifact)
     texts_file = work / f"{task}-texts.json"
     texts_file.write_text(json.dumps(list(test_x)))
@@ -65,14 +65,14 @@ def compare(task: str, n_train: int, n_test: int, max_steps: int, work: Path) ->
     start = time.perf_counter()
     expected = clf.predict_proba(test_x)
     hf_s = time.perf_counter() - start
-    out = str(work / f"{task}-{max_steps}-vllm")
+    out = str(work / f"{task}-{direction}-{max_steps}-vllm")
     subprocess.run([str(VENV_PYTHON), "-m", "benchmarks.vllm_speed", "--serve", str(artifact), str(texts_file), out],
                    cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT),
                                               # vLLM's own thread binding would take every core; follow OMP_NUM_THREADS
                                               "VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "nobind")})
     served = np.load(out + ".npy")
     timing = json.loads(Path(out + ".json").read_text())
-    return {"task": task, "classes": len(clf.classes_), "max_steps": max_steps, "n_test": len(test_x),
+    return {"task": task, "direction": direction, "classes": len(clf.classes_), "max_steps": max_steps, "n_test": len(test_x),
             "fit_s": round(fit_s, 1), "transformers_texts_per_s": round(len(test_x) / hf_s, 2),
             "vllm_texts_per_s": round(len(test_x) / timing["predict_s"], 2), "vllm_start_s": round(timing["start_s"], 1), "vllm_threads": timing["threads"],
             "max_abs_dp": float(np.abs(served - expected).max()),
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-train", type=int, default=200)
     parser.add_argument("--n-test", type=int, default=200)
     parser.add_argument("--steps", type=int, nargs="+", default=[0, 10], help="max_steps of the fits (0 = zero-shot)")
+    parser.add_argument("--directions", nargs="+", default=["direct"], choices=["direct", "channel"])
     parser.add_argument("--out", type=Path, default=None, help="folder for results.json")
     parser.add_argument("--serve", nargs=3, metavar=("ARTIFACT", "TEXTS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -96,10 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for task in args.tasks:
-            for steps in args.steps:
-                row = compare(task, args.n_train, args.n_test, steps, Path(work))
-                print(json.dumps(row), flush=True)
-                rows.append(row)
+            for direction in args.directions:
+                for steps in args.steps:
+                    row = compare(task, args.n_train, args.n_test, steps, Path(work), direction)
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps(
