@@ -67,7 +67,9 @@ def parse_generated(clf: Any, start: int, texts: list[str], generated: list[str]
             f"{len(missing)} of {len(texts)} generated answers match no class, e.g. row {start + missing[0]}: "
             f"{generated[missing[0]]!r}. Set on_unparseable='score' to fall back to label scoring."
         )
-    if missing and clf.on_unparseable == "score":
+    if not missing:
+        fallback = []
+    elif clf.on_unparseable == "score":
         fallback = np.argmax(clf.predict_log_proba([texts[i] for i in missing]), axis=1).tolist()
     else:
         fallback = [int(np.flatnonzero(clf.classes_ == clf.on_unparseable)[0])] * len(missing)

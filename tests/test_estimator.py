@@ -94,6 +94,20 @@ def test_generate_mode_policies(tiny_params, sentiment):
             clf.predict(X)
 
 
+def test_generate_mode_when_every_answer_parses():
+    """The default policy ("score") must not be consulted when no answer needs it (a regression)."""
+    X = ["good fun great", "bad awful dull", "great plot", "awful cast dull"] * 5
+    y = ["pos", "neg", "pos", "neg"] * 5
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=4, random_state=0,
+                        inference="generate", max_new_tokens=4).fit(X, y)
+    generated = clf.generate(X[:4])
+    assert all(clf.label_parser_.parse(text, clf.answers_) is not None for text in generated)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predictions = clf.predict(X[:4])
+    assert predictions.tolist() == [text.strip() for text in generated]
+
+
 def test_refit_starts_from_base_and_is_reproducible(tiny_params, sentiment):
     X, y = sentiment
     clf = LLMClassifier(**tiny_params).fit(X, y)
