@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import Sequence
 from typing import Any
@@ -75,6 +76,12 @@ class TransformersBackend:
         in use is recorded as ``n_threads_``.
     trust_remote_code : bool, default=False
         Allow model code from the hub (off unless you ask for it).
+    shared_prefix : bool, default=True
+        Run the tokens that every prompt starts with (system line, instruction, class
+        list) once: once per scoring call at prediction, once per batch in training,
+        where every example's gradient flows through that one computation. The results
+        are those of running each prompt whole, up to float rounding; ``False`` runs them
+        whole (the reference the speed benchmark compares with).
     """
 
     name = "transformers"
@@ -87,11 +94,13 @@ class TransformersBackend:
         attn_implementation: str = "sdpa",
         num_threads: int | None = None,
         trust_remote_code: bool = False,
+        shared_prefix: bool = True,
     ):
         self.compute = compute
         self.attn_implementation = attn_implementation
         self.num_threads = num_threads
         self.trust_remote_code = trust_remote_code
+        self.shared_prefix = shared_prefix
 
     # -- loading -------------------------------------------------------------------------
     def load(self, model: str, *, quantization: str | None = "4bit", dtype: str = "auto", device: str = "auto",
@@ -192,6 +201,7 @@ class TransformersBackend:
         dense = self.dense_compute
         base = self._dense_base() if dense else self._load_base()
         config = TrainConfig.from_request(request, lora_targets(base, request.options.get("target_modules")))
+        config = dataclasses.replace(config, shared_prefix=getattr(self, "shared_prefix", True))
         model = add_lora(base, config)
         dataset = build_dataset(request.contexts, request.continuations, request.codes, weights=request.weights)
         bf16 = self.torch_dtype == torch.bfloat16
@@ -226,7 +236,8 @@ class TransformersBackend:
         return EngineState(engine=self.name, model=absolute_model_name(self.resolved.name),
                            fingerprint=self.resolved.fingerprint, adapter=self._adapter,
                            adapter_config=self._adapter_config,
-                           options={"compute": self.compute, "attn_implementation": self.attn_implementation},
+                           options={"compute": self.compute, "attn_implementation": self.attn_implementation,
+                                    "shared_prefix": self.shared_prefix},
                            files=[list(pair) for pair in self.resolved.files])
 
     def load_state(self, state: EngineState, *, model: str | None = None, **options: Any) -> None:
@@ -251,7 +262,7 @@ class TransformersBackend:
         from .scoring import score_pairs
 
         return score_pairs(self.inference_model, contexts, continuations, pad_id=self.pad_id, batch_size=batch_size,
-                           progress=progress)
+                           progress=progress, shared_prefix=getattr(self, "shared_prefix", True))
 
     def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int, progress: Any = None) -> list[str]:
         import torch

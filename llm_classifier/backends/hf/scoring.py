@@ -11,6 +11,11 @@ Two implementations share one contract (``[n_prompts, n_classes]`` float64 log-p
 * :func:`score_labels_naive` - the plain way (one full sequence per prompt and class,
   full-vocabulary logits everywhere). It is the reference in tests and the baseline
   of the speed benchmark.
+
+Every prompt of a classifier starts with the same tokens (the system line, the
+instruction, the class list): :class:`SharedPrefix` runs them once per call and
+every batch attends to their keys and values instead of recomputing them
+(``shared_prefix=True``, the default of both scoring routes).
 """
 
 from __future__ import annotations
@@ -91,6 +96,72 @@ class LabelTrie:
 LOGIT_ELEMENTS = 256 * 1024 * 1024
 
 
+def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """Tokens that every sequence starts with, leaving each sequence at least one token of its own."""
+    if not sequences:
+        return 0
+    first = list(sequences[0])
+    length = min(len(s) for s in sequences) - 1
+    for sequence in sequences[1:]:
+        if length <= 0:
+            return 0
+        head = list(sequence[:length])
+        if head != first[:length]:
+            length = next(i for i, (a, b) in enumerate(zip(head, first)) if a != b)
+    return max(0, length)
+
+
+def cache_keyword(decoder: Any) -> str:
+    """``"cache"`` (transformers >= 5.2x) or ``"past_key_values"``: what ``decoder.forward`` calls its KV cache."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+
+
+class SharedPrefix:
+    """The keys and values of the tokens every sequence of a call starts with, computed once.
+
+    ``inputs(batch)`` gives a fresh :class:`transformers.DynamicCache` holding them for a
+    batch of ``batch`` sequences (an expanded view: no copy per sequence), so each batch
+    runs only what follows the prefix. Built under ``torch.no_grad`` at prediction and
+    with gradients at training, where every example's gradient flows into the prefix's
+    single computation.
+    """
+
+    def __init__(self, model: Any, prefix: Sequence[int] | torch.Tensor):
+        device = next(model.parameters()).device
+        ids = torch.as_tensor(prefix, dtype=torch.long, device=device).reshape(1, -1)
+        self.length = int(ids.shape[1])
+        decoder = model.get_decoder()
+        output = decoder(input_ids=ids, use_cache=True)
+        cache = getattr(output, "cache", None) or output.past_key_values
+        self.layers = [(layer.keys, layer.values) for layer in cache.layers]
+        self.keyword = cache_keyword(decoder)
+
+    def inputs(self, batch: int) -> dict[str, Any]:
+        """The decoder's keyword arguments that put the prefix before a batch of ``batch`` sequences."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(ddp_cache_data=[(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
+                                             for keys, values in self.layers])
+        return {self.keyword: cache, "use_cache": True}
+
+    def attention(self, mask: torch.Tensor) -> torch.Tensor:
+        """``mask`` (``[B, T]`` or ``[B, 1, T, T]``) with the prefix's keys, visible to every query, put in front."""
+        if mask.ndim == 2:
+            return torch.cat([mask.new_ones(mask.shape[0], self.length), mask], dim=1)
+        front = mask.new_ones(*mask.shape[:-1], self.length)
+        return torch.cat([front, mask], dim=-1)
+
+
+def split_prefix(model: Any, sequences: Sequence[Sequence[int]], enabled: bool) -> tuple[SharedPrefix | None, int]:
+    """The call's :class:`SharedPrefix` (``None`` when off or when the sequences share no token) and its length."""
+    length = common_prefix_length(sequences) if enabled else 0
+    if not length:
+        return None, 0
+    return SharedPrefix(model, sequences[0][:length]), length
+
+
 def _logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
     logits = model.get_output_embeddings()(hidden).float()
     softcap = getattr(model.config, "final_logit_softcapping", None)
@@ -122,12 +193,13 @@ class TrieTensors:
         return cls(trie, trie.ancestry(), inner, edge_rows, torch.tensor(trie.tokens, dtype=torch.long), paths)
 
 
-def tree_inputs(prompts: Sequence[Sequence[int]], tensors: TrieTensors, pad_id: int) -> dict[str, torch.Tensor]:
+def tree_inputs(prompts: Sequence[Sequence[int]], tensors: TrieTensors, pad_id: int, offset: int = 0) -> dict[str, torch.Tensor]:
     """Left-padded prompts followed by the trie's nodes, with a tree-shaped attention pattern.
 
     Returns ``input_ids`` and ``position_ids`` ``[B, T]`` and ``allowed`` ``[B, 1, T, T]`` (bool:
     query may attend to key). A node sees the valid prompt tokens and its own ancestors, at
-    the position it would have right after its prompt.
+    the position it would have right after its prompt. With ``offset`` the prompts are what
+    follows a shared prefix of that many tokens, and positions count from its end.
     """
     trie, ancestry = tensors.trie, tensors.ancestry
     batch, width = len(prompts), max(len(p) for p in prompts)
@@ -141,8 +213,8 @@ def tree_inputs(prompts: Sequence[Sequence[int]], tensors: TrieTensors, pad_id: 
         length, start = len(prompt), width - len(prompt)
         ids[row, start:width] = torch.as_tensor(list(prompt), dtype=torch.long)
         ids[row, width:] = tensors.edge_tokens
-        positions[row, start:width] = torch.arange(length)
-        positions[row, width:] = length - 1 + depths
+        positions[row, start:width] = offset + torch.arange(length)
+        positions[row, width:] = offset + length - 1 + depths
         valid = torch.zeros(width, dtype=torch.bool)
         valid[start:] = True
         allowed[row, :width, :width] = causal & valid[None, :] & valid[:, None]
@@ -153,16 +225,22 @@ def tree_inputs(prompts: Sequence[Sequence[int]], tensors: TrieTensors, pad_id: 
     return {"input_ids": ids, "position_ids": positions, "allowed": allowed[:, None], "width": torch.tensor(width)}
 
 
-def tree_scores(model: Any, inputs: dict[str, torch.Tensor], tensors: TrieTensors) -> torch.Tensor:
-    """``[B, n_classes]`` sequence log-probabilities of every answer (differentiable)."""
+def tree_scores(model: Any, inputs: dict[str, torch.Tensor], tensors: TrieTensors,
+                prefix: SharedPrefix | None = None) -> torch.Tensor:
+    """``[B, n_classes]`` sequence log-probabilities of every answer (differentiable).
+
+    With ``prefix`` the inputs (from ``tree_inputs(..., offset=prefix.length)``) follow it.
+    """
     device = inputs["input_ids"].device
     dtype = model.get_output_embeddings().weight.dtype
     if torch.is_autocast_enabled(device.type):
         dtype = torch.get_autocast_dtype(device.type)
-    mask = torch.zeros(inputs["allowed"].shape, dtype=dtype, device=device)
-    mask.masked_fill_(~inputs["allowed"], torch.finfo(dtype).min)
+    allowed = inputs["allowed"] if prefix is None else prefix.attention(inputs["allowed"])
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    cache = {"use_cache": False} if prefix is None else prefix.inputs(len(inputs["input_ids"]))
     hidden = model.get_decoder()(
-        input_ids=inputs["input_ids"], attention_mask=mask, position_ids=inputs["position_ids"], use_cache=False
+        input_ids=inputs["input_ids"], attention_mask=mask, position_ids=inputs["position_ids"], **cache
     ).last_hidden_state
     width = int(inputs["width"])
     keep = torch.tensor([width - 1] + [width + node for node in tensors.inner], device=device)
@@ -197,6 +275,7 @@ def score_labels(
     pad_id: int,
     batch_size: int = 8,
     progress: Any = None,
+    shared_prefix: bool = True,
 ) -> np.ndarray:
     """Log-probability of every answer after every prompt, one forward pass per batch.
 
@@ -210,6 +289,8 @@ def score_labels(
     batch_size : int, default=8
     progress : tqdm-like or None
         Updated with the number of prompts scored.
+    shared_prefix : bool, default=True
+        Run the tokens that all prompts start with once (:class:`SharedPrefix`).
 
     Returns
     -------
@@ -218,9 +299,11 @@ def score_labels(
     tensors = TrieTensors.build(answers)
     device = next(model.parameters()).device
     out = np.empty((len(prompts), len(answers)), dtype=np.float64)
+    prefix, skip = split_prefix(model, prompts, shared_prefix)
     for batch in length_batches([len(p) for p in prompts], batch_size):
-        inputs = {key: value.to(device) for key, value in tree_inputs([prompts[i] for i in batch], tensors, pad_id).items()}
-        out[batch] = tree_scores(model, inputs, tensors).double().cpu().numpy()
+        rest = [prompts[i][skip:] for i in batch]
+        inputs = {key: value.to(device) for key, value in tree_inputs(rest, tensors, pad_id, offset=skip).items()}
+        out[batch] = tree_scores(model, inputs, tensors, prefix).double().cpu().numpy()
         if progress is not None:
             progress.update(len(batch))
     return out
@@ -258,11 +341,13 @@ def score_labels_naive(
     return out
 
 
-def continuation_log_probs(model: Any, sequences: Sequence[Sequence[int]], starts: Sequence[int], *, pad_id: int) -> torch.Tensor:
+def continuation_log_probs(model: Any, sequences: Sequence[Sequence[int]], starts: Sequence[int], *, pad_id: int,
+                           prefix: SharedPrefix | None = None) -> torch.Tensor:
     """``[B]`` summed log-probability of each sequence's tokens from ``starts[b]`` on (differentiable).
 
     The sequences are right-padded into one batch; the output layer is applied only at
-    the positions that predict a scored token, a chunk of rows at a time.
+    the positions that predict a scored token, a chunk of rows at a time. With ``prefix``
+    the sequences (and ``starts``) are what follows it.
     """
     device = next(model.parameters()).device
     width = max(len(s) for s in sequences)
@@ -272,7 +357,11 @@ def continuation_log_probs(model: Any, sequences: Sequence[Sequence[int]], start
         ids[row, : len(sequence)] = torch.as_tensor(list(sequence), dtype=torch.long)
         attention[row, : len(sequence)] = 1
     ids, attention = ids.to(device), attention.to(device)
-    hidden = model.get_decoder()(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state[:, :-1]
+    if prefix is None:
+        hidden = model.get_decoder()(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state[:, :-1]
+    else:
+        hidden = model.get_decoder()(input_ids=ids, attention_mask=prefix.attention(attention),
+                                     **prefix.inputs(len(sequences))).last_hidden_state[:, :-1]
     positions = torch.arange(width - 1, device=device)[None, :]  # position t predicts token t + 1
     first = torch.as_tensor(list(starts), device=device)[:, None] - 1
     last = attention.sum(dim=1, keepdim=True) - 1
@@ -297,6 +386,7 @@ def score_channel(
     pad_id: int,
     batch_size: int = 8,
     progress: Any = None,
+    shared_prefix: bool = True,
 ) -> np.ndarray:
     """The noisy-channel scores ``log p(text_i | class_prompt_k)`` for every text and class.
 
@@ -315,6 +405,8 @@ def score_channel(
         Sequences per forward pass: ``batch_size // n_classes`` texts (at least one).
     progress : tqdm-like or None
         Updated with the number of texts scored.
+    shared_prefix : bool, default=True
+        Run the tokens that all class prompts start with once (:class:`SharedPrefix`).
 
     Returns
     -------
@@ -322,10 +414,11 @@ def score_channel(
     """
     n_classes = len(class_prompts)
     out = np.empty((len(texts), n_classes), dtype=np.float64)
+    prefix, skip = split_prefix(model, class_prompts, shared_prefix)
     for batch in length_batches([len(t) for t in texts], max(1, batch_size // n_classes)):
-        sequences = [list(class_prompts[k]) + list(texts[i]) for i in batch for k in range(n_classes)]
-        starts = [len(class_prompts[k]) for _ in batch for k in range(n_classes)]
-        scores = continuation_log_probs(model, sequences, starts, pad_id=pad_id)
+        sequences = [list(class_prompts[k][skip:]) + list(texts[i]) for i in batch for k in range(n_classes)]
+        starts = [len(class_prompts[k]) - skip for _ in batch for k in range(n_classes)]
+        scores = continuation_log_probs(model, sequences, starts, pad_id=pad_id, prefix=prefix)
         out[batch] = scores.double().cpu().numpy().reshape(len(batch), n_classes)
         if progress is not None:
             progress.update(len(batch))
@@ -339,36 +432,40 @@ TRIE_MAX_NODES = 4096
 
 
 def score_pairs(model: Any, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], *,
-                pad_id: int, batch_size: int = 8, progress: Any = None) -> np.ndarray:
+                pad_id: int, batch_size: int = 8, progress: Any = None, shared_prefix: bool = True) -> np.ndarray:
     """``log p(continuation_k | context_i)`` for every pair, ``[n_contexts, n_continuations]`` float64.
 
     The engine's one scoring call (both directions). Short continuations (class answers)
     are scored as a label trie after each context (:func:`score_labels`); long ones (texts
     scored after class prompts) one sequence per pair (:func:`score_channel`). An empty
     continuation scores 0 (``log 1``). ``progress`` advances by the longer axis's count.
+    ``shared_prefix`` runs the tokens that all contexts start with once per call.
     """
     kept = [k for k, continuation in enumerate(continuations) if len(continuation)]
     if len(kept) == len(continuations):
-        return _score_nonempty(model, contexts, continuations, pad_id=pad_id, batch_size=batch_size, progress=progress)
+        return _score_nonempty(model, contexts, continuations, pad_id=pad_id, batch_size=batch_size, progress=progress,
+                               shared_prefix=shared_prefix)
     scores = np.zeros((len(contexts), len(continuations)), dtype=np.float64)
     if kept and len(contexts):
         scores[:, kept] = _score_nonempty(model, contexts, [continuations[k] for k in kept], pad_id=pad_id,
-                                          batch_size=batch_size)
+                                          batch_size=batch_size, shared_prefix=shared_prefix)
     if progress is not None:
         progress.update(max(len(contexts), len(continuations)))
     return scores
 
 
 def _score_nonempty(model: Any, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], *,
-                    pad_id: int, batch_size: int, progress: Any = None) -> np.ndarray:
+                    pad_id: int, batch_size: int, progress: Any = None, shared_prefix: bool = True) -> np.ndarray:
     """:func:`score_pairs` of continuations that all have at least one token."""
     by_context = len(contexts) >= len(continuations)
     inner = progress if by_context else None
     if LabelTrie.build(continuations).n_nodes <= TRIE_MAX_NODES:
-        scores = score_labels(model, contexts, continuations, pad_id=pad_id, batch_size=batch_size, progress=inner)
+        scores = score_labels(model, contexts, continuations, pad_id=pad_id, batch_size=batch_size, progress=inner,
+                              shared_prefix=shared_prefix)
     else:
         inner = None if by_context else progress
-        scores = score_channel(model, continuations, contexts, pad_id=pad_id, batch_size=batch_size, progress=inner).T
+        scores = score_channel(model, continuations, contexts, pad_id=pad_id, batch_size=batch_size, progress=inner,
+                               shared_prefix=shared_prefix).T
     if progress is not None and inner is None:
         progress.update(max(len(contexts), len(continuations)))
     return scores

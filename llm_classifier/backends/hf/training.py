@@ -7,7 +7,11 @@ come from the engine users already know). Two things differ from a plain run:
 * the loss is computed on the answer tokens only, and the output layer is applied
   only at the positions that predict an answer token (not over the whole sequence
   and vocabulary);
-* batches are grouped by length, so little compute is spent on padding.
+* batches are grouped by length, so little compute is spent on padding;
+* the tokens that all of a batch's prompts start with (system line, instruction,
+  class list) run once per batch, and every example attends to their keys and
+  values (:class:`~.scoring.SharedPrefix`): the gradient of every example flows
+  into that one computation, so the update is the one of running each prompt whole.
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ class TrainConfig:
     eval_batch_size: int = 16
     seed: int = 0
     verbose: bool = False
+    #: run the tokens that all prompts of a batch start with once per batch (not with gradient checkpointing)
+    shared_prefix: bool = True
 
     @classmethod
     def from_request(cls, request: Any, target_modules: Sequence[str] | str) -> TrainConfig:
@@ -167,26 +173,56 @@ def _batch_weights(features: list[dict[str, Any]]) -> dict[str, Any]:
     return {"weights": torch.tensor([float(f["weight"]) for f in features], dtype=torch.float32)}
 
 
-class AnswerCollator:
-    """Right-pad prompt + answer sequences; labels are -100 outside the answer."""
+def _batch_prefix(features: list[dict[str, Any]], enabled: bool) -> tuple[dict[str, Any], int]:
+    """``{"prefix_ids": tensor}`` of the tokens all the batch's prompts start with (nothing when off or none), and its length."""
+    if not enabled:
+        return {}, 0
+    import torch
 
-    def __init__(self, pad_id: int):
+    from .scoring import common_prefix_length
+
+    length = common_prefix_length([f["input_ids"][: f["prompt_length"]] for f in features])
+    if not length:
+        return {}, 0
+    return {"prefix_ids": torch.tensor(features[0]["input_ids"][:length], dtype=torch.long)}, length
+
+
+def _prefix_inputs(model: Any, inputs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The batch's :class:`~.scoring.SharedPrefix` (run here, with gradients) and the decoder's extra inputs."""
+    if "prefix_ids" not in inputs:
+        return None, {"use_cache": False}
+    from .scoring import SharedPrefix
+
+    prefix = SharedPrefix(model, inputs["prefix_ids"])
+    return prefix, prefix.inputs(len(inputs["input_ids"]))
+
+
+class AnswerCollator:
+    """Right-pad prompt + answer sequences; labels are -100 outside the answer.
+
+    With ``shared_prefix`` the tokens that all the batch's prompts start with are cut
+    off into ``prefix_ids`` (run once by :func:`answer_only_loss`).
+    """
+
+    def __init__(self, pad_id: int, shared_prefix: bool = False):
         self.pad_id = pad_id
+        self.shared_prefix = shared_prefix
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        width = max(len(f["input_ids"]) for f in features)
+        prefix, skip = _batch_prefix(features, self.shared_prefix)
+        width = max(len(f["input_ids"]) for f in features) - skip
         ids = torch.full((len(features), width), self.pad_id, dtype=torch.long)
         labels = torch.full((len(features), width), -100, dtype=torch.long)
         attention = torch.zeros((len(features), width), dtype=torch.long)
         for row, feature in enumerate(features):
-            n = len(feature["input_ids"])
-            ids[row, :n] = torch.tensor(feature["input_ids"])
+            n = len(feature["input_ids"]) - skip
+            ids[row, :n] = torch.tensor(feature["input_ids"][skip:])
             attention[row, :n] = 1
-            start = feature["prompt_length"]
+            start = feature["prompt_length"] - skip
             labels[row, start:n] = ids[row, start:n]
-        return {"input_ids": ids, "attention_mask": attention, "labels": labels, **_batch_weights(features)}
+        return {"input_ids": ids, "attention_mask": attention, "labels": labels, **prefix, **_batch_weights(features)}
 
 
 def answer_only_loss(model: Any, inputs: dict[str, Any]) -> Any:
@@ -194,13 +230,16 @@ def answer_only_loss(model: Any, inputs: dict[str, Any]) -> Any:
 
     With ``inputs["weights"]`` each token's loss is multiplied by its example's weight
     (the mean is still over the tokens, so weights that average 1 keep the loss's scale).
+    With ``inputs["prefix_ids"]`` the batch's shared prefix runs once, before the rest.
     """
     import torch
 
     from .scoring import _logits
 
     labels = inputs["labels"]
-    hidden = model.get_decoder()(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
+    prefix, extra = _prefix_inputs(model, inputs)
+    attention = inputs["attention_mask"] if prefix is None else prefix.attention(inputs["attention_mask"])
+    hidden = model.get_decoder()(input_ids=inputs["input_ids"], attention_mask=attention, **extra)
     hidden = hidden.last_hidden_state[:, :-1]
     targets = labels[:, 1:]
     where = targets != -100
@@ -222,7 +261,8 @@ def class_objective_loss(model: Any, inputs: dict[str, Any], tensors: Any, objec
 
     from .scoring import tree_scores
 
-    scores = tree_scores(model, inputs, tensors)  # [B, K]
+    prefix, _ = _prefix_inputs(model, inputs)
+    scores = tree_scores(model, inputs, tensors, prefix)  # [B, K]
     codes = inputs["codes"]
     losses = torch.nn.functional.cross_entropy(scores, codes, reduction="none")
     if objective == "answer+class":
@@ -275,27 +315,30 @@ def _loss_module(model: Any, objective: str, tensors: Any) -> Any:
 
         def floating_point_ops(self, inputs: dict[str, Any]) -> int:
             # Frozen base: forward (2 FLOPs per weight per token) + backward to the activations (2).
-            return int(4 * self._body_params * int(inputs["input_ids"].numel()))
+            tokens = int(inputs["input_ids"].numel()) + (int(inputs["prefix_ids"].numel()) if "prefix_ids" in inputs else 0)
+            return int(4 * self._body_params * tokens)
 
     return ClassifierLoss()
 
 
 class TreeCollator:
-    """Batch prompts followed by the label trie (for the class-level objectives)."""
+    """Batch prompts followed by the label trie (for the class-level objectives), the shared prefix cut off as in :class:`AnswerCollator`."""
 
-    def __init__(self, tensors: Any, pad_id: int):
+    def __init__(self, tensors: Any, pad_id: int, shared_prefix: bool = False):
         self.tensors = tensors
         self.pad_id = pad_id
+        self.shared_prefix = shared_prefix
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
         from .scoring import tree_inputs
 
-        prompts = [f["input_ids"][: f["prompt_length"]] for f in features]
-        batch = tree_inputs(prompts, self.tensors, self.pad_id)
+        prefix, skip = _batch_prefix(features, self.shared_prefix)
+        prompts = [f["input_ids"][skip: f["prompt_length"]] for f in features]
+        batch = tree_inputs(prompts, self.tensors, self.pad_id, offset=skip)
         batch["codes"] = torch.tensor([f["code"] for f in features], dtype=torch.long)
-        return {**batch, **_batch_weights(features)}
+        return {**batch, **prefix, **_batch_weights(features)}
 
 
 def build_dataset(contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], codes: np.ndarray,
@@ -375,11 +418,14 @@ def _train(model: Any, dataset: Any, answers: Sequence[Sequence[int]], config: T
             check_finite_loss(loss, self.state.global_step + 1, self.args.learning_rate)
             return (loss, None) if return_outputs else loss
 
+    # Gradient checkpointing recomputes each layer without its cache, and LoRA dropout draws a mask per
+    # example: with either, every prompt runs whole.
+    shared_prefix = config.shared_prefix and not config.gradient_checkpointing and not config.lora_dropout
     if config.objective == "answer":
-        tensors, collator = None, AnswerCollator(pad_id)
+        tensors, collator = None, AnswerCollator(pad_id, shared_prefix)
     else:
         tensors = TrieTensors.build(answers)
-        collator = TreeCollator(tensors, pad_id)
+        collator = TreeCollator(tensors, pad_id, shared_prefix)
     loss_module = _loss_module(model, config.objective, tensors)
 
     max_steps = config.n_steps(len(dataset), world_size())

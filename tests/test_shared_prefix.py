@@ -1,0 +1,112 @@
+"""The prompt's shared prefix runs once (``TransformersBackend(shared_prefix=True)``, the default).
+
+At prediction and in training the results must be those of running every prompt whole
+(``shared_prefix=False``), up to float rounding; these tests hold that on the tiny model
+in float32, for both directions and the three training objectives, and check that the
+shared tokens really are run once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llm_classifier import LLMClassifier
+from llm_classifier.backends.hf.engine import TransformersBackend
+
+
+def _fit(tiny_params, sentiment, shared: bool, **params):
+    X, y = sentiment
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 4, "learning_rate": 1e-2, **params},
+                        backend=TransformersBackend(shared_prefix=shared))
+    return clf.fit(X, y)
+
+
+def _adapter(clf):
+    return clf.backend_.state().adapter
+
+
+@pytest.mark.parametrize("params", [
+    {},
+    {"objective": "class"},
+    {"objective": "answer+class"},
+    {"direction": "channel", "prompt": "auto"},
+])
+def test_training_and_prediction_match_running_every_prompt_whole(tiny_params, sentiment, params):
+    shared = _fit(tiny_params, sentiment, True, **params)
+    whole = _fit(tiny_params, sentiment, False, **params)
+    first, second = _adapter(shared), _adapter(whole)
+    assert first.keys() == second.keys()
+    changed = max(float(np.abs(first[name]).max()) for name in first if "lora_B" in name)
+    assert changed > 1e-3  # the adapter did train
+    for name in first:
+        np.testing.assert_allclose(first[name], second[name], atol=2e-5, err_msg=name)
+    X, _ = sentiment
+    np.testing.assert_allclose(shared.predict_proba(X), whole.predict_proba(X), atol=1e-5)
+    np.testing.assert_allclose(shared.history_["train_loss"], whole.history_["train_loss"], rtol=1e-5)
+
+
+def test_the_prefix_runs_once_per_training_batch(tiny_params, sentiment):
+    seen: dict[bool, list[tuple[int, ...]]] = {True: [], False: []}
+    for shared in (True, False):
+        X, y = sentiment
+        clf = LLMClassifier(**{**tiny_params, "max_steps": 1, "batch_size": 8},
+                            backend=TransformersBackend(shared_prefix=shared))
+        clf.fit(X, y)
+        clf.backend_.release()
+        embed = clf.backend_.inference_model.get_input_embeddings()
+        handle = embed.register_forward_hook(lambda module, args, out, s=shared: seen[s].append(tuple(args[0].shape)))
+        clf.predict_proba(X)
+        handle.remove()
+    prefix_runs = [shape for shape in seen[True] if shape[0] == 1]
+    assert len(prefix_runs) == 1  # one scoring call: the prefix once, then the batches after it
+    assert sum(np.prod(s) for s in seen[True]) < sum(np.prod(s) for s in seen[False]) - 6 * prefix_runs[0][1]
+
+
+def test_the_option_round_trips_through_save_and_load(tiny_params, sentiment, tmp_path):
+    clf = _fit(tiny_params, sentiment, False, max_steps=1)
+    clf.save(tmp_path / "artifact")
+    loaded = LLMClassifier.load(tmp_path / "artifact")
+    assert loaded.backend_.shared_prefix is False
+    np.testing.assert_allclose(loaded.predict_proba(sentiment[0]), clf.predict_proba(sentiment[0]), atol=1e-6)
+
+
+@pytest.mark.parametrize("objective", ["answer", "class"])
+def test_one_batch_gives_the_same_loss_and_gradients_with_the_prefix_run_once(tiny_model, objective):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from llm_classifier.backends.hf.scoring import TrieTensors
+    from llm_classifier.backends.hf.training import (AnswerCollator, TrainConfig, TreeCollator, add_lora,
+                                                     answer_only_loss, build_dataset, class_objective_loss)
+
+    model = add_lora(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32),
+                     TrainConfig(lora_r=4, target_modules=["q_proj", "v_proj", "up_proj"], seed=1))
+    for name, parameter in model.named_parameters():  # B = 0 at initialisation: give the adapter a gradient path
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.05)
+    rng = np.random.default_rng(4)
+    head = list(rng.integers(10, 40000, size=30))
+    contexts = [head + list(rng.integers(10, 40000, size=n)) for n in (4, 11, 1, 7)]
+    answers = [[100, 200, 2], [300, 2]]
+    codes = np.array([0, 1, 1, 0])
+    features = list(build_dataset(contexts, [answers[c] for c in codes], codes, weights=np.array([1.0, 2.0, 0.5, 1.0])))
+    tensors = TrieTensors.build(answers)
+    tokens, losses, grads = {}, {}, {}
+    for shared in (True, False):
+        collate = AnswerCollator(0, shared) if objective == "answer" else TreeCollator(tensors, 0, shared)
+        batch = collate(features)
+        assert ("prefix_ids" in batch) == shared and (not shared or len(batch["prefix_ids"]) == 30)
+        seen = []
+        handle = model.get_input_embeddings().register_forward_hook(lambda m, a, o: seen.append(a[0].numel()))
+        model.zero_grad()
+        loss = answer_only_loss(model, batch) if objective == "answer" else class_objective_loss(model, batch, tensors, objective)
+        loss.backward()
+        handle.remove()
+        tokens[shared], losses[shared] = sum(seen), float(loss.detach())
+        grads[shared] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert tokens[True] <= tokens[False] - 30 * 3  # the 30 shared tokens ran once instead of four times
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)
+    assert grads[True].keys() == grads[False].keys() and len(grads[True]) == 2 * 3 * 2  # A and B, 3 targets, 2 layers
+    for name in grads[True]:
+        torch.testing.assert_close(grads[True][name], grads[False][name], atol=1e-6, rtol=1e-4, msg=name)
