@@ -15,7 +15,12 @@ with the raw figures behind it. Sections:
   the seed's way (4-bit bitsandbytes compute, no length grouping, full-vocabulary logits), in
   separate processes: tokens/s, final loss, peak memory, share of the peak;
 * ``memory``   - ``LLMClassifier.fit`` on long texts (BBC news, cut to ``max_length=512``)
-  without and with ``gradient_checkpointing``, in separate processes: peak memory and tokens/s.
+  without and with ``gradient_checkpointing``, in separate processes: peak memory and tokens/s;
+* ``prefix``   - the shared prompt prefix (``TransformersBackend(shared_prefix=...)``) on and off,
+  on the three short-text tasks (sentiment, languages, German authors) with the library's
+  defaults: training tokens/s, the fitted adapters' difference and macro-F1, and prediction
+  time and probabilities of one fitted model with the prefix run once or with every prompt;
+* ``engines``  - vLLM against transformers (opt in; needs ``.venv-vllm``).
 """
 
 from __future__ import annotations
@@ -83,6 +88,13 @@ def forward_flops(model: Any, n_tokens: int, n_logit_rows: int, attention_pairs:
     return 2.0 * body * n_tokens + 2.0 * embedding * n_logit_rows + attention
 
 
+def encoded_prompts(clf: Any, texts: list[str]) -> list[list[int]]:
+    """The token ids the fitted ``clf`` scores for ``texts`` (one prompt per text)."""
+    from llm_classifier._predicting import text_windows
+
+    return text_windows(clf, truncate=True).encode(list(texts)).ids
+
+
 def _timed(function: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     start = time.perf_counter()
     result = function(*args, **kwargs)
@@ -105,7 +117,7 @@ def scoring_section(model_name: str, n_texts: int, n_naive: int, n_seed: int, de
     model = backend.inference_model
     clf2.backend_._inference_model = model  # one model in memory for both
     clf52.predict_proba(texts[:4])  # warm-up
-    prompts = clf52._encode(texts)
+    prompts = encoded_prompts(clf52, texts)
     _, t52 = _timed(clf52.predict_proba, texts)
     _, t2 = _timed(clf2.predict_proba, texts)
     _, t_naive = _timed(score_labels_naive, model, prompts[:n_naive], clf52.answer_ids_, pad_id=backend.pad_id, batch_size=16)
@@ -262,6 +274,101 @@ def memory_section(model_name: str, steps: int, device: str) -> dict[str, Any]:
     return result
 
 
+PREFIX_TASKS = ("sentiment", "languages", "authors-de")
+
+
+def prefix_section(model_name: str, n_train: int, n_test: int, device: str, peak: float,
+                   tasks: tuple[str, ...] = PREFIX_TASKS) -> list[dict[str, Any]]:
+    """The shared prompt prefix on and off, side by side: training and prediction on each task.
+
+    Two fits per task with the library's defaults and ``random_state=0``, one with every prompt
+    run whole (``shared_prefix=False``, the way before the prefix was shared) and one with the
+    prefix run once per batch; then one fitted model predicts the test texts both ways.
+    """
+    import torch
+    from sklearn.metrics import f1_score
+
+    from benchmarks.tasks import load_task
+    from llm_classifier import LLMClassifier
+    from llm_classifier.backends.hf.engine import TransformersBackend
+    from llm_classifier.backends.hf.scoring import common_prefix_length
+
+    rows = []
+    for task in tasks:
+        train_x, train_y, test_x, test_y, _ = load_task(task, n_train=n_train, n_test=n_test)
+        fits, runs = {}, {}
+        for shared in (False, True):
+            clf = LLMClassifier(model=model_name, device=device, random_state=0,
+                                backend=TransformersBackend(shared_prefix=shared))
+            _, seconds = _timed(clf.fit, train_x, train_y)
+            history = clf.history_
+            per_step = clf.batch_size * clf.gradient_accumulation_steps
+            tokens = history["n_tokens"] / history["n_examples"] * per_step * history["n_steps"]
+            runs[shared] = {"fit_s": seconds, "train_runtime_s": history["train_runtime"], "n_steps": history["n_steps"],
+                            "tokens_per_s": tokens / history["train_runtime"]}
+            fits[shared] = clf
+        whole, shared = fits[False], fits[True]
+        contexts = encoded_prompts(whole, list(train_x[:64]))
+        prefix = common_prefix_length(contexts)
+        mean_tokens = float(np.mean([len(c) for c in contexts]))
+        adapters = whole.backend_.state().adapter, shared.backend_.state().adapter
+        adapter_diff = max(float(np.abs(adapters[0][k] - adapters[1][k]).max()) for k in adapters[0])
+        f1 = {name: float(f1_score(test_y, clf.predict(test_x), average="macro")) for name, clf in
+              (("whole", whole), ("shared", shared))}
+        whole.predict_proba(list(test_x[:8]))  # warm-up
+        timings, probabilities = {}, {}
+        for on in (False, True, False, True):  # alternate, keep the faster of two runs each
+            whole.backend_.shared_prefix = on
+            proba, seconds = _timed(whole.predict_proba, test_x)
+            timings[on] = min(timings.get(on, np.inf), seconds)
+            probabilities[on] = proba
+        # bf16 results move with any change of batch shape (today's scorer itself moves by about as much between
+        # batch sizes); the equality of the two computations is checked in float32, on the same adapter
+        model = whole.backend_.inference_model
+        exact = {}
+        model.float()
+        for on in (False, True):
+            whole.backend_.shared_prefix = on
+            exact[on] = whole.predict_proba(list(test_x[:50]))
+        model.to(torch.bfloat16)
+        whole.backend_.shared_prefix = False
+        flops_per_token = 2.0 * _body_parameters(whole.backend_.inference_model)
+        row = {
+            "task": task, "n_train": len(train_x), "n_test": len(test_x), "prompt_tokens_mean": mean_tokens,
+            "shared_prefix_tokens": prefix,
+            "train_whole": runs[False], "train_shared": runs[True],
+            "train_tokens_per_s_ratio": runs[True]["tokens_per_s"] / runs[False]["tokens_per_s"],
+            "adapter_max_abs_diff": adapter_diff, "macro_f1_whole": f1["whole"], "macro_f1_shared": f1["shared"],
+            "predict_s_whole": timings[False], "predict_s_shared": timings[True],
+            "predict_speedup": timings[False] / timings[True],
+            "predict_max_abs_dp_bf16": float(np.abs(probabilities[True] - probabilities[False]).max()),
+            "predict_max_abs_dp_float32": float(np.abs(exact[True] - exact[False]).max()),
+            # hardware use: the tokens actually run (the prefix once per batch / per call), 2 FLOPs per weight
+            "train_share_of_peak": runs[True]["tokens_per_s"] * (1 - prefix / mean_tokens * (1 - 1 / per_step))
+            * 2 * flops_per_token / peak,
+        }
+        rows.append(row)
+        _print_prefix(row)
+    return rows
+
+
+def _body_parameters(model: Any) -> int:
+    """Weights every token runs through (all but the embedding and output layers)."""
+    return sum(p.numel() for n, p in model.named_parameters() if "embed" not in n and "lm_head" not in n)
+
+
+def _print_prefix(r: dict[str, Any]) -> None:
+    w, s = r["train_whole"], r["train_shared"]
+    print(f"prefix {r['task']}: prompts {r['prompt_tokens_mean']:.0f} tokens on average, {r['shared_prefix_tokens']} shared")
+    print(f"  training ({w['n_steps']} / {s['n_steps']} steps): whole {w['tokens_per_s']:.0f} tokens/s, shared "
+          f"{s['tokens_per_s']:.0f} tokens/s -> x{r['train_tokens_per_s_ratio']:.2f} (target >= 1.8); adapters differ by "
+          f"at most {r['adapter_max_abs_diff']:.1e}; macro-F1 {r['macro_f1_whole']:.3f} / {r['macro_f1_shared']:.3f}; "
+          f"{100 * r['train_share_of_peak']:.0f}% of the bf16 peak")
+    print(f"  prediction of {r['n_test']} texts: whole {r['predict_s_whole']:.1f} s, shared {r['predict_s_shared']:.1f} s "
+          f"-> x{r['predict_speedup']:.2f} (target >= 2); max |dp| {r['predict_max_abs_dp_float32']:.1e} in float32 "
+          f"(target <= 1e-4), {r['predict_max_abs_dp_bf16']:.1e} in bf16", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Speed benchmark of label scoring and training.")
     parser.add_argument("--out", default="results/speed")
@@ -272,11 +379,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-naive", type=int, default=8, help="texts for the naive scorer (slow)")
     parser.add_argument("--n-seed", type=int, default=8, help="texts for the seed's one-at-a-time generate")
     parser.add_argument("--train-steps", type=int, default=8)
-    parser.add_argument("--sections", default="peak,scoring,training,memory",
+    parser.add_argument("--sections", default="peak,scoring,training,memory,prefix",
                         help="comma-separated; add 'engines' for vLLM against transformers on 2 and 52 classes "
                              "(needs .venv-vllm, see .ci/setup; benchmarks/vllm_speed.py)")
     parser.add_argument("--engines-n-test", type=int, default=100, help="test texts per task in the engines section")
     parser.add_argument("--skip-plain", action="store_true", help="skip the plain TRL run (slow on CPU)")
+    parser.add_argument("--prefix-n-train", type=int, default=500, help="training texts per task in the prefix section")
+    parser.add_argument("--prefix-n-test", type=int, default=200, help="test texts per task in the prefix section")
+    parser.add_argument("--prefix-tasks", default=",".join(PREFIX_TASKS))
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -301,6 +411,9 @@ def main(argv: list[str] | None = None) -> None:
     if "memory" in sections:
         report["memory"] = memory_section(model_name, args.train_steps, device)
         _print_memory(report["memory"])
+    if "prefix" in sections:
+        report["prefix"] = prefix_section(model_name, args.prefix_n_train, args.prefix_n_test, device, peak,
+                                          tuple(args.prefix_tasks.split(",")))
     if "engines" in sections:
         report["engines"] = engines_section(args.engines_n_test)
     (out / "speed.json").write_text(json.dumps(report, indent=1))
