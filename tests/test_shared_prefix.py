@@ -110,3 +110,39 @@ def test_one_batch_gives_the_same_loss_and_gradients_with_the_prefix_run_once(ti
     assert grads[True].keys() == grads[False].keys() and len(grads[True]) == 2 * 3 * 2  # A and B, 3 targets, 2 layers
     for name in grads[True]:
         torch.testing.assert_close(grads[True][name], grads[False][name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tiny_model):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+
+
+@pytest.mark.parametrize("head", [30, 0])
+def test_greedy_generation_with_the_prefix_run_once_answers_as_generate_does(tiny_lm, head):
+    import torch
+
+    from llm_classifier.backends.hf.generation import greedy_generate
+
+    rng = np.random.default_rng(5)
+    shared = list(rng.integers(10, 40000, size=head))
+    prompts = [shared + list(rng.integers(10, 40000, size=n)) for n in (3, 9, 1, 14, 6)]
+    eos = int(tiny_lm.generation_config.eos_token_id or 2)
+    ours = greedy_generate(tiny_lm, prompts, max_new_tokens=7, eos_id=eos, pad_id=0, batch_size=3)
+    for prompt, tokens in zip(prompts, ours):
+        ids = torch.tensor([prompt])
+        with torch.inference_mode():
+            reference = tiny_lm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=7,
+                                         do_sample=False, eos_token_id=eos, pad_token_id=0)[0, len(prompt):].tolist()
+        assert tokens == reference
+
+
+def test_generate_mode_predicts_the_same_with_and_without_the_shared_prefix(tiny_params, sentiment):
+    X, y = sentiment
+    clf = LLMClassifier(**{**tiny_params, "inference": "generate", "max_new_tokens": 4, "on_unparseable": "score"},
+                        backend=TransformersBackend(shared_prefix=True)).fit(X, y)
+    shared = clf.generate(X)
+    clf.backend_.shared_prefix = False
+    assert clf.generate(X) == shared

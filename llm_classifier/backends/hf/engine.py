@@ -267,9 +267,14 @@ class TransformersBackend:
     def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int, progress: Any = None) -> list[str]:
         import torch
 
+        from .generation import greedy_generate, needs_plain_generate
         from .scoring import length_batches
 
         model = self.inference_model
+        if getattr(self, "shared_prefix", True) and not needs_plain_generate(model):
+            answers = greedy_generate(model, prompts, max_new_tokens=max_new_tokens, eos_id=self.eos_id,
+                                      pad_id=self.pad_id, batch_size=batch_size, progress=progress)
+            return [self.tokenizer.decode(tokens) for tokens in answers]
         out: list[str] = [""] * len(prompts)
         for batch in length_batches([len(p) for p in prompts], batch_size):
             width = max(len(prompts[i]) for i in batch)
