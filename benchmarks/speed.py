@@ -2,7 +2,8 @@
 
     python3 -m benchmarks.speed --out results/speed            # default model, ~15 minutes on 2 cores
     python3 -m benchmarks.speed --random-weights smollm2-135m  # no model files needed (e.g. on a GPU)
-    python3 -m benchmarks.speed --random-weights llama-3.1-8b --device cuda
+    python3 -m benchmarks.speed --random-weights llama-3.1-8b --device cuda --sections peak,training  # GPU
+    bash benchmarks/gpu_speed.sh                              # the same, as the one script to run on a lent GPU
 
 Every ratio is measured in one run, on the same model, data and prompt, and printed
 with the raw figures behind it. Sections:
@@ -45,24 +46,29 @@ ARCHITECTURES = {
 SCORING_TEMPLATE = "Reuters newswire story:\n{text}\n\nTopic:"  # does not list the labels
 
 
-def measure_peak(dtype: str = "bfloat16", size: int = 2048, seconds: float = 3.0) -> float:
-    """Best matmul rate (FLOP/s) of ``size``-square matrices in ``dtype`` on this machine."""
+def measure_peak(dtype: str = "bfloat16", size: int = 2048, seconds: float = 3.0, device: str = "cpu") -> float:
+    """Best matmul rate (FLOP/s) of ``size``-square matrices in ``dtype`` on this machine (or GPU ``device``)."""
     import torch
 
     torch_dtype = getattr(torch, dtype)
-    a = torch.randn(size, size).to(torch_dtype)
-    b = torch.randn(size, size).to(torch_dtype)
+    if device.startswith("cuda"):
+        size = max(size, 8192)  # a GPU needs large matrices to reach its peak
+    a = torch.randn(size, size, device=device).to(torch_dtype)
+    b = torch.randn(size, size, device=device).to(torch_dtype)
     torch.matmul(a, b)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
     best, deadline = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         start = time.perf_counter()
         torch.matmul(a, b)
+        sync()
         best = max(best, 2 * size**3 / (time.perf_counter() - start))
     return best
 
 
-def random_weights_model(name: str, out: Path) -> str:
-    """Write a randomly initialised checkpoint of a named architecture with SmolLM2's tokenizer."""
+def random_weights_model(name: str, out: Path, device: str = "cpu") -> str:
+    """Write a randomly initialised checkpoint of a named architecture with SmolLM2's tokenizer (built on ``device``)."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -72,7 +78,8 @@ def random_weights_model(name: str, out: Path) -> str:
     config = LlamaConfig(vocab_size=len(tokenizer), tie_word_embeddings=True, max_position_embeddings=8192,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **ARCHITECTURES[name])
     torch.manual_seed(0)
-    model = LlamaForCausalLM(config).to(torch.bfloat16)
+    with torch.device(device):
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return str(out)
@@ -126,9 +133,9 @@ def scoring_section(model_name: str, n_texts: int, n_naive: int, n_seed: int, de
     unparseable = sum(clf52.label_parser_.parse(a, clf52.answers_) is None for a in clf52.generate(texts))
     t_seed = _seed_generate(model, backend, prompts[:n_seed])
     trie = LabelTrie.build(clf52.answer_ids_)
-    n_nodes, inner = trie.n_nodes, len(trie.inner_nodes())
-    tokens = sum(len(p) + n_nodes for p in prompts)
-    pairs = sum((len(p) + n_nodes) ** 2 for p in prompts)  # the tree mask is applied over the full square
+    n_nodes, inner = trie.n_nodes, len(trie.inner_nodes())  # only the inner nodes are run (leaves predict nothing)
+    tokens = sum(len(p) + inner for p in prompts)
+    pairs = sum((len(p) + inner) ** 2 for p in prompts)  # the tree mask is applied over the full square
     useful = forward_flops(model, tokens, len(prompts) * (1 + inner), pairs)
     per = lambda seconds, n: seconds / n * 1000.0  # ms per text
     result = {
@@ -173,7 +180,9 @@ train_x, train_y, _, _, _ = load_task(task, n_train=400, n_test=20)
 train_x, train_y = train_x[:{n_examples}], train_y[:{n_examples}]
 if kind == "ours":
     from llm_classifier import LLMClassifier
-    clf = LLMClassifier(model=model_name, max_steps=steps, batch_size=8, learning_rate=2e-4, warmup_steps=2, random_state=0, device=device, **extra)
+    from llm_classifier.backends.hf.engine import TransformersBackend
+    backend = TransformersBackend(shared_prefix=extra.pop("shared_prefix", True))
+    clf = LLMClassifier(model=model_name, max_steps=steps, batch_size=8, learning_rate=2e-4, warmup_steps=2, random_state=0, device=device, backend=backend, **extra)
     clf.fit(train_x, train_y)
     h = clf.history_
     losses = [s["loss"] for s in h["steps"]]
@@ -247,6 +256,12 @@ def training_section(model_name: str, steps: int, device: str, peak: float, skip
     ours["tokens_per_s"] = ours["tokens"] / ours["runtime"]
     ours["share_of_peak"] = ours["tokens_per_s"] * flops_per_token / peak
     ours["final_loss"] = float(np.mean(ours["losses"][-3:]))
+    whole = _train_child("ours", model_name, steps, n_examples, device, extra={"shared_prefix": False})
+    whole["tokens_per_s"] = whole["tokens"] / whole["runtime"]
+    whole["share_of_peak"] = whole["tokens_per_s"] * flops_per_token / peak
+    whole["final_loss"] = float(np.mean(whole["losses"][-3:]))
+    result["ours_prompts_whole"] = whole
+    result["shared_prefix_speedup"] = ours["tokens_per_s"] / whole["tokens_per_s"]
     if not skip_plain:
         plain = _train_child("plain", model_name, steps, n_examples, device)
         plain["tokens_per_s"] = plain["tokens"] / plain["runtime"]
@@ -392,14 +407,14 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     sections = set(args.sections.split(","))
     model_name = args.model
-    if args.random_weights:
-        model_name = random_weights_model(args.random_weights, Path(tempfile.mkdtemp(prefix="speed-model-")))
     import torch
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.random_weights:
+        model_name = random_weights_model(args.random_weights, Path(tempfile.mkdtemp(prefix="speed-model-")), device)
     report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "model": args.model if not args.random_weights else f"random {args.random_weights}",
                               "device": device, "threads": torch.get_num_threads(), "cpu": _cpu_name()}
-    peak = measure_peak()
+    peak = measure_peak(device=device)
     report["peak_bf16_flops_per_s"] = peak
     print(f"peak bf16 matmul: {peak / 1e9:.0f} GFLOP/s", flush=True)
     if "scoring" in sections:
@@ -465,6 +480,9 @@ def _print_training(t: dict[str, Any]) -> None:
     ours = t["ours"]
     print(f"training {t['steps']} steps of batch {t['batch_size']}")
     print(f"  ours:  {ours['tokens_per_s']:.0f} tokens/s, final loss {ours['final_loss']:.3f}, peak RSS {ours['peak_rss_mb']:.0f} MB, {100 * ours['share_of_peak']:.0f}% of peak")
+    whole = t["ours_prompts_whole"]
+    print(f"  ours, every prompt run whole (shared_prefix=False): {whole['tokens_per_s']:.0f} tokens/s, final loss "
+          f"{whole['final_loss']:.3f} -> the shared prefix gives x{t['shared_prefix_speedup']:.2f}")
     if "plain_trl_qlora" in t:
         plain = t["plain_trl_qlora"]
         print(f"  plain TRL SFTTrainer QLoRA: {plain['tokens_per_s']:.0f} tokens/s, final loss {plain['final_loss']:.3f}, peak RSS {plain['peak_rss_mb']:.0f} MB, {100 * plain['share_of_peak']:.0f}% of peak")

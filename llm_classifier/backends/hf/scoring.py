@@ -172,11 +172,18 @@ def _logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class TrieTensors:
-    """What a forward pass over a trie needs to turn hidden states into per-class scores."""
+    """What a forward pass over a trie needs to turn hidden states into per-class scores.
+
+    Only the trie's inner nodes go into the model: a leaf (an answer's last token, most
+    often the end token) predicts nothing, so its score is read from its parent's output
+    and it is never computed. ``inner``'s ancestors are inner nodes too.
+    """
 
     trie: LabelTrie
-    ancestry: torch.Tensor  # [nodes, nodes] bool
-    inner: list[int]  # nodes whose output predicts a child
+    inner: list[int]  # nodes whose output predicts a child: the nodes fed to the model, in this order
+    ancestry: torch.Tensor  # [inner, inner] bool: (i, j) true if inner node j is i or an ancestor of i
+    fed_tokens: torch.Tensor  # token of each inner node
+    fed_depths: torch.Tensor  # depth of each inner node (1 = an answer's first token)
     edge_rows: torch.Tensor  # for each node, the output row predicting it (0 = last prompt token)
     edge_tokens: torch.Tensor  # for each node, its token
     paths: torch.Tensor  # [nodes, classes] 0/1: node lies on the class's answer
@@ -190,29 +197,36 @@ class TrieTensors:
         paths = torch.zeros(trie.n_nodes, len(answers))
         for label, path in enumerate(trie.paths):
             paths[path, label] = 1.0
-        return cls(trie, trie.ancestry(), inner, edge_rows, torch.tensor(trie.tokens, dtype=torch.long), paths)
+        tokens = torch.tensor(trie.tokens, dtype=torch.long)
+        ancestry = trie.ancestry()[inner][:, inner]
+        depths = torch.tensor(trie.depths, dtype=torch.long)[inner]
+        return cls(trie, inner, ancestry, tokens[inner], depths, edge_rows, tokens, paths)
+
+    @property
+    def n_fed(self) -> int:
+        """Trie positions that follow each prompt in the model's input."""
+        return len(self.inner)
 
 
 def tree_inputs(prompts: Sequence[Sequence[int]], tensors: TrieTensors, pad_id: int, offset: int = 0) -> dict[str, torch.Tensor]:
-    """Left-padded prompts followed by the trie's nodes, with a tree-shaped attention pattern.
+    """Left-padded prompts followed by the trie's inner nodes, with a tree-shaped attention pattern.
 
     Returns ``input_ids`` and ``position_ids`` ``[B, T]`` and ``allowed`` ``[B, 1, T, T]`` (bool:
     query may attend to key). A node sees the valid prompt tokens and its own ancestors, at
     the position it would have right after its prompt. With ``offset`` the prompts are what
     follows a shared prefix of that many tokens, and positions count from its end.
     """
-    trie, ancestry = tensors.trie, tensors.ancestry
+    ancestry, depths = tensors.ancestry, tensors.fed_depths
     batch, width = len(prompts), max(len(p) for p in prompts)
-    total = width + trie.n_nodes
+    total = width + tensors.n_fed
     ids = torch.full((batch, total), pad_id, dtype=torch.long)
     positions = torch.zeros((batch, total), dtype=torch.long)
     allowed = torch.zeros((batch, total, total), dtype=torch.bool)
     causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
-    depths = torch.tensor(trie.depths, dtype=torch.long)
     for row, prompt in enumerate(prompts):
         length, start = len(prompt), width - len(prompt)
         ids[row, start:width] = torch.as_tensor(list(prompt), dtype=torch.long)
-        ids[row, width:] = tensors.edge_tokens
+        ids[row, width:] = tensors.fed_tokens
         positions[row, start:width] = offset + torch.arange(length)
         positions[row, width:] = offset + length - 1 + depths
         valid = torch.zeros(width, dtype=torch.bool)
@@ -243,7 +257,7 @@ def tree_scores(model: Any, inputs: dict[str, torch.Tensor], tensors: TrieTensor
         input_ids=inputs["input_ids"], attention_mask=mask, position_ids=inputs["position_ids"], **cache
     ).last_hidden_state
     width = int(inputs["width"])
-    keep = torch.tensor([width - 1] + [width + node for node in tensors.inner], device=device)
+    keep = torch.arange(width - 1, width + tensors.n_fed, device=device)  # the last prompt token, the inner nodes
     edge_rows, edge_tokens = tensors.edge_rows.to(device), tensors.edge_tokens.to(device)
     # Full-vocabulary log-softmax only at the rows that predict a label token, a chunk of rows
     # at a time so that thousands of classes do not hold [B, rows, V] logits at once.
