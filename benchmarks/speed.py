@@ -181,7 +181,7 @@ train_x, train_y = train_x[:{n_examples}], train_y[:{n_examples}]
 if kind == "ours":
     from llm_classifier import LLMClassifier
     from llm_classifier.backends.hf.engine import TransformersBackend
-    backend = TransformersBackend(shared_prefix=extra.pop("shared_prefix", True))
+    backend = TransformersBackend(shared_prefix=extra.pop("shared_prefix", True), attn_implementation=extra.pop("attn_implementation", "auto"))
     clf = LLMClassifier(model=model_name, max_steps=steps, batch_size=8, learning_rate=2e-4, warmup_steps=2, random_state=0, device=device, backend=backend, **extra)
     clf.fit(train_x, train_y)
     h = clf.history_

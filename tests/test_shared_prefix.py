@@ -146,3 +146,40 @@ def test_generate_mode_predicts_the_same_with_and_without_the_shared_prefix(tiny
     shared = clf.generate(X)
     clf.backend_.shared_prefix = False
     assert clf.generate(X) == shared
+
+
+def test_short_sequences_run_the_eager_kernel_on_cpu_with_the_same_scores(tiny_lm):
+    from llm_classifier.backends.hf import scoring
+
+    rng = np.random.default_rng(6)
+    prompts = [list(rng.integers(10, 40000, size=n)) for n in (5, 17, 9)]
+    answers = [[100, 200, 2], [300, 2]]
+    fused = scoring.score_labels(tiny_lm, prompts, answers, pad_id=0)
+    seen = []
+    tiny_lm.short_sequence_attention = "eager"
+    try:
+        original = scoring.attention_for
+
+        def spy(model, n_keys):
+            seen.append(n_keys)
+            return original(model, n_keys)
+
+        scoring.attention_for = spy
+        eager = scoring.score_labels(tiny_lm, prompts, answers, pad_id=0)
+    finally:
+        scoring.attention_for = original
+        del tiny_lm.short_sequence_attention
+    assert tiny_lm.config._attn_implementation == "sdpa"  # restored after the call
+    assert seen and max(seen) <= scoring.EAGER_MAX_KEYS
+    np.testing.assert_allclose(eager, fused, atol=1e-5)
+
+
+def test_the_engine_marks_the_short_sequence_kernel_on_cpu_only(tiny_params, sentiment):
+    from llm_classifier.backends.hf.engine import resolve_attention
+
+    assert resolve_attention("auto", "cpu") == ("sdpa", "eager")
+    assert resolve_attention("auto", "cuda") == ("sdpa", None)
+    assert resolve_attention("sdpa", "cpu") == ("sdpa", None)
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 1}).fit(*sentiment)
+    assert clf.backend_.inference_model.short_sequence_attention == "eager"
+    assert clf.backend_.inference_model.config._attn_implementation == "sdpa"

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .scoring import _logits, cache_keyword, length_batches, split_prefix
+from .scoring import _logits, attention_for, cache_keyword, length_batches, split_prefix
 
 #: generation-config fields that change greedy decoding; when one is set, ``model.generate`` decodes.
 PROCESSOR_FIELDS = {
@@ -84,8 +84,9 @@ def _greedy_batch(model: Any, prompts: list[Sequence[int]], prefix: Any, offset:
     for step in range(max_new_tokens):
         mask = torch.zeros(step_allowed.shape, dtype=dtype)
         mask.masked_fill_(~step_allowed, torch.finfo(dtype).min)
-        hidden = decoder(input_ids=step_ids.to(device), attention_mask=mask.to(device),
-                         position_ids=step_positions.to(device), **cache).last_hidden_state
+        with attention_for(model, offset + width + max_new_tokens):
+            hidden = decoder(input_ids=step_ids.to(device), attention_mask=mask.to(device),
+                             position_ids=step_positions.to(device), **cache).last_hidden_state
         logits = _logits(model, hidden[:, -1])
         token = logits.argmax(dim=-1).cpu()
         token = torch.where(done, torch.full_like(token, pad_id), token)

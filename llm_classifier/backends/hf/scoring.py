@@ -20,6 +20,7 @@ every batch attends to their keys and values instead of recomputing them
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -111,6 +112,32 @@ def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
     return max(0, length)
 
 
+#: On a CPU, forward passes over at most this many keys run the "eager" attention kernel
+#: (``TransformersBackend(attn_implementation="auto")``): faster than PyTorch's fused one with
+#: a mask at classifier prompt lengths, as fast at 512 keys but holding more memory there.
+EAGER_MAX_KEYS = 256
+
+
+@contextlib.contextmanager
+def attention_for(model: Any, n_keys: int) -> Iterator[None]:
+    """Run the block with the model's short-sequence attention kernel when ``n_keys`` is small enough.
+
+    The kernel is the model's ``short_sequence_attention`` attribute (set by the engine at
+    load; absent or ``None``: nothing changes), used up to :data:`EAGER_MAX_KEYS` keys.
+    """
+    short = getattr(model, "short_sequence_attention", None)
+    config = model.config
+    previous = getattr(config, "_attn_implementation", None)
+    if short is None or n_keys > EAGER_MAX_KEYS or previous == short:
+        yield
+        return
+    config._attn_implementation = short
+    try:
+        yield
+    finally:
+        config._attn_implementation = previous
+
+
 def cache_keyword(decoder: Any) -> str:
     """``"cache"`` (transformers >= 5.2x) or ``"past_key_values"``: what ``decoder.forward`` calls its KV cache."""
     import inspect
@@ -133,7 +160,8 @@ class SharedPrefix:
         ids = torch.as_tensor(prefix, dtype=torch.long, device=device).reshape(1, -1)
         self.length = int(ids.shape[1])
         decoder = model.get_decoder()
-        output = decoder(input_ids=ids, use_cache=True)
+        with attention_for(model, self.length):
+            output = decoder(input_ids=ids, use_cache=True)
         cache = getattr(output, "cache", None) or output.past_key_values
         self.layers = [(layer.keys, layer.values) for layer in cache.layers]
         self.keyword = cache_keyword(decoder)
@@ -253,9 +281,10 @@ def tree_scores(model: Any, inputs: dict[str, torch.Tensor], tensors: TrieTensor
     mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
     mask.masked_fill_(~allowed, torch.finfo(dtype).min)
     cache = {"use_cache": False} if prefix is None else prefix.inputs(len(inputs["input_ids"]))
-    hidden = model.get_decoder()(
-        input_ids=inputs["input_ids"], attention_mask=mask, position_ids=inputs["position_ids"], **cache
-    ).last_hidden_state
+    with attention_for(model, allowed.shape[-1]):
+        hidden = model.get_decoder()(
+            input_ids=inputs["input_ids"], attention_mask=mask, position_ids=inputs["position_ids"], **cache
+        ).last_hidden_state
     width = int(inputs["width"])
     keep = torch.arange(width - 1, width + tensors.n_fed, device=device)  # the last prompt token, the inner nodes
     edge_rows, edge_tokens = tensors.edge_rows.to(device), tensors.edge_tokens.to(device)
@@ -371,11 +400,13 @@ def continuation_log_probs(model: Any, sequences: Sequence[Sequence[int]], start
         ids[row, : len(sequence)] = torch.as_tensor(list(sequence), dtype=torch.long)
         attention[row, : len(sequence)] = 1
     ids, attention = ids.to(device), attention.to(device)
-    if prefix is None:
-        hidden = model.get_decoder()(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state[:, :-1]
-    else:
-        hidden = model.get_decoder()(input_ids=ids, attention_mask=prefix.attention(attention),
-                                     **prefix.inputs(len(sequences))).last_hidden_state[:, :-1]
+    with attention_for(model, width + (prefix.length if prefix is not None else 0)):
+        if prefix is None:
+            hidden = model.get_decoder()(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state
+        else:
+            hidden = model.get_decoder()(input_ids=ids, attention_mask=prefix.attention(attention),
+                                         **prefix.inputs(len(sequences))).last_hidden_state
+    hidden = hidden[:, :-1]
     positions = torch.arange(width - 1, device=device)[None, :]  # position t predicts token t + 1
     first = torch.as_tensor(list(starts), device=device)[:, None] - 1
     last = attention.sum(dim=1, keepdim=True) - 1

@@ -234,12 +234,13 @@ def answer_only_loss(model: Any, inputs: dict[str, Any]) -> Any:
     """
     import torch
 
-    from .scoring import _logits
+    from .scoring import _logits, attention_for
 
     labels = inputs["labels"]
     prefix, extra = _prefix_inputs(model, inputs)
     attention = inputs["attention_mask"] if prefix is None else prefix.attention(inputs["attention_mask"])
-    hidden = model.get_decoder()(input_ids=inputs["input_ids"], attention_mask=attention, **extra)
+    with attention_for(model, attention.shape[-1]):
+        hidden = model.get_decoder()(input_ids=inputs["input_ids"], attention_mask=attention, **extra)
     hidden = hidden.last_hidden_state[:, :-1]
     targets = labels[:, 1:]
     where = targets != -100
