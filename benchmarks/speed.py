@@ -21,6 +21,8 @@ with the raw figures behind it. Sections:
   on the three short-text tasks (sentiment, languages, German authors) with the library's
   defaults: training tokens/s, the fitted adapters' difference and macro-F1, and prediction
   time and probabilities of one fitted model with the prefix run once or with every prompt;
+* ``predict-memory`` - peak RSS of predicting 20,000 texts with the prefix shared and not (separate
+  processes): the prefix's cache must not grow with the input;
 * ``engines``  - vLLM against transformers (opt in; needs ``.venv-vllm``).
 """
 
@@ -112,7 +114,7 @@ def scoring_section(model_name: str, n_texts: int, n_naive: int, n_seed: int, de
     """Label scoring at 52 and 2 classes vs the naive scorer and generation."""
     from benchmarks.tasks import load_task
     from llm_classifier import FormatTemplate, LLMClassifier
-    from llm_classifier.backends.hf.scoring import LabelTrie, score_labels_naive
+    from llm_classifier.backends.hf.scoring import LabelTrie, common_prefix_length, score_labels_naive
 
     train_x, train_y, test_x, _, _ = load_task("news-r52", n_train=520, n_test=max(n_texts, 60))
     texts = list(test_x[:n_texts])
@@ -134,13 +136,15 @@ def scoring_section(model_name: str, n_texts: int, n_naive: int, n_seed: int, de
     t_seed = _seed_generate(model, backend, prompts[:n_seed])
     trie = LabelTrie.build(clf52.answer_ids_)
     n_nodes, inner = trie.n_nodes, len(trie.inner_nodes())  # only the inner nodes are run (leaves predict nothing)
-    tokens = sum(len(p) + inner for p in prompts)
-    pairs = sum((len(p) + inner) ** 2 for p in prompts)  # the tree mask is applied over the full square
+    shared = common_prefix_length(prompts)  # run once per call (the shared prefix)
+    tokens = shared + sum(len(p) - shared + inner for p in prompts)
+    pairs = sum((len(p) - shared + inner) * (len(p) + inner) for p in prompts)  # queries x keys, mask applied in full
     useful = forward_flops(model, tokens, len(prompts) * (1 + inner), pairs)
     per = lambda seconds, n: seconds / n * 1000.0  # ms per text
     result = {
         "n_texts": len(texts),
         "mean_prompt_tokens": float(np.mean([len(p) for p in prompts])),
+        "shared_prefix_tokens": shared,
         "trie_nodes_52": n_nodes,
         "ms_per_text_52_classes": per(t52, len(texts)),
         "ms_per_text_2_classes": per(t2, len(texts)),
@@ -289,6 +293,46 @@ def memory_section(model_name: str, steps: int, device: str) -> dict[str, Any]:
     return result
 
 
+PREDICT_CHILD = r'''
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+from benchmarks.tasks import load_task
+from llm_classifier import LLMClassifier
+from llm_classifier.backends.hf.engine import TransformersBackend
+train_x, train_y, test_x, _, _ = load_task("sentiment", n_train=100, n_test=200)
+clf = LLMClassifier(max_steps=0, random_state=0, device={device!r}, backend=TransformersBackend(shared_prefix={shared!r}))
+clf.fit(train_x, train_y)
+clf.predict_proba(test_x[:8])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+texts = [test_x[i % len(test_x)] for i in range({n_texts})]
+start = time.perf_counter()
+proba = clf.predict_proba(texts)
+seconds = time.perf_counter() - start
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print("RESULT" + json.dumps(dict(n_texts=len(texts), seconds=seconds, peak_rss_mb_before=before, peak_rss_mb=after)))
+'''
+
+
+def predict_memory_section(n_texts: int, device: str) -> dict[str, Any]:
+    """Peak RSS of predicting ``n_texts`` sentiment texts, the shared prefix on and off (separate processes)."""
+    result: dict[str, Any] = {"n_texts": n_texts}
+    for shared in (False, True):
+        code = PREDICT_CHILD.format(root=str(Path(__file__).resolve().parent.parent), device=device, shared=shared,
+                                    n_texts=n_texts)
+        completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT")]
+        if completed.returncode != 0 or not lines:
+            raise RuntimeError(f"prediction run failed:\n{completed.stderr[-3000:]}")
+        result["shared" if shared else "whole"] = json.loads(lines[-1][len("RESULT"):])
+    whole, shared_run = result["whole"], result["shared"]
+    result["peak_rss_ratio"] = shared_run["peak_rss_mb"] / whole["peak_rss_mb"]
+    print(f"predicting {n_texts} texts: every prompt whole {whole['seconds']:.0f} s, peak RSS {whole['peak_rss_mb']:.0f} MB "
+          f"({whole['peak_rss_mb_before']:.0f} before); shared prefix {shared_run['seconds']:.0f} s, peak RSS "
+          f"{shared_run['peak_rss_mb']:.0f} MB ({shared_run['peak_rss_mb_before']:.0f} before) -> x{result['peak_rss_ratio']:.2f}",
+          flush=True)
+    return result
+
+
 PREFIX_TASKS = ("sentiment", "languages", "authors-de")
 
 
@@ -394,7 +438,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-naive", type=int, default=8, help="texts for the naive scorer (slow)")
     parser.add_argument("--n-seed", type=int, default=8, help="texts for the seed's one-at-a-time generate")
     parser.add_argument("--train-steps", type=int, default=8)
-    parser.add_argument("--sections", default="peak,scoring,training,memory,prefix",
+    parser.add_argument("--sections", default="peak,scoring,training,memory,prefix,predict-memory",
                         help="comma-separated; add 'engines' for vLLM against transformers on 2 and 52 classes "
                              "(needs .venv-vllm, see .ci/setup; benchmarks/vllm_speed.py)")
     parser.add_argument("--engines-n-test", type=int, default=100, help="test texts per task in the engines section")
@@ -402,6 +446,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prefix-n-train", type=int, default=500, help="training texts per task in the prefix section")
     parser.add_argument("--prefix-n-test", type=int, default=200, help="test texts per task in the prefix section")
     parser.add_argument("--prefix-tasks", default=",".join(PREFIX_TASKS))
+    parser.add_argument("--predict-memory-n-texts", type=int, default=20000,
+                        help="texts predicted in the predict-memory section")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -429,6 +475,8 @@ def main(argv: list[str] | None = None) -> None:
     if "prefix" in sections:
         report["prefix"] = prefix_section(model_name, args.prefix_n_train, args.prefix_n_test, device, peak,
                                           tuple(args.prefix_tasks.split(",")))
+    if "predict-memory" in sections:
+        report["predict_memory"] = predict_memory_section(args.predict_memory_n_texts, device)
     if "engines" in sections:
         report["engines"] = engines_section(args.engines_n_test)
     (out / "speed.json").write_text(json.dumps(report, indent=1))

@@ -162,7 +162,8 @@ class SharedPrefix:
         decoder = model.get_decoder()
         with attention_for(model, self.length):
             output = decoder(input_ids=ids, use_cache=True)
-        cache = getattr(output, "cache", None) or output.past_key_values
+        cache = getattr(output, "cache", None)
+        cache = output.past_key_values if cache is None else cache
         self.layers = [(layer.keys, layer.values) for layer in cache.layers]
         self.keyword = cache_keyword(decoder)
 
