@@ -171,7 +171,7 @@ def _seed_generate(model: Any, backend: Any, prompts: list[list[int]]) -> float:
         ids = torch.tensor([prompt], device=model.device)
         with torch.inference_mode():
             output = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=64, do_sample=False, pad_token_id=backend.pad_id)
-        backend.tokenizer.decode(output[0, len(prompt):], skip_special_tokens=True)
+        backend.tokenizer.decode(output[0, len(prompt):].tolist())
     return time.perf_counter() - start
 
 
@@ -204,7 +204,8 @@ else:
     tokenizer = AutoTokenizer.from_pretrained(path)
     labels = sorted(set(train_y))
     template = ChatTemplate()
-    rows = dict(prompt=[template.render(x, labels, tokenizer) for x in train_x], completion=[y + tokenizer.eos_token for y in train_y])
+    from llm_classifier.backends.hf.tokenizer import HFTokenizer
+    rows = dict(prompt=[template.render(x, labels, HFTokenizer(tokenizer)) for x in train_x], completion=[y + tokenizer.eos_token for y in train_y])
     bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
     model = AutoModelForCausalLM.from_pretrained(path, quantization_config=bnb, dtype=torch.bfloat16, device_map=device)
     lora = LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj","k_proj","v_proj","o_proj","gate_proj","up_proj","down_proj"], task_type="CAUSAL_LM")
@@ -527,7 +528,9 @@ def _print_scoring(s: dict[str, Any]) -> None:
 def _print_training(t: dict[str, Any]) -> None:
     ours = t["ours"]
     print(f"training {t['steps']} steps of batch {t['batch_size']}")
-    print(f"  ours:  {ours['tokens_per_s']:.0f} tokens/s, final loss {ours['final_loss']:.3f}, peak RSS {ours['peak_rss_mb']:.0f} MB, {100 * ours['share_of_peak']:.0f}% of peak")
+    print(f"  ours:  {ours['tokens_per_s']:.0f} tokens/s, final loss {ours['final_loss']:.3f}, peak RSS {ours['peak_rss_mb']:.0f} MB, "
+          f"{100 * ours['share_of_peak']:.0f}% of peak (FLOPs counted as if every prompt ran whole; the prefix section "
+          f"gives the share of the FLOPs really run)")
     whole = t["ours_prompts_whole"]
     print(f"  ours, every prompt run whole (shared_prefix=False): {whole['tokens_per_s']:.0f} tokens/s, final loss "
           f"{whole['final_loss']:.3f} -> the shared prefix gives x{t['shared_prefix_speedup']:.2f}")
