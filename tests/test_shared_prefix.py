@@ -71,15 +71,18 @@ def test_the_option_round_trips_through_save_and_load(tiny_params, sentiment, tm
     np.testing.assert_allclose(loaded.predict_proba(sentiment[0]), clf.predict_proba(sentiment[0]), atol=1e-6)
 
 
-@pytest.mark.parametrize("objective", ["answer", "class"])
-def test_one_batch_gives_the_same_loss_and_gradients_with_the_prefix_run_once(tiny_model, objective):
+@pytest.mark.parametrize("objective, route", [("answer", "packed"), ("answer", "cached"), ("class", "cached")])
+def test_one_batch_gives_the_same_loss_and_gradients_with_the_prefix_run_once(tiny_model, objective, route, monkeypatch):
     import torch
     from transformers import AutoModelForCausalLM
 
+    from llm_classifier.backends.hf import training
     from llm_classifier.backends.hf.scoring import TrieTensors
     from llm_classifier.backends.hf.training import (AnswerCollator, TrainConfig, TreeCollator, add_lora,
                                                      answer_only_loss, build_dataset, class_objective_loss)
 
+    if route == "cached":  # too long to pack: rows after the prefix's cache
+        monkeypatch.setattr(training, "PACK_MAX_TOKENS", 0)
     model = add_lora(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32),
                      TrainConfig(lora_r=4, target_modules=["q_proj", "v_proj", "up_proj"], seed=1))
     for name, parameter in model.named_parameters():  # B = 0 at initialisation: give the adapter a gradient path
@@ -96,7 +99,10 @@ def test_one_batch_gives_the_same_loss_and_gradients_with_the_prefix_run_once(ti
     for shared in (True, False):
         collate = AnswerCollator(0, shared) if objective == "answer" else TreeCollator(tensors, 0, shared)
         batch = collate(features)
-        assert ("prefix_ids" in batch) == shared and (not shared or len(batch["prefix_ids"]) == 30)
+        if shared and route == "packed":
+            assert batch["input_ids"].shape == (1, 30 + sum(len(c) - 30 for c in contexts) + 3 + 2 + 2 + 3)
+        else:
+            assert ("prefix_ids" in batch) == shared and (not shared or len(batch["prefix_ids"]) == 30)
         seen = []
         handle = model.get_input_embeddings().register_forward_hook(lambda m, a, o: seen.append(a[0].numel()))
         model.zero_grad()
@@ -110,6 +116,21 @@ def test_one_batch_gives_the_same_loss_and_gradients_with_the_prefix_run_once(ti
     assert grads[True].keys() == grads[False].keys() and len(grads[True]) == 2 * 3 * 2  # A and B, 3 targets, 2 layers
     for name in grads[True]:
         torch.testing.assert_close(grads[True][name], grads[False][name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_packing_leaves_each_example_its_own_positions_and_attention():
+    from llm_classifier.backends.hf.training import pack_examples
+
+    features = [{"input_ids": [7, 8, 9, 1, 50], "prompt_length": 4}, {"input_ids": [7, 8, 2, 3, 60, 61], "prompt_length": 4}]
+    packed = pack_examples(features, 2)
+    assert packed["input_ids"].tolist() == [[7, 8, 9, 1, 50, 2, 3, 60, 61]]
+    assert packed["position_ids"].tolist() == [[0, 1, 2, 3, 4, 2, 3, 4, 5]]
+    assert packed["example_ids"].tolist() == [[-1, -1, 0, 0, 0, 1, 1, 1, 1]]
+    assert packed["labels"].tolist() == [[-100, -100, -100, -100, 50, -100, -100, 60, 61]]
+    allowed = packed["allowed"][0, 0]
+    assert allowed[5].tolist() == [True, True, False, False, False, True, False, False, False]  # prefix + itself
+    assert allowed[4].tolist() == [True] * 5 + [False] * 4
+    assert not allowed[1, 2]  # the prefix is causal too
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +181,9 @@ def test_short_sequences_run_the_eager_kernel_on_cpu_with_the_same_scores(tiny_l
     try:
         original = scoring.attention_for
 
-        def spy(model, n_keys):
-            seen.append(n_keys)
-            return original(model, n_keys)
+        def spy(model, batch, queries, keys):
+            seen.append(batch * queries * keys)
+            return original(model, batch, queries, keys)
 
         scoring.attention_for = spy
         eager = scoring.score_labels(tiny_lm, prompts, answers, pad_id=0)
@@ -170,7 +191,7 @@ def test_short_sequences_run_the_eager_kernel_on_cpu_with_the_same_scores(tiny_l
         scoring.attention_for = original
         del tiny_lm.short_sequence_attention
     assert tiny_lm.config._attn_implementation == "sdpa"  # restored after the call
-    assert seen and max(seen) <= scoring.EAGER_MAX_KEYS
+    assert seen and max(seen) <= scoring.EAGER_MAX_SCORES
     np.testing.assert_allclose(eager, fused, atol=1e-5)
 
 

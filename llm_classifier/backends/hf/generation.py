@@ -84,7 +84,7 @@ def _greedy_batch(model: Any, prompts: list[Sequence[int]], prefix: Any, offset:
     for step in range(max_new_tokens):
         mask = torch.zeros(step_allowed.shape, dtype=dtype)
         mask.masked_fill_(~step_allowed, torch.finfo(dtype).min)
-        with attention_for(model, offset + width + max_new_tokens):
+        with attention_for(model, batch, width, offset + width + max_new_tokens):
             hidden = decoder(input_ids=step_ids.to(device), attention_mask=mask.to(device),
                              position_ids=step_positions.to(device), **cache).last_hidden_state
         logits = _logits(model, hidden[:, -1])

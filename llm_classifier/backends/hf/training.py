@@ -197,11 +197,45 @@ def _prefix_inputs(model: Any, inputs: dict[str, Any]) -> tuple[Any, dict[str, A
     return prefix, prefix.inputs(len(inputs["input_ids"]))
 
 
+#: A batch whose prompts share a prefix is packed into one sequence when it has at most this many
+#: tokens: the prefix once, then every example after it, each attending to the prefix and to
+#: itself only (no padding, one pass). A longer batch runs as padded rows after the prefix's cache.
+PACK_MAX_TOKENS = 1024
+
+
+def pack_examples(features: list[dict[str, Any]], skip: int) -> dict[str, Any]:
+    """One sequence: the ``skip`` shared tokens, then each example's own tokens (block-diagonal attention).
+
+    Returns ``input_ids``, ``position_ids``, ``labels`` and ``example_ids`` (``[1, L]``; -1 on the
+    prefix) and ``allowed`` (``[1, 1, L, L]`` bool): a token sees the prefix and the earlier
+    tokens of its own example, at the positions it has in its own prompt.
+    """
+    import torch
+
+    ids = list(features[0]["input_ids"][:skip])
+    positions, owners, labels = list(range(skip)), [-1] * skip, [-100] * skip
+    for index, feature in enumerate(features):
+        own = list(feature["input_ids"][skip:])
+        answer_start = feature["prompt_length"] - skip
+        ids += own
+        positions += range(skip, skip + len(own))
+        owners += [index] * len(own)
+        labels += [-100] * answer_start + own[answer_start:]
+    owner = torch.tensor(owners)
+    order = torch.arange(len(ids))
+    causal = order[None, :] <= order[:, None]
+    same = (owner[None, :] == owner[:, None]) | (owner[None, :] < 0)
+    return {"input_ids": torch.tensor([ids]), "position_ids": torch.tensor([positions]), "labels": torch.tensor([labels]),
+            "example_ids": owner[None], "allowed": (causal & same)[None, None]}
+
+
 class AnswerCollator:
     """Right-pad prompt + answer sequences; labels are -100 outside the answer.
 
-    With ``shared_prefix`` the tokens that all the batch's prompts start with are cut
-    off into ``prefix_ids`` (run once by :func:`answer_only_loss`).
+    With ``shared_prefix`` the tokens that all the batch's prompts start with run once: the
+    batch is packed into one sequence after them (:func:`pack_examples`, up to
+    :data:`PACK_MAX_TOKENS` tokens), or they are cut off into ``prefix_ids`` and the rows
+    attend to their cache (:func:`answer_only_loss`).
     """
 
     def __init__(self, pad_id: int, shared_prefix: bool = False):
@@ -212,6 +246,8 @@ class AnswerCollator:
         import torch
 
         prefix, skip = _batch_prefix(features, self.shared_prefix)
+        if prefix and skip + sum(len(f["input_ids"]) - skip for f in features) <= PACK_MAX_TOKENS:
+            return {**pack_examples(features, skip), **_batch_weights(features)}
         width = max(len(f["input_ids"]) for f in features) - skip
         ids = torch.full((len(features), width), self.pad_id, dtype=torch.long)
         labels = torch.full((len(features), width), -100, dtype=torch.long)
@@ -234,19 +270,25 @@ def answer_only_loss(model: Any, inputs: dict[str, Any]) -> Any:
     """
     import torch
 
-    from .scoring import _logits, attention_for
+    from .scoring import _logits, additive_mask, attention_for
 
     labels = inputs["labels"]
-    prefix, extra = _prefix_inputs(model, inputs)
-    attention = inputs["attention_mask"] if prefix is None else prefix.attention(inputs["attention_mask"])
-    with attention_for(model, attention.shape[-1]):
-        hidden = model.get_decoder()(input_ids=inputs["input_ids"], attention_mask=attention, **extra)
+    batch, width = inputs["input_ids"].shape
+    if "allowed" in inputs:  # packed (pack_examples)
+        with attention_for(model, batch, width, width):
+            hidden = model.get_decoder()(input_ids=inputs["input_ids"], attention_mask=additive_mask(model, inputs["allowed"]),
+                                         position_ids=inputs["position_ids"], use_cache=False)
+    else:
+        prefix, extra = _prefix_inputs(model, inputs)
+        attention = inputs["attention_mask"] if prefix is None else prefix.attention(inputs["attention_mask"])
+        with attention_for(model, batch, width, attention.shape[-1]):
+            hidden = model.get_decoder()(input_ids=inputs["input_ids"], attention_mask=attention, **extra)
     hidden = hidden.last_hidden_state[:, :-1]
     targets = labels[:, 1:]
     where = targets != -100
     losses = torch.nn.functional.cross_entropy(_logits(model, hidden[where]), targets[where], reduction="none")
     if "weights" in inputs:
-        rows = where.nonzero()[:, 0]
+        rows = inputs["example_ids"][:, 1:][where] if "example_ids" in inputs else where.nonzero()[:, 0]
         losses = losses * inputs["weights"].to(losses.device)[rows]
     return losses.mean()
 
