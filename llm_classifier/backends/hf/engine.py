@@ -80,10 +80,10 @@ class TransformersBackend:
         in training). "auto" is "quantized" on CUDA and "dense" elsewhere.
     attn_implementation : str, default="auto"
         Attention kernel passed to ``from_pretrained``. "auto" is "sdpa", except on a CPU for
-        forward passes over at most 256 keys (prompt, shared prefix and answers), which run
+        forward passes with at most 16 x 256 x 256 (query, key) pairs over the batch, which run
         the "eager" kernel: there PyTorch's fused CPU attention with a padding or tree mask was
-        the slower one (a training step of short prompts took 1.2-1.25x as long), while at
-        512 tokens the two were as fast and "eager" held 2.9 GB more for the backward pass.
+        the slower one (a training step of short prompts took 1.2-1.25x as long), while for 8
+        texts of 512 tokens the two were as fast and "eager" held 2.9 GB more for the backward pass.
     num_threads : int or None, default=None
         ``torch.set_num_threads`` for this process when the model is loaded. None follows
         ``OMP_NUM_THREADS`` when it is set (joblib's loky workers get ``cpu_count() // n_jobs``
