@@ -2,8 +2,9 @@
 
 At prediction and in training the results must be those of running every prompt whole
 (``shared_prefix=False``), up to float rounding; these tests hold that on the tiny model
-in float32, for both directions and the three training objectives, and check that the
-shared tokens really are run once.
+in float32, for both directions and the three training objectives (training batches packed
+into one sequence, or run as rows after the prefix's cache), and check that the shared
+tokens really are run once.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def test_training_and_prediction_match_running_every_prompt_whole(tiny_params, s
     np.testing.assert_allclose(shared.history_["train_loss"], whole.history_["train_loss"], rtol=1e-5)
 
 
-def test_the_prefix_runs_once_per_training_batch(tiny_params, sentiment):
+def test_the_prefix_runs_once_per_scoring_call(tiny_params, sentiment):
     seen: dict[bool, list[tuple[int, ...]]] = {True: [], False: []}
     for shared in (True, False):
         X, y = sentiment
