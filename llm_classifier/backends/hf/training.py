@@ -328,16 +328,21 @@ def checkpointed(model: Any, enabled: bool) -> Iterator[None]:
         yield
         return
     kwargs = {"use_reentrant": False}
-    if hasattr(model.get_base_model(), "activation_checkpointing_enable"):  # transformers >= 5.x
+    base = model.get_base_model()
+    if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.x
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
         disable = model.activation_checkpointing_disable
     else:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         disable = model.gradient_checkpointing_disable
+    # The backward pass recomputes each layer outside scoring.attention_for: one kernel throughout.
+    short = getattr(base, "short_sequence_attention", None)
+    base.short_sequence_attention = None
     try:
         yield
     finally:
         disable()
+        base.short_sequence_attention = short
 
 
 def _loss_module(model: Any, objective: str, tensors: Any) -> Any:
