@@ -1,6 +1,7 @@
 """Speed benchmark: our label scoring and training against the naive ways, side by side.
 
-    python3 -m benchmarks.speed --out results/speed            # default model, ~15 minutes on 2 cores
+    python3 -m benchmarks.speed --out results/speed            # default model, all CPU sections: over an hour on 2 cores
+    python3 -m benchmarks.speed --sections peak,scoring,training   # about 10 minutes
     python3 -m benchmarks.speed --random-weights smollm2-135m  # no model files needed (e.g. on a GPU)
     python3 -m benchmarks.speed --random-weights llama-3.1-8b --device cuda --sections peak,training  # GPU
     bash benchmarks/gpu_speed.sh                              # the same, as the one script to run on a lent GPU
