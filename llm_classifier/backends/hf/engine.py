@@ -218,7 +218,7 @@ class TransformersBackend:
         dense = self.dense_compute
         base = self._dense_base() if dense else self._load_base()
         config = TrainConfig.from_request(request, lora_targets(base, request.options.get("target_modules")))
-        config = dataclasses.replace(config, shared_prefix=getattr(self, "shared_prefix", True))
+        config = dataclasses.replace(config, shared_prefix=self.shared_prefix)
         model = add_lora(base, config)
         dataset = build_dataset(request.contexts, request.continuations, request.codes, weights=request.weights)
         bf16 = self.torch_dtype == torch.bfloat16
@@ -279,7 +279,7 @@ class TransformersBackend:
         from .scoring import score_pairs
 
         return score_pairs(self.inference_model, contexts, continuations, pad_id=self.pad_id, batch_size=batch_size,
-                           progress=progress, shared_prefix=getattr(self, "shared_prefix", True))
+                           progress=progress, shared_prefix=self.shared_prefix)
 
     def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int, progress: Any = None) -> list[str]:
         import torch
@@ -288,7 +288,7 @@ class TransformersBackend:
         from .scoring import length_batches
 
         model = self.inference_model
-        if getattr(self, "shared_prefix", True) and not needs_plain_generate(model):
+        if self.shared_prefix and not needs_plain_generate(model):
             answers = greedy_generate(model, prompts, max_new_tokens=max_new_tokens, eos_id=self.eos_id,
                                       pad_id=self.pad_id, batch_size=batch_size, progress=progress)
             return [self.tokenizer.decode(tokens) for tokens in answers]
@@ -323,6 +323,7 @@ class TransformersBackend:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore a pickled backend, refusing a base model whose files changed since it was pickled."""
+        state.setdefault("shared_prefix", True)  # pickled before the option existed
         self.__dict__.update(state)
         resolved = state.get("resolved")
         if resolved is not None and getattr(resolved, "files", ()):

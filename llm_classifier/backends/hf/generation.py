@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .scoring import _logits, attention_for, cache_keyword, length_batches, split_prefix
+from .scoring import _logits, additive_mask, attention_for, cache_keyword, length_batches, split_prefix
 
 #: generation-config fields that change greedy decoding; when one is set, ``model.generate`` decodes.
 PROCESSOR_FIELDS = {
@@ -70,7 +70,6 @@ def _greedy_batch(model: Any, prompts: list[Sequence[int]], prefix: Any, offset:
     allowed |= torch.eye(width, dtype=torch.bool)[None]  # padding rows see themselves: no empty softmax row
     keys_valid = torch.cat([torch.ones(batch, offset, dtype=torch.bool), valid], dim=1)
     allowed = torch.cat([torch.ones(batch, width, offset, dtype=torch.bool), allowed], dim=2)
-    dtype = model.get_output_embeddings().weight.dtype
     decoder = model.get_decoder()
     if prefix is not None:
         cache = prefix.inputs(batch)  # the decoder's cache arguments, the prefix in them; extended step by step
@@ -82,8 +81,7 @@ def _greedy_batch(model: Any, prompts: list[Sequence[int]], prefix: Any, offset:
     generated = torch.zeros((batch, 0), dtype=torch.long)
     done = torch.zeros(batch, dtype=torch.bool)
     for step in range(max_new_tokens):
-        mask = torch.zeros(step_allowed.shape, dtype=dtype)
-        mask.masked_fill_(~step_allowed, torch.finfo(dtype).min)
+        mask = additive_mask(model, step_allowed)
         with attention_for(model, batch, width, offset + width + max_new_tokens):
             hidden = decoder(input_ids=step_ids.to(device), attention_mask=mask.to(device),
                              position_ids=step_positions.to(device), **cache).last_hidden_state
