@@ -36,7 +36,8 @@ CHILD = textwrap.dedent(
     """
     import sys
     import safetensors.numpy  # imported before the save starts, so the kill window covers the save itself
-    from llm_classifier import LLMClassifier, persistence
+    from llm_classifier import LLMClassifier
+    from llm_classifier.io import artifact as persistence
     clf = LLMClassifier.load(sys.argv[1])
     print("ready", flush=True)
     sys.stdin.readline()
@@ -51,7 +52,7 @@ def build_tiny_model(path: Path) -> str:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from llm_classifier.backends.hf.checkpoints import resolve_model
+    from llm_classifier.engines.hf_checkpoints import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("smollm2-135m-instruct").path)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,

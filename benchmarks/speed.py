@@ -75,7 +75,7 @@ def random_weights_model(name: str, out: Path, device: str = "cpu") -> str:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from llm_classifier.backends.hf.checkpoints import resolve_model
+    from llm_classifier.engines.hf_checkpoints import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("smollm2-135m-instruct").path)
     config = LlamaConfig(vocab_size=len(tokenizer), tie_word_embeddings=True, max_position_embeddings=8192,
@@ -100,7 +100,7 @@ def forward_flops(model: Any, n_tokens: int, n_logit_rows: int, attention_pairs:
 
 def encoded_prompts(clf: Any, texts: list[str]) -> list[list[int]]:
     """The token ids the fitted ``clf`` scores for ``texts`` (one prompt per text)."""
-    from llm_classifier._predicting import text_windows
+    from llm_classifier.pipeline.predict import text_windows
 
     return text_windows(clf, truncate=True).encode(list(texts)).ids
 
@@ -115,7 +115,7 @@ def scoring_section(model_name: str, n_texts: int, n_naive: int, n_seed: int, de
     """Label scoring at 52 and 2 classes vs the naive scorer and generation."""
     from benchmarks.tasks import load_task
     from llm_classifier import FormatTemplate, LLMClassifier
-    from llm_classifier.backends.hf.scoring import LabelTrie, common_prefix_length, score_labels_naive
+    from llm_classifier.engines.hf.scoring import LabelTrie, common_prefix_length, score_labels_naive
 
     train_x, train_y, test_x, _, _ = load_task("news-r52", n_train=520, n_test=max(n_texts, 60))
     texts = list(test_x[:n_texts])
@@ -185,7 +185,7 @@ train_x, train_y, _, _, _ = load_task(task, n_train=400, n_test=20)
 train_x, train_y = train_x[:{n_examples}], train_y[:{n_examples}]
 if kind == "ours":
     from llm_classifier import LLMClassifier
-    from llm_classifier.backends.hf.engine import TransformersBackend
+    from llm_classifier.engines.hf.engine import TransformersBackend
     backend = TransformersBackend(shared_prefix=extra.pop("shared_prefix", True), attn_implementation=extra.pop("attn_implementation", "auto"))
     clf = LLMClassifier(model=model_name, max_steps=steps, batch_size=8, learning_rate=2e-4, warmup_steps=2, random_state=0, device=device, backend=backend, **extra)
     clf.fit(train_x, train_y)
@@ -199,13 +199,13 @@ else:
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
     from trl import SFTConfig, SFTTrainer
-    from llm_classifier.backends.hf.checkpoints import resolve_model
-    from llm_classifier.prompts import ChatTemplate
+    from llm_classifier.engines.hf_checkpoints import resolve_model
+    from llm_classifier.plugins.prompts import ChatTemplate
     path = resolve_model(model_name).path if not model_name.startswith("/") else model_name
     tokenizer = AutoTokenizer.from_pretrained(path)
     labels = sorted(set(train_y))
     template = ChatTemplate()
-    from llm_classifier.backends.hf.tokenizer import HFTokenizer
+    from llm_classifier.engines.hf.tokenizer import HFTokenizer
     rows = dict(prompt=[template.render(x, labels, HFTokenizer(tokenizer)) for x in train_x], completion=[y + tokenizer.eos_token for y in train_y])
     bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
     model = AutoModelForCausalLM.from_pretrained(path, quantization_config=bnb, dtype=torch.bfloat16, device_map=device)
@@ -243,7 +243,7 @@ def training_section(model_name: str, steps: int, device: str, peak: float, skip
     """LLMClassifier.fit vs a plain TRL SFTTrainer QLoRA run, same data and hyperparameters."""
     from transformers import AutoConfig
 
-    from llm_classifier.backends.hf.checkpoints import resolve_model
+    from llm_classifier.engines.hf_checkpoints import resolve_model
 
     n_examples = steps * 8
     ours = _train_child("ours", model_name, steps, n_examples, device)
@@ -300,7 +300,7 @@ import json, resource, sys, time
 sys.path.insert(0, {root!r})
 from benchmarks.tasks import load_task
 from llm_classifier import LLMClassifier
-from llm_classifier.backends.hf.engine import TransformersBackend
+from llm_classifier.engines.hf.engine import TransformersBackend
 train_x, train_y, test_x, _, _ = load_task("sentiment", n_train=100, n_test=200)
 clf = LLMClassifier(max_steps=0, random_state=0, device={device!r}, backend=TransformersBackend(shared_prefix={shared!r}))
 clf.fit(train_x, train_y)
@@ -351,8 +351,8 @@ def prefix_section(model_name: str, n_train: int, n_test: int, device: str, peak
 
     from benchmarks.tasks import load_task
     from llm_classifier import LLMClassifier
-    from llm_classifier.backends.hf.engine import TransformersBackend
-    from llm_classifier.backends.hf.scoring import common_prefix_length
+    from llm_classifier.engines.hf.engine import TransformersBackend
+    from llm_classifier.engines.hf.scoring import common_prefix_length
 
     rows = []
     for task in tasks:

@@ -8,13 +8,13 @@ model is loaded, so importing this package is quick.
 """
 
 from ._logging import disable_hub_telemetry
-from .backends import Backend, Capabilities, Engine, EngineState, Tokenizer, TrainRequest
-from .channel import ChannelTemplate
+from .engines import Backend, Capabilities, Engine, EngineState, Tokenizer, TrainRequest
+from .plugins.channel_template import ChannelTemplate
 from .estimator import LLMClassifier
 from .exceptions import (IncompatibleArtifactError, LowConfidenceError, LowConfidenceWarning, ModelNotFoundError,
                          TrainingDivergedError, UnparseableAnswerError, UnparseableAnswerWarning)
-from .labels import DefaultParser, DefaultVerbalizer, ExactParser, FunctionVerbalizer, LabelParser, MappingVerbalizer, Verbalizer
-from .prompts import AlpacaTemplate, CallableTemplate, ChatTemplate, FormatTemplate, PromptTemplate
+from .plugins.labels import DefaultParser, DefaultVerbalizer, ExactParser, FunctionVerbalizer, LabelParser, MappingVerbalizer, Verbalizer
+from .plugins.prompts import AlpacaTemplate, CallableTemplate, ChatTemplate, FormatTemplate, PromptTemplate
 
 from ._version import __version__
 

@@ -20,10 +20,10 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 
 from .encoding import TRUNCATIONS
-from .formulation import DIRECTIONS, get_direction
-from .windows import LONG_TEXT
+from .formulations.base import DIRECTIONS, get_direction
+from .formulations.windows import LONG_TEXT
 
-#: The training objectives every engine understands (see :class:`~llm_classifier.backends.base.TrainRequest`).
+#: The training objectives every engine understands (see :class:`~llm_classifier.engines.base.TrainRequest`).
 OBJECTIVES = ("answer", "class", "answer+class")
 #: The optimizers and schedules of the transformers engine (by their LLMClassifier names).
 OPTIMIZERS = ("adamw", "adamw_torch", "adamw_8bit", "paged_adamw_8bit", "adafactor", "sgd")

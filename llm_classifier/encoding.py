@@ -1,6 +1,6 @@
 """Token ids of prompts and answers, built the same way at fit and at predict time.
 
-A prompt is ``prefix + text + suffix`` (see :func:`llm_classifier.prompts.split_template`).
+A prompt is ``prefix + text + suffix`` (see :func:`llm_classifier.plugins.prompts.split_template`).
 The three parts are encoded separately and concatenated, and an answer is encoded on its
 own and followed by the end-of-answer token. So the boundary between prompt and answer
 never depends on how a tokenizer would merge them, and a long text is cut inside the text,
@@ -9,7 +9,7 @@ never in the instruction or the answer: ``truncation`` says which part of it is 
 User data (texts, answers) is encoded with the engine tokenizer's ``encode_text``: plain
 text, so no string in it can become a special or control token. The template's own
 markup (prefix and suffix) is encoded with ``encode_prompt``, where special tokens are
-real. Everything here goes through the :class:`~llm_classifier.backends.base.Tokenizer`
+real. Everything here goes through the :class:`~llm_classifier.engines.base.Tokenizer`
 protocol, so it serves every engine.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ._logging import warn_caller
-from .backends.base import Tokenizer
+from .engines.base import Tokenizer
 
 #: How an over-long text can be cut, and what of it is kept (as the warning words it).
 KEPT_PART = {"head": "their beginning", "tail": "their end", "head+tail": "their beginning and end"}
@@ -138,7 +138,7 @@ class PromptEncoder:
     Parameters
     ----------
     tokenizer : Tokenizer
-        The engine's tokenizer (:class:`~llm_classifier.backends.base.Tokenizer`).
+        The engine's tokenizer (:class:`~llm_classifier.engines.base.Tokenizer`).
     prefix, suffix : str
         The rendered template before and after the input text.
     max_length : int

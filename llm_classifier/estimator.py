@@ -9,17 +9,17 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
-from ._fitting import FittedClassifier, fit_classifier, kept_global_random
+from .pipeline.fit import FittedClassifier, fit_classifier, kept_global_random
 from ._logging import warn_caller
-from ._multilabel_fitting import fit_multilabel
+from .pipeline.multilabel_fit import fit_multilabel
 from ._params import PARAMETER_CONSTRAINTS
-from ._predicting import chunk_scores, confident_predictions, encoded_chunks, parse_generated, text_windows
+from .pipeline.predict import chunk_scores, confident_predictions, encoded_chunks, parse_generated, text_windows
 from ._process import is_main_process
 from .exceptions import UnparseableAnswerWarning
-from .multilabel import is_multilabel_target
-from .registry import get_formulation
-from .validation import show_value
-from .windows import EncodedWindows
+from .formulations.multilabel import is_multilabel_target
+from .formulations.registry import get_formulation
+from .inputs import show_value
+from .formulations.windows import EncodedWindows
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -47,7 +47,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         with ``{text}``, a callable ``f(text, labels)`` or a template object.
     direction : {"direct", "channel"}, default="direct"
         "direct" scores each class's answer after the text's prompt; "channel" scores the
-        text after each class's prompt (the noisy channel; :mod:`llm_classifier.formulation`).
+        text after each class's prompt (the noisy channel; :mod:`llm_classifier.formulations.base`).
     few_shot : int, default=0
         Demonstrations per class drawn from the training texts into every prompt.
     verbalizer : None, dict, callable or Verbalizer, default=None
@@ -55,7 +55,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     label_parser : None, str, callable or LabelParser, default=None
         Generated text -> class for ``inference="generate"``; None is the forgiving parser.
     backend : str or Engine, default="transformers"
-        The model engine (:class:`~llm_classifier.backends.base.Engine`).
+        The model engine (:class:`~llm_classifier.engines.base.Engine`).
     inference : {"score", "generate"}, default="score"
         Score every label, or generate an answer and parse it.
     on_unparseable : "score", "raise" or a class label, default="score"
@@ -122,7 +122,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     multilabel_threshold : float in (0, 1) or "auto", default=0.5
         Multi-label targets only: the probability from which a label is predicted, for
         every label; "auto" fits one threshold per label maximising F1 on early stopping's
-        held-out slice (:mod:`llm_classifier.multilabel`).
+        held-out slice (:mod:`llm_classifier.formulations.multilabel`).
 
     Attributes
     ----------
@@ -149,7 +149,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     ``fit(X, Y)`` with a multi-label ``Y`` (an indicator matrix, a DataFrame of 0/1
     columns or a list of label sets) asks one yes/no question per label;
     ``predict`` then returns the 0/1 indicator matrix and ``predict_proba`` one
-    independent probability per label (:mod:`llm_classifier.multilabel`).
+    independent probability per label (:mod:`llm_classifier.formulations.multilabel`).
 
     Examples
     --------
@@ -332,7 +332,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         the answer's tokens (ending token included), before calibration and normalisation;
         with ``direction="channel"``, ``log p(text | class prompt_k)``. With ``long_text="mean"``
         or ``"max"`` a text read as several windows gets its windows' class log-probabilities
-        pooled (:mod:`llm_classifier.windows`).
+        pooled (:mod:`llm_classifier.formulations.windows`).
 
         Parameters
         ----------
@@ -458,9 +458,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
         The base model is referenced by name and content fingerprint, not copied. Writing
         is atomic: a crash leaves the old artifact or the new one, never a mix (see
-        :mod:`llm_classifier.persistence`). In a multi-process launch only rank 0 writes.
+        :mod:`llm_classifier.io.artifact`). In a multi-process launch only rank 0 writes.
         """
-        from .persistence import save_classifier
+        from .io.artifact import save_classifier
 
         check_is_fitted(self, "classes_")
         if is_main_process():
@@ -483,7 +483,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             Predict through this engine instead of the saved one (e.g. ``"vllm"`` for a
             classifier fitted with ``"transformers"``); it becomes the ``backend`` parameter.
         """
-        from .persistence import load_classifier
+        from .io.artifact import load_classifier
 
         return load_classifier(cls, path, model=model, trust_remote_code=trust_remote_code, backend=backend)
 
@@ -498,14 +498,14 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         backend : str or Engine
-            The engine to predict with (a name registered in ``llm_classifier.backends.ENGINES``).
+            The engine to predict with (a name registered in ``llm_classifier.engines.ENGINES``).
 
         Returns
         -------
         LLMClassifier
             Fitted, with ``backend`` as its parameter.
         """
-        from .persistence import with_backend
+        from .io.artifact import with_backend
 
         check_is_fitted(self, "classes_")
         return with_backend(self, backend)

@@ -22,7 +22,7 @@ SENTIMENT_Y = ["positive", "negative"] * 4
 @pytest.fixture(scope="session")
 def real_tokenizer_dir():
     """The default model's dense checkpoint directory (converted once from the packaged GGUF)."""
-    from llm_classifier.backends.hf.checkpoints import resolve_model
+    from llm_classifier.engines.hf_checkpoints import resolve_model
 
     return resolve_model("smollm2-135m-instruct").path
 

@@ -42,7 +42,7 @@ def main() -> None:
     learning_rate = float(sys.argv[4]) if len(sys.argv) > 4 else 2e-2
     epochs = float(sys.argv[5]) if len(sys.argv) > 5 else 4
     from llm_classifier import LLMClassifier
-    from llm_classifier.backends.hf.runtime import is_main_process, process_rank, world_size
+    from llm_classifier.engines.hf.runtime import is_main_process, process_rank, world_size
 
     X_train, y_train = make_data(96, seed=0)
     X_test, y_test = make_data(64, seed=1)

@@ -1,6 +1,6 @@
 """Loading an edited classifier.json can never import or run code.
 
-Plugins come from a fixed registry (llm_classifier.persistence._plugins) by kind name, with
+Plugins come from a fixed registry (llm_classifier.io.artifact._plugins) by kind name, with
 checked parameters; trust_remote_code is taken from the caller of LLMClassifier.load only.
 """
 
@@ -42,12 +42,12 @@ def _malicious_copy(tiny_model: str, folder: Path, marker: Path) -> Path:
     return folder
 
 
-BACKEND_WITH_REMOTE_CODE = {"__class__": "llm_classifier.backends.transformers.TransformersBackend",
+BACKEND_WITH_REMOTE_CODE = {"__class__": "llm_classifier.engines.transformers.TransformersBackend",
                             "params": {"trust_remote_code": True}}
 
 
 def test_an_edited_artifact_cannot_make_load_run_the_base_folders_code(saved, tiny_model, tmp_path, sentiment):
-    from llm_classifier.backends.hf.checkpoints import resolve_model
+    from llm_classifier.engines.hf_checkpoints import resolve_model
 
     _, directory = saved
     marker = tmp_path / "MARKER"
@@ -79,7 +79,7 @@ def test_trust_remote_code_comes_from_the_caller_only(saved):
 
 
 NAMED = [
-    ("plain-function", "params.prompt", {"__class__": "llm_classifier.prompts.resolve_template", "params": {"prompt": "x"}}),
+    ("plain-function", "params.prompt", {"__class__": "llm_classifier.plugins.prompts.resolve_template", "params": {"prompt": "x"}}),
     ("foreign-module", "params.prompt", {"__class__": "os.system", "params": {"command": "echo pwned"}}),
     ("foreign-kind", "params.prompt", {"__plugin__": "os.system", "params": {}}),
     ("look-alike-module", "params.prompt", {"__class__": "evil.AlpacaTemplate.x", "params": {}}),
@@ -116,8 +116,8 @@ def test_plugin_parameters_are_checked(saved):
 
 def test_registered_plugins_round_trip(tiny_params, sentiment, tmp_path):
     from llm_classifier import AlpacaTemplate
-    from llm_classifier.backends.hf.engine import TransformersBackend
-    from llm_classifier.labels import ExactParser
+    from llm_classifier.engines.hf.engine import TransformersBackend
+    from llm_classifier.plugins.labels import ExactParser
 
     clf = LLMClassifier(**tiny_params, prompt=AlpacaTemplate(instruction="Say {labels}"), verbalizer={"negative": "bad", "positive": "good"},
                         label_parser=ExactParser(case_sensitive=False), backend=TransformersBackend(compute="dense")).fit(*sentiment)
@@ -131,7 +131,7 @@ def test_registered_plugins_round_trip(tiny_params, sentiment, tmp_path):
 
 def test_the_loader_has_no_dynamic_import():
     """No field can reach importlib: persistence does not use it at all."""
-    import llm_classifier.persistence as persistence
+    import llm_classifier.io.artifact as persistence
 
     source = Path(persistence.__file__).read_text()
     assert "importlib" not in source and "__import__" not in source and "getattr(module" not in source

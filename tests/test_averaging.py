@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from llm_classifier import LLMClassifier
-from llm_classifier.backends.hf.averaging import AdapterEMA
-from llm_classifier.holdout import stratified_holdout
-from llm_classifier.validation import canonical_order
+from llm_classifier.engines.hf.averaging import AdapterEMA
+from llm_classifier.pipeline.holdout import stratified_holdout
+from llm_classifier.inputs import canonical_order
 
 
 def _module():

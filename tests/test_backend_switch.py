@@ -11,7 +11,7 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from llm_classifier import LLMClassifier
-from llm_classifier.backends.hf.engine import TransformersBackend
+from llm_classifier.engines.hf.engine import TransformersBackend
 from llm_classifier.exceptions import ModelNotFoundError
 
 

@@ -507,10 +507,10 @@ def private_llm_classifier_imports(path: Path) -> list[str]:
 def test_the_private_import_check_catches_modules_and_names(tmp_path):
     study = tmp_path / "study.py"
     study.write_text("from llm_classifier import LLMClassifier, ChatTemplate\n"
-                     "def f():\n    from llm_classifier.calibration import prior_correction\n"
-                     "    import llm_classifier.validation\n    from llm_classifier import _logging\n")
+                     "def f():\n    from llm_classifier.plugins.calibration import prior_correction\n"
+                     "    import llm_classifier.inputs\n    from llm_classifier import _logging\n")
     assert private_llm_classifier_imports(study) == [
-        "llm_classifier.calibration", "llm_classifier.validation", "llm_classifier._logging"]
+        "llm_classifier.plugins.calibration", "llm_classifier.inputs", "llm_classifier._logging"]
 
 
 @pytest.mark.parametrize("path", sorted((BENCHMARKS / "studies").glob("*.py")), ids=lambda p: p.name)
@@ -566,9 +566,9 @@ def test_the_studies_offline_maps_equal_the_library_ones():
     """The studies carry their own copy of the calibration maps and the held-out slice; they must
     match what ``LLMClassifier.fit`` does (this test may import the library's internals)."""
     from benchmarks.studies import offline
-    from llm_classifier.calibration import fit_affine, prior_correction
-    from llm_classifier.holdout import stratified_holdout
-    from llm_classifier.validation import canonical_order
+    from llm_classifier.plugins.calibration import fit_affine, prior_correction
+    from llm_classifier.pipeline.holdout import stratified_holdout
+    from llm_classifier.inputs import canonical_order
 
     rng = np.random.default_rng(0)
     scores, codes = rng.normal(size=(60, 4)), rng.integers(0, 3, size=60)  # class 3 never seen

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import log_softmax, softmax
 
-from llm_classifier.calibration import Calibration, fit_affine, prior_correction
+from llm_classifier.plugins.calibration import Calibration, fit_affine, prior_correction
 
 
 def _sample(rng, n, bias, temperature, signal=2.0):
@@ -67,7 +67,7 @@ def test_calibration_apply_is_scale_then_shift():
 
 
 def test_saved_calibration_round_trips_and_legacy_offsets_load():
-    from llm_classifier.persistence import _decode_calibration, _encode_calibration
+    from llm_classifier.io.artifact import _decode_calibration, _encode_calibration
 
     calibration = Calibration(bias=np.array([0.5, -0.5]), temperature=1.5)
     decoded = _decode_calibration({"calibration": _encode_calibration(calibration)})

@@ -9,12 +9,12 @@ from sklearn.base import clone
 from sklearn.utils._param_validation import InvalidParameterError
 
 from llm_classifier import LLMClassifier
-from llm_classifier.channel import ChannelTemplate, resolve_channel_template
+from llm_classifier.plugins.channel_template import ChannelTemplate, resolve_channel_template
 from llm_classifier.encoding import encode_class_prompts
-from llm_classifier.backends.hf.scoring import score_channel
-from llm_classifier.backends.hf.tokenizer import HFTokenizer
-from llm_classifier.backends.hf.training import build_dataset
-from llm_classifier.formulation import get_direction
+from llm_classifier.engines.hf.scoring import score_channel
+from llm_classifier.engines.hf.tokenizer import HFTokenizer
+from llm_classifier.engines.hf.training import build_dataset
+from llm_classifier.formulations.base import get_direction
 
 
 @pytest.fixture(scope="module")

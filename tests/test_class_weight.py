@@ -5,9 +5,9 @@ import pytest
 from scipy.special import log_softmax
 
 from llm_classifier import LLMClassifier
-from llm_classifier.backends.hf.early_stopping import validation_scores
-from llm_classifier.weights import example_weights
-from llm_classifier.weights import resolve_class_weights
+from llm_classifier.engines.hf.early_stopping import validation_scores
+from llm_classifier.pipeline.weights import example_weights
+from llm_classifier.pipeline.weights import resolve_class_weights
 
 
 def _weights(class_weight, classes, codes):

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from llm_classifier import LLMClassifier
-from llm_classifier._tables import (TableError, TableWriter, chunked, count_rows, csv_rows, jsonl_rows, read_rows,
+from llm_classifier.io.tables import (TableError, TableWriter, chunked, count_rows, csv_rows, jsonl_rows, read_rows,
                                     text_of)
-from llm_classifier.cli import evaluation, main, parse_value
+from llm_classifier.cli.main import evaluation, main, parse_value
 
 from conftest import SENTIMENT_X, SENTIMENT_Y
 
@@ -33,7 +33,7 @@ def _env(*prepend: Path) -> dict[str, str]:
 
 
 def run_cli(*args: str, cwd: Path, stdin: str | None = None, prepend: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "llm_classifier.cli", *map(str, args)]
+    command = [sys.executable, "-m", "llm_classifier.cli.main", *map(str, args)]
     return subprocess.run(command, cwd=cwd, input=stdin, capture_output=True, text=True, env=_env(*prepend), timeout=600)
 
 

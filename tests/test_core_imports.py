@@ -2,7 +2,7 @@
 
 The core (llm_classifier/*.py, the engine contract and the reference engine) may not load
 torch, transformers, peft, bitsandbytes or vllm, not even lazily inside a function: only an
-engine's package (llm_classifier/backends/hf, a future backends/vllm) may.
+engine's package (llm_classifier/engines/hf, a future backends/vllm) may.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "llm_classifier"
 HEAVY = ("torch", "transformers", "peft", "bitsandbytes", "vllm")
 #: Packages of engines, which are allowed to import the heavy libraries.
-ENGINE_PACKAGES = ("llm_classifier.backends.hf", "llm_classifier.backends.vllm")
+ENGINE_PACKAGES = ("llm_classifier.engines.hf", "llm_classifier.engines.vllm")
 
 
 def module_name(path: Path) -> str:
@@ -30,7 +30,7 @@ def all_modules() -> dict[str, Path]:
 
 def core_modules() -> list[str]:
     core = [module_name(path) for path in sorted(PACKAGE.glob("*.py"))]
-    return core + ["llm_classifier.backends", "llm_classifier.backends.base", "llm_classifier.backends.reference"]
+    return core + ["llm_classifier.engines", "llm_classifier.engines.base", "llm_classifier.engines.reference"]
 
 
 def imported_names(module: str, path: Path) -> list[tuple[int, str]]:

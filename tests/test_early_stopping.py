@@ -5,11 +5,11 @@ import pytest
 from scipy.special import log_softmax, softmax
 
 from llm_classifier import LLMClassifier
-from llm_classifier.calibration import fit_affine
-from llm_classifier.formulation import get_direction
-from llm_classifier.backends.hf.early_stopping import NEAR_TIE, validation_scores
-from llm_classifier.holdout import stratified_holdout
-from llm_classifier.validation import canonical_order
+from llm_classifier.plugins.calibration import fit_affine
+from llm_classifier.formulations.base import get_direction
+from llm_classifier.engines.hf.early_stopping import NEAR_TIE, validation_scores
+from llm_classifier.pipeline.holdout import stratified_holdout
+from llm_classifier.inputs import canonical_order
 
 
 @pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5])
@@ -150,7 +150,7 @@ def test_auto_early_stopping_stays_off_when_nothing_can_be_held_out(tiny_params)
 
 @pytest.mark.parametrize("fraction", [0.05, 0.1, 0.125, 0.2, 1 / 3, 0.5])
 def test_smallest_held_out_class_matches_the_rounding_rule(fraction):
-    from llm_classifier.holdout import n_held_out, smallest_held_out_class
+    from llm_classifier.pipeline.holdout import n_held_out, smallest_held_out_class
 
     smallest = smallest_held_out_class(fraction)
     assert n_held_out(smallest, fraction) >= 1
@@ -158,7 +158,7 @@ def test_smallest_held_out_class_matches_the_rounding_rule(fraction):
 
 
 def test_monitor_evaluates_every_eval_steps_and_after_the_last_step():
-    from llm_classifier.backends.hf.early_stopping import BestAdapterMonitor
+    from llm_classifier.engines.hf.early_stopping import BestAdapterMonitor
 
     monitor = BestAdapterMonitor(None, [], np.array([]), [], pad_id=0, eval_steps=3, patience=None, batch_size=1)
     assert [step for step in range(1, 11) if monitor.due(step, 10)] == [3, 6, 9, 10]

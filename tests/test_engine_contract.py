@@ -1,4 +1,4 @@
-"""The engine contract (llm_classifier.backends.base): tests any engine must pass.
+"""The engine contract (llm_classifier.engines.base): tests any engine must pass.
 
 Every contract test goes through the protocol only (``Engine``, ``Tokenizer``, ``TrainRequest``,
 ``EngineState``) and runs on each engine: the pure-numpy reference engine (milliseconds) and the
@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_classifier.backends.base import Capabilities, Engine, EngineState, Tokenizer, TrainRequest
-from llm_classifier.backends.reference import SPECIAL_TOKENS, VOCAB_SIZE, ReferenceEngine, ReferenceTokenizer
+from llm_classifier.engines.base import Capabilities, Engine, EngineState, Tokenizer, TrainRequest
+from llm_classifier.engines.reference import SPECIAL_TOKENS, VOCAB_SIZE, ReferenceEngine, ReferenceTokenizer
 from llm_classifier.exceptions import IncompatibleArtifactError, ModelNotFoundError
 
 # -- engines -------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ def _transformers_case(tiny_model: str) -> EngineCase:
     options = {"quantization": None, "dtype": "float32", "device": "cpu"}
 
     def make() -> Any:
-        from llm_classifier.backends.hf.engine import TransformersBackend
+        from llm_classifier.engines.hf.engine import TransformersBackend
 
         engine = TransformersBackend()
         engine.load(tiny_model, **options)
@@ -74,7 +74,7 @@ def _transformers_case(tiny_model: str) -> EngineCase:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from llm_classifier.backends.hf.scoring import score_labels_naive
+        from llm_classifier.engines.hf.scoring import score_labels_naive
 
         model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
         return score_labels_naive(model, contexts, continuations, pad_id=engine.tokenizer.pad_id, batch_size=4)
@@ -332,7 +332,7 @@ class TokenizerCase:
 def _hf_tokenizer_case(directory: str) -> TokenizerCase:
     from transformers import AutoTokenizer
 
-    from llm_classifier.backends.hf.tokenizer import HFTokenizer
+    from llm_classifier.engines.hf.tokenizer import HFTokenizer
 
     tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(directory))
     added = {i: t for i, t in tokenizer.hf.added_tokens_decoder.items() if t.special}
@@ -435,7 +435,7 @@ def test_hf_encode_prompt_matches_the_prefix_encoding(smollm2: Any) -> None:
 
 
 def test_hf_special_ids_and_chat(smollm2: Any) -> None:
-    from llm_classifier.backends.hf.tokenizer import special_ids
+    from llm_classifier.engines.hf.tokenizer import special_ids
 
     assert (smollm2.end_id, smollm2.pad_id) == special_ids(smollm2.hf)
     assert smollm2.end_id == smollm2.hf.eos_token_id and smollm2.pad_id != smollm2.end_id

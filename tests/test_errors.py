@@ -21,9 +21,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from llm_classifier import LLMClassifier
-from llm_classifier.backends.hf.engine import TransformersBackend
+from llm_classifier.engines.hf.engine import TransformersBackend
 from llm_classifier.exceptions import IncompatibleArtifactError, ModelNotFoundError
-from llm_classifier.prompts import LISTED_INSTRUCTION, ChatTemplate
+from llm_classifier.plugins.prompts import LISTED_INSTRUCTION, ChatTemplate
 
 X4 = ["good film", "bad film", "fine film", "awful film"]
 Y4 = ["pos", "neg", "pos", "neg"]
@@ -144,7 +144,7 @@ def no_model_loading(monkeypatch):
 @pytest.fixture
 def no_model_reading(monkeypatch):
     """Let the engine's load start (it checks the device) but fail loudly once it reads the model."""
-    import llm_classifier.backends.hf.engine as engine
+    import llm_classifier.engines.hf.engine as engine
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was read before the parameters were checked")
@@ -331,7 +331,7 @@ def test_truncation_chooses_the_part_of_a_long_text_that_is_scored(tiny_model):
         lambda: LLMClassifier(truncation="tail", **params).fit([start + end, "good", "bad"], ["pos", "pos", "neg"])
     )
     assert "truncated to their end (truncation='tail')" in str(caught[0].message)
-    from llm_classifier.formulation import get_direction
+    from llm_classifier.formulations.base import get_direction
 
     tokenizer = clf.backend_.tokenizer
     kept = {}
@@ -388,7 +388,7 @@ def _assert_unchanged(clf, before_state, before_adapter, before_proba):
 
 @pytest.mark.parametrize("interruption", [KeyboardInterrupt, RuntimeError])
 def test_fit_interrupted_during_training_leaves_estimator_unchanged(tiny_model, monkeypatch, interruption):
-    import llm_classifier.backends.hf.training as training
+    import llm_classifier.engines.hf.training as training
 
     clf = LLMClassifier(model=tiny_model, quantization=None, dtype="float32", max_steps=2, batch_size=2, random_state=0).fit(X4, Y4)
     before_state, before_proba = _state(clf), clf.predict_proba(X4)

@@ -7,8 +7,8 @@ import pytest
 from sklearn.base import clone
 
 from llm_classifier import LLMClassifier
-from llm_classifier.demonstrations import MIN_DEMONSTRATION_TOKENS, draw_demonstrations, shorten
-from llm_classifier.prompts import AlpacaTemplate, ChatTemplate
+from llm_classifier.plugins.demonstrations import MIN_DEMONSTRATION_TOKENS, draw_demonstrations, shorten
+from llm_classifier.plugins.prompts import AlpacaTemplate, ChatTemplate
 
 LONG = " ".join(["an endlessly long and winding sentence about nothing in particular"] * 40)
 
@@ -30,7 +30,7 @@ def test_draw_takes_per_class_from_eligible_rows_in_a_seeded_order():
 def test_shorten_keeps_the_beginning_within_budget(tiny_model):
     from transformers import AutoTokenizer
 
-    from llm_classifier.backends.hf.tokenizer import HFTokenizer
+    from llm_classifier.engines.hf.tokenizer import HFTokenizer
 
     tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(tiny_model))
     short = shorten(LONG, tokenizer, 12)

@@ -8,8 +8,8 @@ HEAVY = ("torch", "transformers", "peft", "bitsandbytes", "trl", "datasets")
 
 def test_import_loads_no_deep_learning_stack():
     code = (
-        "import sys, llm_classifier, llm_classifier.backends.hf.early_stopping, llm_classifier.prompts, "
-        "llm_classifier.calibration, llm_classifier.labels, llm_classifier.encoding; "
+        "import sys, llm_classifier, llm_classifier.engines.hf.early_stopping, llm_classifier.plugins.prompts, "
+        "llm_classifier.plugins.calibration, llm_classifier.plugins.labels, llm_classifier.encoding; "
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

@@ -1,6 +1,6 @@
 import pytest
 
-from llm_classifier.labels import (
+from llm_classifier.plugins.labels import (
     DefaultParser,
     DefaultVerbalizer,
     ExactParser,

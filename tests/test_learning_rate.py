@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from llm_classifier import LLMClassifier
-from llm_classifier.backends.hf.training import resolve_learning_rate
+from llm_classifier.engines.hf.training import resolve_learning_rate
 
 
 @pytest.mark.parametrize("hidden, expected", [(4096, 2e-4), (8192, 2e-4), (1536, 2e-4 * 4096 / 1536), (576, 1e-3), (64, 1e-3)])

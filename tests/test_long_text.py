@@ -12,9 +12,9 @@ from scipy.special import log_softmax
 from sklearn.utils._param_validation import InvalidParameterError
 
 from llm_classifier import LLMClassifier
-from llm_classifier._predicting import text_windows
-from llm_classifier.formulation import get_direction
-from llm_classifier.windows import EncodedWindows, Windows, split_windows, window_overlap_tokens, windows_needed
+from llm_classifier.pipeline.predict import text_windows
+from llm_classifier.formulations.base import get_direction
+from llm_classifier.formulations.windows import EncodedWindows, Windows, split_windows, window_overlap_tokens, windows_needed
 
 PROMPT = "Review: {text}\nLabel:"
 #: Byte-level reference tokenizer: ``max_length=64`` leaves 64 - 9 - 7 - 4 = 44 text bytes ("Review: " and
@@ -75,7 +75,7 @@ def test_each_window_counts_one_share_of_its_document_in_training():
 
 
 def _encoder():
-    from llm_classifier.backends.reference import ReferenceTokenizer
+    from llm_classifier.engines.reference import ReferenceTokenizer
     from llm_classifier.encoding import PromptEncoder
 
     return PromptEncoder(ReferenceTokenizer(), "Review: ", "\nLabel:", 64, 4)

@@ -3,7 +3,7 @@ import importlib.util
 import pytest
 
 from llm_classifier.exceptions import ModelNotFoundError
-from llm_classifier.backends.hf.checkpoints import PACKAGED_MODELS, resolve_model
+from llm_classifier.engines.hf_checkpoints import PACKAGED_MODELS, resolve_model
 
 
 def test_packaged_default_resolves_to_cached_checkpoint(real_tokenizer_dir):
@@ -14,7 +14,7 @@ def test_packaged_default_resolves_to_cached_checkpoint(real_tokenizer_dir):
 
 
 def test_cache_folder_is_overridable(monkeypatch, tmp_path):
-    from llm_classifier.backends.hf.checkpoints import cache_dir
+    from llm_classifier.engines.hf_checkpoints import cache_dir
 
     monkeypatch.setenv("LLM_CLASSIFIER_CACHE", str(tmp_path))
     assert cache_dir() == tmp_path

@@ -14,8 +14,8 @@ from sklearn.preprocessing import MultiLabelBinarizer
 from sklearn.utils._param_validation import InvalidParameterError
 
 from llm_classifier import LLMClassifier
-from llm_classifier.backends.reference import ReferenceEngine
-from llm_classifier.multilabel import (MULTILABEL, check_multilabel_targets, fit_thresholds, is_multilabel_target,
+from llm_classifier.engines.reference import ReferenceEngine
+from llm_classifier.formulations.multilabel import (MULTILABEL, check_multilabel_targets, fit_thresholds, is_multilabel_target,
                                        split_choices)
 
 TEXTS = ["goal scored in the match", "the team won the cup", "stocks fell sharply", "market rallies on earnings",
@@ -285,7 +285,7 @@ def test_tiny_model_scores_in_one_pass_what_it_trains_on(tiny_params):
 
 
 def test_real_tokenizer_splits_label_and_decision_at_a_token_boundary(tiny_params):
-    from llm_classifier.backends import resolve_backend
+    from llm_classifier.engines import resolve_backend
 
     engine = resolve_backend("transformers")
     engine.load(tiny_params["model"], quantization=None, dtype="float32")

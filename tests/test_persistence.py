@@ -179,7 +179,7 @@ def test_default_precision_round_trip_and_refit_are_exact(tiny_model, sentiment,
 
 def test_parameters_that_json_would_change_are_not_saved_as_json():
     """A dict keyed by ints (``class_weight={0: 2.0}``) would come back keyed by strings: it is stored by name only."""
-    from llm_classifier.persistence import _encode_param
+    from llm_classifier.io.artifact import _encode_param
 
     assert _encode_param("class_weight", {"spam": 2.0}) == {"spam": 2.0}
     with pytest.warns(UserWarning, match="'class_weight' parameter .* cannot be saved as JSON"):
@@ -191,9 +191,9 @@ def test_parameters_that_json_would_change_are_not_saved_as_json():
 
 
 def _legacy_plugins(value):
-    """Format 1 named plugins by import path (``{"__class__": "llm_classifier.prompts.AlpacaTemplate"}``)."""
-    modules = {"AlpacaTemplate": "llm_classifier.prompts", "DefaultParser": "llm_classifier.labels",
-               "TransformersBackend": "llm_classifier.backends.transformers"}
+    """Format 1 named plugins by import path (``{"__class__": "llm_classifier.plugins.prompts.AlpacaTemplate"}``)."""
+    modules = {"AlpacaTemplate": "llm_classifier.plugins.prompts", "DefaultParser": "llm_classifier.plugins.labels",
+               "TransformersBackend": "llm_classifier.engines.transformers"}
     if isinstance(value, dict) and "__plugin__" in value:
         return {"__class__": f"{modules[value['__plugin__']]}.{value['__plugin__']}", "params": value["params"]}
     return value
@@ -201,7 +201,7 @@ def _legacy_plugins(value):
 
 def _to_format_1(directory: Path, base: str) -> None:
     """Rewrite a saved artifact into the format-1 layout written by llm_classifier before format 2."""
-    from llm_classifier.backends.hf.checkpoints import legacy_directory_fingerprint
+    from llm_classifier.engines.hf_checkpoints import legacy_directory_fingerprint
 
     config = json.loads((directory / "classifier.json").read_text())
     (directory / config.pop("adapter")["file"]).rename(directory / "adapter.safetensors")
@@ -245,7 +245,7 @@ def test_killed_saves_leave_the_old_or_the_new_artifact(tiny_model, tmp_path):
 def test_concurrent_savers_and_readers_never_see_a_mix(fitted, other, sentiment, tmp_path):
     import threading
 
-    from llm_classifier import persistence
+    from llm_classifier.io import artifact as persistence
 
     target = tmp_path / "clf"
     fitted.save(target)
@@ -401,7 +401,7 @@ def test_unpickling_refuses_a_changed_base(base_copy, tiny_params, sentiment):
 
 
 def test_saving_inside_the_base_folder_keeps_its_fingerprint(base_copy, tiny_params, sentiment):
-    from llm_classifier.backends.hf.checkpoints import resolve_model
+    from llm_classifier.engines.hf_checkpoints import resolve_model
 
     clf = _fit_on(base_copy, tiny_params, sentiment)
     before = resolve_model(str(base_copy)).fingerprint
@@ -433,7 +433,7 @@ def test_model_paths_are_stored_absolute_and_can_be_redirected(base_copy, tiny_p
 def test_content_hashes_are_cached_by_path_size_and_mtime(base_copy, tmp_path, monkeypatch):
     import os
 
-    from llm_classifier.backends.hf.checkpoints import FINGERPRINT_CACHE, files_sha256
+    from llm_classifier.engines.hf_checkpoints import FINGERPRINT_CACHE, files_sha256
 
     monkeypatch.setenv("LLM_CLASSIFIER_CACHE", str(tmp_path / "cache"))
     config = base_copy / "config.json"

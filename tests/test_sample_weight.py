@@ -6,9 +6,9 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from llm_classifier import LLMClassifier
-from llm_classifier._fitting import early_stopping_rows
-from llm_classifier.weights import example_weights
-from llm_classifier.validation import canonical_order, check_sample_weight
+from llm_classifier.pipeline.fit import early_stopping_rows
+from llm_classifier.pipeline.weights import example_weights
+from llm_classifier.inputs import canonical_order, check_sample_weight
 
 
 def _adapter(clf):
@@ -123,7 +123,7 @@ def test_zero_shot_prior_targets_the_weighted_label_frequencies(tiny_params, sen
 def test_a_backend_without_weights_is_refused_before_loading(tiny_params, sentiment):
     from dataclasses import replace
 
-    from llm_classifier.backends.hf.engine import TransformersBackend
+    from llm_classifier.engines.hf.engine import TransformersBackend
 
     class NoWeights(TransformersBackend):
         capabilities = replace(TransformersBackend.capabilities, sample_weight=False)

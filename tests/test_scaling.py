@@ -67,7 +67,7 @@ def test_joblib_workers_share_the_cores(tiny_params, sentiment):
 def test_explicit_num_threads(tiny_params, sentiment):
     import torch
 
-    from llm_classifier.backends.hf.engine import TransformersBackend
+    from llm_classifier.engines.hf.engine import TransformersBackend
 
     before = torch.get_num_threads()
     try:

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llm_classifier.backends.hf.scoring import (LabelTrie, common_prefix_length, score_channel, score_labels,
+from llm_classifier.engines.hf.scoring import (LabelTrie, common_prefix_length, score_channel, score_labels,
                                                 score_labels_naive)
 
 
@@ -45,7 +45,7 @@ def test_fast_scoring_real_label_tokens(tiny_lm, tiny_model):
 
     from llm_classifier.encoding import encode_answers
 
-    from llm_classifier.backends.hf.tokenizer import HFTokenizer
+    from llm_classifier.engines.hf.tokenizer import HFTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     answers = encode_answers(HFTokenizer(tokenizer), ["money", "money-fx", "money-supply", "Ebner-Eschenbach", "earn"])
@@ -57,7 +57,7 @@ def test_fast_scoring_real_label_tokens(tiny_lm, tiny_model):
 
 
 def test_logits_are_computed_in_chunks_with_the_same_result(tiny_lm, monkeypatch):
-    import llm_classifier.backends.hf.scoring as scoring
+    import llm_classifier.engines.hf.scoring as scoring
 
     rng = np.random.default_rng(1)
     prompts = [list(rng.integers(10, 40000, size=n)) for n in (4, 11, 7)]

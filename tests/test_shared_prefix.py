@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from llm_classifier import LLMClassifier
-from llm_classifier.backends.hf.engine import TransformersBackend
+from llm_classifier.engines.hf.engine import TransformersBackend
 
 
 def _fit(tiny_params, sentiment, shared: bool, **params):
@@ -77,9 +77,9 @@ def test_one_batch_gives_the_same_loss_and_gradients_with_the_prefix_run_once(ti
     import torch
     from transformers import AutoModelForCausalLM
 
-    from llm_classifier.backends.hf import training
-    from llm_classifier.backends.hf.scoring import TrieTensors
-    from llm_classifier.backends.hf.training import (AnswerCollator, TrainConfig, TreeCollator, add_lora,
+    from llm_classifier.engines.hf import training
+    from llm_classifier.engines.hf.scoring import TrieTensors
+    from llm_classifier.engines.hf.training import (AnswerCollator, TrainConfig, TreeCollator, add_lora,
                                                      answer_only_loss, build_dataset, class_objective_loss)
 
     if route == "cached":  # too long to pack: rows after the prefix's cache
@@ -120,7 +120,7 @@ def test_one_batch_gives_the_same_loss_and_gradients_with_the_prefix_run_once(ti
 
 
 def test_packing_leaves_each_example_its_own_positions_and_attention():
-    from llm_classifier.backends.hf.training import pack_examples
+    from llm_classifier.engines.hf.training import pack_examples
 
     features = [{"input_ids": [7, 8, 9, 1, 50], "prompt_length": 4}, {"input_ids": [7, 8, 2, 3, 60, 61], "prompt_length": 4}]
     packed = pack_examples(features, 2)
@@ -146,7 +146,7 @@ def tiny_lm(tiny_model):
 def test_greedy_generation_with_the_prefix_run_once_answers_as_generate_does(tiny_lm, head):
     import torch
 
-    from llm_classifier.backends.hf.generation import greedy_generate
+    from llm_classifier.engines.hf.generation import greedy_generate
 
     rng = np.random.default_rng(5)
     shared = list(rng.integers(10, 40000, size=head))
@@ -171,7 +171,7 @@ def test_generate_mode_predicts_the_same_with_and_without_the_shared_prefix(tiny
 
 
 def test_short_sequences_run_the_eager_kernel_on_cpu_with_the_same_scores(tiny_lm):
-    from llm_classifier.backends.hf import scoring
+    from llm_classifier.engines.hf import scoring
 
     rng = np.random.default_rng(6)
     prompts = [list(rng.integers(10, 40000, size=n)) for n in (5, 17, 9)]
@@ -197,7 +197,7 @@ def test_short_sequences_run_the_eager_kernel_on_cpu_with_the_same_scores(tiny_l
 
 
 def test_the_engine_marks_the_short_sequence_kernel_on_cpu_only(tiny_params, sentiment):
-    from llm_classifier.backends.hf.engine import resolve_attention
+    from llm_classifier.engines.hf.engine import resolve_attention
 
     assert resolve_attention("auto", "cpu") == ("sdpa", "eager")
     assert resolve_attention("auto", "cuda") == ("sdpa", None)

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from llm_classifier.validation import check_labels, check_texts
+from llm_classifier.inputs import check_labels, check_texts
 
 
 def test_check_texts_accepts_common_containers():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_classifier.backends.vllm.engine import vllm_installed
+from llm_classifier.engines.vllm.engine import vllm_installed
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
@@ -34,10 +34,10 @@ def test_vllm_engine_suite_passes_in_its_environment() -> None:
 
 @pytest.mark.skipif(vllm_installed(), reason="vLLM is installed here")
 def test_missing_vllm_names_the_extra() -> None:
-    from llm_classifier.backends import resolve_backend
+    from llm_classifier.engines import resolve_backend
 
     with pytest.raises(ImportError, match=re.escape('pip install "llm_classifier[vllm]"')):
         resolve_backend("vllm")
-    import llm_classifier.backends.vllm  # noqa: F401  (the package itself imports without vLLM)
+    import llm_classifier.engines.vllm  # noqa: F401  (the package itself imports without vLLM)
 
     assert "vllm" not in sys.modules

@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 
-from llm_classifier.backends.vllm.engine import vllm_installed
+from llm_classifier.engines.vllm.engine import vllm_installed
 
 if not vllm_installed():
     collect_ignore_glob = ["test_*.py"]  # the main environment: tests/test_vllm_subprocess.py runs them in .venv-vllm

@@ -13,7 +13,7 @@ import pytest
 from conftest import ENGINE_ARGS
 
 from llm_classifier import LLMClassifier
-from llm_classifier.backends.vllm import VLLMEngine
+from llm_classifier.engines.vllm import VLLMEngine
 
 TEXTS = ["a wonderful, moving film", "dull, long and badly acted", "great fun from start to finish",
          "an awful waste of time", "I loved every minute", "boring and predictable",

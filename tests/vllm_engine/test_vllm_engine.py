@@ -34,9 +34,9 @@ from test_engine_contract import (  # noqa: F401  (collected here, on the vLLM e
 )
 from conftest import ENGINE_ARGS
 
-from llm_classifier.backends import resolve_backend
-from llm_classifier.backends.vllm import VLLMEngine
-from llm_classifier.backends.vllm.engine import choose_route
+from llm_classifier.engines import resolve_backend
+from llm_classifier.engines.vllm import VLLMEngine
+from llm_classifier.engines.vllm.engine import choose_route
 
 OPTIONS = {"quantization": None, "dtype": "float32"}
 #: vLLM and transformers (both float32) agree this closely on the tiny model (measured: 3e-6)
@@ -44,7 +44,7 @@ ATOL = 1e-4
 
 
 def _transformers(model: str) -> Any:
-    from llm_classifier.backends.hf.engine import TransformersBackend
+    from llm_classifier.engines.hf.engine import TransformersBackend
 
     engine = TransformersBackend()
     engine.load(model, device="cpu", **OPTIONS)
@@ -66,7 +66,7 @@ def reference(vllm_tiny_model: str) -> Any:
 @pytest.fixture
 def case(base_engine: VLLMEngine, reference: Any) -> EngineCase:
     def brute_force(engine: Any, contexts: list[list[int]], continuations: list[list[int]]) -> np.ndarray:
-        from llm_classifier.backends.hf.scoring import score_labels_naive
+        from llm_classifier.engines.hf.scoring import score_labels_naive
 
         return score_labels_naive(reference.inference_model, contexts, continuations, pad_id=reference.pad_id,
                                   batch_size=4)

@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from ._logging import warn_caller
-from ._process import is_main_process
-from .exceptions import LowConfidenceError, LowConfidenceWarning, UnparseableAnswerError
-from .registry import get_formulation
-from .validation import iter_text_chunks
-from .windows import EncodedWindows, Windows
+from .._logging import warn_caller
+from .._process import is_main_process
+from ..exceptions import LowConfidenceError, LowConfidenceWarning, UnparseableAnswerError
+from ..formulations.registry import get_formulation
+from ..inputs import iter_text_chunks
+from ..formulations.windows import EncodedWindows, Windows
 
 
 def text_windows(clf: Any, truncate: bool = False) -> Windows:

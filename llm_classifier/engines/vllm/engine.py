@@ -98,7 +98,7 @@ class VLLMEngine:
 
     An inference engine: it cannot fine-tune (``capabilities.fit`` is false), so it predicts
     zero-shot, few-shot, or with an adapter fitted by the transformers engine and handed over
-    as an :class:`~llm_classifier.backends.base.EngineState` (``LLMClassifier.load(path,
+    as an :class:`~llm_classifier.engines.base.EngineState` (``LLMClassifier.load(path,
     backend="vllm")``, ``clf.with_backend("vllm")``).
 
     Parameters
@@ -125,7 +125,7 @@ class VLLMEngine:
         """Name the base model ``model`` and load its tokenizer; vLLM starts on first use."""
         from transformers import AutoTokenizer
 
-        from ..hf.checkpoints import resolve_model
+        from ..hf_checkpoints import resolve_model
         from ..hf.runtime import quiet_transformers
         from ..hf.tokenizer import HFTokenizer
 
@@ -150,7 +150,7 @@ class VLLMEngine:
 
     def state(self) -> EngineState:
         """The base model's identity and the adapter, as the transformers engine records them."""
-        from ..hf.checkpoints import absolute_model_name
+        from ..hf_checkpoints import absolute_model_name
 
         return EngineState(engine=self.name, model=absolute_model_name(self.resolved.name),
                            fingerprint=self.resolved.fingerprint, adapter=self._adapter,
@@ -160,7 +160,7 @@ class VLLMEngine:
 
     def load_state(self, state: EngineState, *, model: str | None = None, **options: Any) -> None:
         """Load the base named by ``state`` (or the moved copy ``model``) after checking its content; keep the adapter."""
-        from ..hf.checkpoints import check_same_model, resolve_model
+        from ..hf_checkpoints import check_same_model, resolve_model
         from ..hf.engine import check_lora_adapter
 
         name = model if model is not None else state.model

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...exceptions import ModelNotFoundError
+from ..exceptions import ModelNotFoundError
 
 CACHE_ENV = "LLM_CLASSIFIER_CACHE"
 
@@ -315,7 +315,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from .runtime import quiet_transformers
+    from .hf.runtime import quiet_transformers
 
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -344,7 +344,7 @@ def check_same_model(record: dict[str, Any], found: ResolvedModel, legacy: bool 
     ``record`` is an artifact's ``model`` field (``fingerprint``, and since format 2 ``files``);
     ``legacy`` compares a format-1 fingerprint (config.json plus weight sizes) instead.
     """
-    from ...exceptions import IncompatibleArtifactError
+    from ..exceptions import IncompatibleArtifactError
 
     expected = record.get("fingerprint")
     if legacy and not found.is_hub and found.fingerprint != expected and legacy_directory_fingerprint(found.path) == expected:

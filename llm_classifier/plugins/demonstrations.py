@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
-from .encoding import encode_rendered, escape, truncate
+from ..encoding import encode_rendered, escape, truncate
 
 #: Demonstrations (with their template turns) may fill at most this share of ``max_length``.
 DEMONSTRATION_SHARE = 0.5

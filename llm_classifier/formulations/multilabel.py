@@ -49,12 +49,12 @@ from typing import Any
 import numpy as np
 from scipy.special import log_expit
 
-from ._logging import warn_caller
-from .backends.base import Engine, Progress, Tokenizer, TrainRequest
-from .formulation import Direct, PromptLayout
-from .encoding import escape
-from .prompts import MAX_LISTED_TOKENS, AlpacaTemplate, ChatTemplate, resolve_template, split_template
-from .validation import show_value
+from .._logging import warn_caller
+from ..engines.base import Engine, Progress, Tokenizer, TrainRequest
+from .base import Direct, PromptLayout
+from ..encoding import escape
+from ..plugins.prompts import MAX_LISTED_TOKENS, AlpacaTemplate, ChatTemplate, resolve_template, split_template
+from ..inputs import show_value
 
 __all__ = ["MULTILABEL", "MultiLabel", "MULTILABEL_INSTRUCTION", "check_multilabel_targets", "fit_thresholds",
            "is_multilabel_target"]

@@ -1,4 +1,4 @@
-"""A Hugging Face tokenizer behind the engine contract's :class:`~llm_classifier.backends.base.Tokenizer`."""
+"""A Hugging Face tokenizer behind the engine contract's :class:`~llm_classifier.engines.base.Tokenizer`."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def special_strings(tokenizer: Any) -> tuple[str, ...]:
 
 
 class HFTokenizer:
-    """Adapt a ``transformers`` tokenizer to the :class:`~llm_classifier.backends.base.Tokenizer` protocol.
+    """Adapt a ``transformers`` tokenizer to the :class:`~llm_classifier.engines.base.Tokenizer` protocol.
 
     Parameters
     ----------

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import InvalidParameterError
 
-from .encoding import unescape
+from ..encoding import unescape
 
 #: The instruction that names the classes (``{labels}`` becomes the comma-separated answers).
 LISTED_INSTRUCTION = "Classify the text into one of these categories: {labels}. Answer with the category only."

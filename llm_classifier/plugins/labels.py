@@ -166,7 +166,7 @@ def warn_if_integer_codes(classes: Any) -> None:
     classes = np.asarray(classes)
     if classes.dtype.kind not in "iu" or not np.array_equal(classes, np.arange(len(classes))):
         return
-    from ._logging import warn_caller
+    from .._logging import warn_caller
 
     digits = ", ".join(repr(str(c)) for c in classes[:3]) + (", ..." if len(classes) > 3 else "")
     example = ", ".join(f"{c}: '...'" for c in classes[:2])

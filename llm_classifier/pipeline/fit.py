@@ -18,18 +18,18 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_random_state
 
-from ._params import check_on_unparseable, check_params
-from .backends import resolve_backend
-from .backends.base import Engine
-from ._logging import warn_caller
-from .calibration import Calibration, fit_calibration
-from .demonstrations import draw_demonstrations
-from .formulation import PromptLayout, get_direction
+from .._params import check_on_unparseable, check_params
+from ..engines import resolve_backend
+from ..engines.base import Engine
+from .._logging import warn_caller
+from ..plugins.calibration import Calibration, fit_calibration
+from ..plugins.demonstrations import draw_demonstrations
+from ..formulations.base import PromptLayout, get_direction
 from .holdout import smallest_held_out_class, stratified_holdout
-from .labels import check_answers, resolve_parser, resolve_verbalizer, warn_if_integer_codes
-from .validation import canonical_order, check_classes, check_labels, check_sample_weight, check_texts
+from ..plugins.labels import check_answers, resolve_parser, resolve_verbalizer, warn_if_integer_codes
+from ..inputs import canonical_order, check_classes, check_labels, check_sample_weight, check_texts
 from .weights import example_weights, resolve_class_weights
-from .windows import Windows
+from ..formulations.windows import Windows
 
 #: ``early_stopping="auto"`` holds out a validation slice from this many training texts on.
 EARLY_STOPPING_MIN_TEXTS = 200
@@ -152,7 +152,7 @@ def fit_classifier(estimator: Any, X: Any, y: Any, sample_weight: Any = None) ->
 
 
 def train_schedule(estimator: Any, engine: Engine, validated: bool, seed: int) -> dict[str, Any]:
-    """The :class:`~llm_classifier.backends.base.TrainRequest` schedule from the estimator's parameters."""
+    """The :class:`~llm_classifier.engines.base.TrainRequest` schedule from the estimator's parameters."""
     epochs = estimator.num_train_epochs
     return dict(
         max_steps=estimator.max_steps,
@@ -172,7 +172,7 @@ def _train(estimator: Any, engine: Engine, windows: Windows, texts: list[str],
 
     Each example's loss weight is its class weight times its sample weight, the sample weights
     scaled to average 1 over the training rows (and, for the validation log-loss, over the slice).
-    Long texts read as windows train as one example per window (see :mod:`llm_classifier.windows`).
+    Long texts read as windows train as one example per window (see :mod:`llm_classifier.formulations.windows`).
     """
     schedule = train_schedule(estimator, engine, held is not None, seed)
     train = np.ones(len(texts), dtype=bool) if held is None else ~held

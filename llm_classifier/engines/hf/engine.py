@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..base import Capabilities, EngineState, TrainRequest
-from .checkpoints import ResolvedModel, resolve_model
+from ..hf_checkpoints import ResolvedModel, resolve_model
 from .runtime import apply_thread_limit, quiet_transformers
 
 #: The LLMClassifier parameters this engine takes: at load, then in every training request.
@@ -209,7 +209,7 @@ class TransformersBackend:
 
     # -- training ------------------------------------------------------------------------
     def fit(self, request: TrainRequest) -> dict[str, Any]:
-        """Train LoRA adapters as ``request`` says (see :class:`~llm_classifier.backends.base.TrainRequest`)."""
+        """Train LoRA adapters as ``request`` says (see :class:`~llm_classifier.engines.base.TrainRequest`)."""
         import torch
 
         from .training import TrainConfig, add_lora, build_dataset, lora_targets, train
@@ -248,7 +248,7 @@ class TransformersBackend:
 
     def state(self) -> EngineState:
         """The base model's identity (absolute path, content hashes) and the adapter; never ``trust_remote_code``."""
-        from .checkpoints import absolute_model_name
+        from ..hf_checkpoints import absolute_model_name
 
         return EngineState(engine=self.name, model=absolute_model_name(self.resolved.name),
                            fingerprint=self.resolved.fingerprint, adapter=self._adapter,
@@ -262,7 +262,7 @@ class TransformersBackend:
 
         The base is identified by content before anything, even its tokenizer, is read from it.
         """
-        from .checkpoints import check_same_model
+        from ..hf_checkpoints import check_same_model
 
         name = model if model is not None else state.model
         check_same_model({"fingerprint": state.fingerprint, "files": state.files}, resolve_model(name),
@@ -330,7 +330,7 @@ class TransformersBackend:
             from pathlib import Path
 
             from ...exceptions import IncompatibleArtifactError
-            from .checkpoints import files_sha256, model_files
+            from ..hf_checkpoints import files_sha256, model_files
 
             found = dict(files_sha256(model_files(Path(resolved.path)))) if Path(resolved.path).is_dir() else {}
             changed = sorted(name for name in found.keys() | dict(resolved.files).keys()

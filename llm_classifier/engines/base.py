@@ -104,7 +104,7 @@ class TrainRequest:
     """One fine-tuning run, in token ids.
 
     Each example is a *context* followed by a *continuation*, and the loss is on the
-    continuation. The direction (see :mod:`llm_classifier.formulation`) decides what those
+    continuation. The direction (see :mod:`llm_classifier.formulations.base`) decides what those
     are: for ``"direct"`` the context is a text's prompt and the continuation its class's
     answer; for ``"channel"`` the context is the class's prompt and the continuation the text.
 

@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import log_softmax
 
-from .backends.base import Engine, Progress, Tokenizer, TrainRequest
-from .channel import resolve_channel_template
-from .demonstrations import add_demonstrations
-from .encoding import PromptEncoder, encode_answers, encode_class_prompts, escape
-from .prompts import FormatTemplate, resolve_template, split_template
+from ..engines.base import Engine, Progress, Tokenizer, TrainRequest
+from ..plugins.channel_template import resolve_channel_template
+from ..plugins.demonstrations import add_demonstrations
+from ..encoding import PromptEncoder, encode_answers, encode_class_prompts, escape
+from ..plugins.prompts import FormatTemplate, resolve_template, split_template
 
 __all__ = ["Channel", "DIRECTIONS", "Direct", "Direction", "PromptLayout", "get_direction"]
 
@@ -195,6 +195,6 @@ DIRECTIONS: dict[str, Direction] = {direction.name: direction for direction in (
 
 
 def get_direction(name: str) -> Direction:
-    """The direction named ``name`` (a key of :data:`DIRECTIONS`); see :mod:`llm_classifier.registry`
+    """The direction named ``name`` (a key of :data:`DIRECTIONS`); see :mod:`llm_classifier.formulations.registry`
     for every formulation a fitted classifier may record, multi-label included."""
     return DIRECTIONS[name]

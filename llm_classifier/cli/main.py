@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._tables import FORMATS, STDIO, Row, TableError, TableWriter, chunked, count_rows, detect_format, label_of, read_rows, text_of
+from ..io.tables import FORMATS, STDIO, Row, TableError, TableWriter, chunked, count_rows, detect_format, label_of, read_rows, text_of
 
 PROG = "llm-classifier"
 
@@ -45,7 +45,7 @@ def parse_value(text: str) -> Any:
 
 
 def _estimator_params() -> dict[str, Any]:
-    from .estimator import LLMClassifier
+    from ..estimator import LLMClassifier
 
     return LLMClassifier().get_params(deep=False)
 
@@ -125,7 +125,7 @@ def _add_info(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``llm-classifier`` and its four subcommands."""
-    from ._version import __version__
+    from .._version import __version__
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
@@ -155,7 +155,7 @@ def _name(path: str) -> str:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from .estimator import LLMClassifier
+    from ..estimator import LLMClassifier
 
     if os.path.isfile(args.out):
         raise UsageError(f"--out {args.out}: is a file; the classifier is saved as a directory.")
@@ -176,7 +176,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
 # -- predict -----------------------------------------------------------------------------------
 def _load(artifact: str, eval_batch_size: int | None) -> Any:
-    from .estimator import LLMClassifier
+    from ..estimator import LLMClassifier
 
     classifier = LLMClassifier.load(artifact)
     if eval_batch_size is not None:
@@ -361,7 +361,7 @@ def read_artifact(path: str) -> dict[str, Any]:
 
 
 def _read_config(path: str) -> dict[str, Any]:
-    from .persistence import CONFIG_FILE
+    from ..io.artifact import CONFIG_FILE
 
     config_path = os.path.join(path, CONFIG_FILE)
     if not os.path.exists(path):
@@ -382,7 +382,7 @@ def _read_config(path: str) -> dict[str, Any]:
 
 def _adapter_summary(path: str, config: dict[str, Any]) -> dict[str, Any] | None:
     """Size, tensor count and parameter count of the adapter file (None: zero-shot, no adapter)."""
-    from .persistence import LEGACY_ADAPTER_FILE
+    from ..io.artifact import LEGACY_ADAPTER_FILE
 
     record = config.get("adapter")
     # format 2 names its content-addressed adapter file; format 1 (or a damaged record) the fixed name

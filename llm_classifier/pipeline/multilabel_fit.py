@@ -1,6 +1,6 @@
-"""What ``LLMClassifier.fit`` does with multi-label targets (see :mod:`llm_classifier.multilabel`).
+"""What ``LLMClassifier.fit`` does with multi-label targets (see :mod:`llm_classifier.formulations.multilabel`).
 
-The steps of :func:`llm_classifier._fitting.fit_classifier`, with an indicator matrix
+The steps of :func:`llm_classifier.pipeline.fit.fit_classifier`, with an indicator matrix
 instead of class codes: no calibration, no demonstrations, and per-label thresholds at
 the end (0.5, or fitted on early stopping's held-out slice).
 """
@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from ._fitting import (EARLY_STOPPING_MIN_TEXTS, FittedClassifier, draw_seed, engine_options, train_schedule)
-from ._params import check_params, invalid
-from .backends import resolve_backend
+from .fit import (EARLY_STOPPING_MIN_TEXTS, FittedClassifier, draw_seed, engine_options, train_schedule)
+from .._params import check_params, invalid
+from ..engines import resolve_backend
 from .holdout import stratified_holdout
-from .labels import check_answers, resolve_parser, resolve_verbalizer, warn_if_integer_codes
-from .multilabel import MULTILABEL, check_multilabel_targets, fit_thresholds
-from .validation import check_sample_weight, check_texts
+from ..plugins.labels import check_answers, resolve_parser, resolve_verbalizer, warn_if_integer_codes
+from ..formulations.multilabel import MULTILABEL, check_multilabel_targets, fit_thresholds
+from ..inputs import check_sample_weight, check_texts
 
 __all__ = ["fit_multilabel", "multilabel_holdout"]
 

@@ -5,7 +5,7 @@ answer) is split into consecutive slices of ``budget`` tokens, each overlapping 
 before by ``window_overlap`` of the budget; the last slice is aligned with the end of the
 text (so it may overlap its neighbour more). Each slice is wrapped in the prompt's prefix
 and suffix like any text, so every window is an ordinary input of the direction
-(:mod:`llm_classifier.formulation`). A text that fits is one window, encoded exactly as
+(:mod:`llm_classifier.formulations.base`). A text that fits is one window, encoded exactly as
 ``long_text="truncate"`` encodes it.
 
 - Prediction scores every window with the direction and pools the class log-scores of a
@@ -21,7 +21,7 @@ and suffix like any text, so every window is an ordinary input of the direction
   ``max_windows`` windows spread evenly from its beginning to its end (with gaps between
   them); the warning counts such texts as shortened.
 
-:class:`Windows` wraps a :class:`~llm_classifier.formulation.Direction` and its encoder and
+:class:`Windows` wraps a :class:`~llm_classifier.formulations.base.Direction` and its encoder and
 is the one place that knows about windows; with ``long_text="truncate"`` it is the plain
 truncating encoder (one input per text).
 """
@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 from scipy.special import log_softmax
 
-from .backends.base import Engine, Progress, TrainRequest
-from .encoding import PromptEncoder
+from ..engines.base import Engine, Progress, TrainRequest
+from ..encoding import PromptEncoder
 
 __all__ = ["LONG_TEXT", "POOLINGS", "EncodedWindows", "Windows", "split_windows", "window_overlap_tokens", "windows_needed"]
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..base import EngineState
-from ..hf.checkpoints import ResolvedModel, cache_dir
+from ..hf_checkpoints import ResolvedModel, cache_dir
 
 
 def adapter_sha256(adapter: dict[str, np.ndarray] | None, adapter_config: dict[str, Any] | None) -> str | None:
@@ -46,7 +46,7 @@ def serving_checkpoint(resolved: ResolvedModel, quantization: str | None, adapte
     target = cache_dir() / "vllm" / checkpoint_key(resolved, quantization, adapter_sha256(adapter, adapter_config))
     if (target / "config.json").is_file():
         return str(target)
-    from ..hf.checkpoints import write_checkpoint_once
+    from ..hf_checkpoints import write_checkpoint_once
 
     write_checkpoint_once(target, lambda scratch: _write_merged(resolved, quantization, adapter, adapter_config, scratch))
     return str(target)

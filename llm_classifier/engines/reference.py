@@ -172,7 +172,7 @@ def class_log_loss(scores: np.ndarray, codes: np.ndarray, weights: np.ndarray | 
 
 
 class ReferenceEngine:
-    """The pure-numpy reference implementation of :class:`~llm_classifier.backends.base.Engine`.
+    """The pure-numpy reference implementation of :class:`~llm_classifier.engines.base.Engine`.
 
     Parameters
     ----------
@@ -181,7 +181,7 @@ class ReferenceEngine:
 
     Notes
     -----
-    Training counts tokens, so of :class:`~llm_classifier.backends.base.TrainRequest`'s schedule
+    Training counts tokens, so of :class:`~llm_classifier.engines.base.TrainRequest`'s schedule
     only ``max_steps`` / ``num_train_epochs``, ``batch_size``, ``gradient_accumulation_steps``,
     ``seed``, ``patience`` and ``eval_batch_size`` mean anything: each step adds the counts of
     the next ``batch_size * gradient_accumulation_steps`` examples (a seeded shuffle per epoch).

@@ -2,12 +2,12 @@
 
 A fitted classifier records its formulation's name (``layout_.direction``); this is where the
 name turns back into the object. The ``direction`` parameter chooses among
-:data:`llm_classifier.formulation.DIRECTIONS` only; multi-label is chosen by the targets.
+:data:`llm_classifier.formulations.base.DIRECTIONS` only; multi-label is chosen by the targets.
 """
 
 from __future__ import annotations
 
-from .formulation import DIRECTIONS, Direction
+from .base import DIRECTIONS, Direction
 from .multilabel import MULTILABEL
 
 FORMULATIONS: dict[str, Direction] = {**DIRECTIONS, MULTILABEL.name: MULTILABEL}

@@ -54,9 +54,9 @@ from typing import Any
 
 import numpy as np
 
-from ._logging import warn_caller
-from .calibration import Calibration
-from .exceptions import IncompatibleArtifactError
+from .._logging import warn_caller
+from ..plugins.calibration import Calibration
+from ..exceptions import IncompatibleArtifactError
 
 FORMAT = "llm_classifier"
 FORMAT_VERSION = 2
@@ -72,11 +72,11 @@ _LEGACY_CLASS = "__class__"  # format 1 named plugins by their import path; mapp
 
 def _plugins() -> dict[str, type]:
     """The fixed registry of objects an artifact may ask for, by stable kind name."""
-    from .backends.hf.engine import TransformersBackend  # imports no torch at module level
-    from .backends.reference import ReferenceEngine
-    from .channel import ChannelTemplate
-    from .labels import DefaultParser, DefaultVerbalizer, ExactParser, MappingVerbalizer
-    from .prompts import AlpacaTemplate, ChatTemplate, FormatTemplate
+    from ..engines.hf.engine import TransformersBackend  # imports no torch at module level
+    from ..engines.reference import ReferenceEngine
+    from ..plugins.channel_template import ChannelTemplate
+    from ..plugins.labels import DefaultParser, DefaultVerbalizer, ExactParser, MappingVerbalizer
+    from ..plugins.prompts import AlpacaTemplate, ChatTemplate, FormatTemplate
 
     classes = (AlpacaTemplate, ChatTemplate, FormatTemplate, ChannelTemplate, DefaultVerbalizer, MappingVerbalizer,
                DefaultParser, ExactParser, TransformersBackend, ReferenceEngine)
@@ -280,7 +280,7 @@ def _encode_calibration(calibration: Calibration | None) -> dict[str, Any] | Non
 
 
 def _config(state: FittedState, adapter_record: dict[str, Any] | None) -> dict[str, Any]:
-    from ._version import __version__
+    from .._version import __version__
 
     classes = state.classes
     history = {key: value for key, value in state.history.items() if _plain(value)}
@@ -544,7 +544,7 @@ def load(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> Fit
 
 def _direction(config: dict[str, Any]) -> str:
     """The saved direction; format 1 implied it by having class prompts."""
-    from .registry import FORMULATIONS
+    from ..formulations.registry import FORMULATIONS
 
     direction = config.get("direction", "channel" if config.get("class_prompts") else "direct")
     if direction not in FORMULATIONS:
@@ -598,13 +598,13 @@ def load_classifier(cls: type, path: str | os.PathLike, *, model: str | None = N
     ``backend`` (an engine name or object) replaces the saved ``backend`` parameter: the saved
     engine state is engine-neutral data, so a classifier fitted on one engine predicts on another.
     """
-    from ._fitting import FittedClassifier, engine_options
-    from .backends import resolve_backend
-    from .backends.base import EngineState
-    from .backends.hf.engine import TransformersBackend
-    from .exceptions import ModelNotFoundError
-    from .formulation import PromptLayout
-    from .labels import DefaultParser
+    from ..pipeline.fit import FittedClassifier, engine_options
+    from ..engines import resolve_backend
+    from ..engines.base import EngineState
+    from ..engines.hf.engine import TransformersBackend
+    from ..exceptions import ModelNotFoundError
+    from ..formulations.base import PromptLayout
+    from ..plugins.labels import DefaultParser
 
     if not isinstance(trust_remote_code, bool):
         raise TypeError(f"The 'trust_remote_code' parameter of LLMClassifier.load must be a bool. "
@@ -647,8 +647,8 @@ def with_backend(estimator: Any, backend: Any) -> Any:
 
     from sklearn.base import clone
 
-    from ._fitting import FittedClassifier, engine_options
-    from .backends import resolve_backend
+    from ..pipeline.fit import FittedClassifier, engine_options
+    from ..engines import resolve_backend
 
     engine_state = estimator.backend_.state()
     copy = clone(estimator).set_params(backend=backend, model=engine_state.model)

@@ -76,7 +76,7 @@ class TrainConfig:
 
     @classmethod
     def from_request(cls, request: Any, target_modules: Sequence[str] | str) -> TrainConfig:
-        """The config of ``request`` (a :class:`~llm_classifier.backends.base.TrainRequest`) on this engine."""
+        """The config of ``request`` (a :class:`~llm_classifier.engines.base.TrainRequest`) on this engine."""
         options = {name: value for name, value in request.options.items() if name in cls.__dataclass_fields__}
         options["target_modules"] = target_modules
         schedule = {name: getattr(request, name) for name in (

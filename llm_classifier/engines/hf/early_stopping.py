@@ -34,7 +34,7 @@ def validation_scores(log_scores: np.ndarray, codes: np.ndarray, weights: Sequen
     """Log-loss and accuracy of class log-scores normalised over the label set.
 
     With ``weights`` (one per text: its class weight times its sample weight, see
-    :func:`~llm_classifier.weights.example_weights`) the log-loss is their weighted mean,
+    :func:`~llm_classifier.pipeline.weights.example_weights`) the log-loss is their weighted mean,
     the criterion training with those weights optimises.
     """
     from scipy.special import log_softmax
