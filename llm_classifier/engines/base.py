@@ -4,7 +4,7 @@ The core (estimator, prompts, verbalizers, directions, calibration, persistence)
 everything that does not depend on the model; an engine owns the model: loading it,
 its tokenizer, fine-tuning an adapter, scoring continuations and generating text. A new
 engine is one new package that implements :class:`Engine` and passes the contract tests
-(``tests/test_engine_contract.py``); docs/extending.md has a worked example.
+(``tests/contract/test_engine_contract.py``); docs/extending.md has a worked example.
 
 Everything crosses the boundary as plain Python and numpy: token ids are lists of ints,
 scores are float64 arrays, an adapter is a dict of numpy arrays. The core never sees a

@@ -19,7 +19,7 @@
   count arrays.
 
 It imports no deep-learning library and runs the contract tests in milliseconds; it is the
-worked example of docs/extending.md and the fast half of ``tests/test_engine_contract.py``.
+worked example of docs/extending.md and the fast half of ``tests/contract/test_engine_contract.py``.
 """
 
 from __future__ import annotations

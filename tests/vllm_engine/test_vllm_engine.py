@@ -1,6 +1,6 @@
 """The engine contract on the real vLLM CPU engine (no mocks), and its agreement with the transformers engine.
 
-The contract tests of tests/test_engine_contract.py that need no fine-tuning run here unchanged
+The contract tests of tests/contract/test_engine_contract.py that need no fine-tuning run here unchanged
 (imported, with this module's ``case`` and ``engine``); the vLLM engine cannot fine-tune, so the
 tests that fit an adapter fit it with the transformers engine and hand its state to vLLM.
 One vLLM engine runs per checkpoint (the base, each merged adapter), shared by the tests.

@@ -14,14 +14,14 @@ from hypothesis import strategies as st
 from llm_classifier import LLMClassifier
 from llm_classifier.encoding import TRUNCATIONS, truncate
 
-from conftest import SENTIMENT_X, SENTIMENT_Y
+from tests.conftest import SENTIMENT_X, SENTIMENT_Y
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 FITS = settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # Any text a str can hold in valid Unicode: emoji, right-to-left scripts, combining marks,
 # control characters and NUL; lone surrogates (category Cs) cannot be encoded and are
-# rejected with a clear error instead (tests/test_errors.py).
+# rejected with a clear error instead (tests/integration/test_errors.py).
 TEXTS = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=60)
 SPECIAL = st.sampled_from(["", " ", "\t\n", "\x00", "a\x00b", "\x1b[31mred", "😀" * 20, "עברית \u202e שלום", "e\u0301\u0301", "\ufeff", "\r\n" * 5])
 

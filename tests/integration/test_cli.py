@@ -20,9 +20,9 @@ from llm_classifier.io.tables import (TableError, TableWriter, chunked, count_ro
                                     text_of)
 from llm_classifier.cli.main import evaluation, main, parse_value
 
-from conftest import SENTIMENT_X, SENTIMENT_Y
+from tests.conftest import SENTIMENT_X, SENTIMENT_Y
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORDS = ["good", "bad", "film", "plot", "cast", "fine", "dull", "music", "great", "awful"]
 
 

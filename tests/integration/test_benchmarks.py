@@ -469,7 +469,7 @@ def test_vote_study_reads_the_task_from_the_file_name():
 
 # ----------------------------------------------------------------------------- layout of benchmarks/
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 STUDIES = sorted(p.stem for p in (BENCHMARKS / "studies").glob("*.py") if p.stem not in ("__init__", "offline"))
 
 

@@ -1,6 +1,6 @@
 """Fit one LLMClassifier in this process; run plainly or under ``accelerate launch`` / ``torchrun``.
 
-Used by tests/test_scaling.py and the measurement in docs/scaling.md:
+Used by tests/integration/test_scaling.py and the measurement in docs/scaling.md:
 
     python tests/ddp_fit_script.py MODEL OUT BATCH_SIZE
     accelerate launch --cpu --num_processes 2 tests/ddp_fit_script.py MODEL OUT BATCH_SIZE

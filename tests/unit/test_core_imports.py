@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 
-PACKAGE = Path(__file__).resolve().parent.parent / "llm_classifier"
+PACKAGE = Path(__file__).resolve().parents[2] / "llm_classifier"
 HEAVY = ("torch", "transformers", "peft", "bitsandbytes", "vllm")
 #: Packages of engines, which are allowed to import the heavy libraries.
 ENGINE_PACKAGES = ("llm_classifier.engines.hf", "llm_classifier.engines.vllm")
