@@ -452,6 +452,33 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                         f"(on_unparseable={policy}).", UnparseableAnswerWarning)
         return self.classes_[np.asarray(indices, dtype=int)]
 
+    def predict_from_proba(self, proba: Any) -> np.ndarray:
+        """Turn :meth:`predict_proba`'s output into predictions: the one decision rule.
+
+        ``predict`` (score mode), the command line and any server decide through this
+        method: the most probable class, with ``confidence_threshold`` and
+        ``on_low_confidence`` applied (single-label), or ``proba >= thresholds_`` per label
+        (multi-label).
+
+        Parameters
+        ----------
+        proba : array-like of shape (n_samples, n_classes)
+            Probabilities as :meth:`predict_proba` returns them, columns in ``classes_`` order.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), or (n_samples, n_classes) of 0/1 for multi-label targets
+        """
+        check_is_fitted(self, "classes_")
+        proba = np.asarray(proba, dtype=float)
+        if proba.ndim != 2 or proba.shape[1] != len(self.classes_):
+            raise ValueError(f"proba must have shape (n_samples, {len(self.classes_)}), one column per class. "
+                             f"Got shape {proba.shape} instead.")
+        if not np.all(np.isfinite(proba)) or (proba < 0).any() or (proba > 1).any():
+            raise ValueError("proba must hold probabilities in [0, 1].")
+        with np.errstate(divide="ignore"):
+            return confident_predictions(self, np.log(proba))
+
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: Any) -> None:
         """Save the fitted classifier to a directory: JSON and safetensors, data only.
