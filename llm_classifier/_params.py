@@ -82,11 +82,10 @@ _INT_PARAMS = ("lora_r", "max_steps", "batch_size", "gradient_accumulation_steps
 _REAL_PARAMS = ("lora_alpha", "lora_dropout", "learning_rate", "num_train_epochs", "weight_decay", "window_overlap")
 
 
-def invalid(estimator: Any, param: str, expected: str, value: Any) -> InvalidParameterError:
-    """scikit-learn's error for a bad parameter value, in its wording."""
-    return InvalidParameterError(
-        f"The {param!r} parameter of {type(estimator).__name__} must be {expected}. Got {value!r} instead."
-    )
+def invalid(owner: Any, param: str, expected: str, value: Any) -> InvalidParameterError:
+    """scikit-learn's error for a bad parameter value, in its wording (``owner``: the estimator or its plan)."""
+    name = getattr(owner, "estimator_name", None) or type(owner).__name__
+    return InvalidParameterError(f"The {param!r} parameter of {name} must be {expected}. Got {value!r} instead.")
 
 
 def _check_no_bools(estimator: Any, params: Iterable[str]) -> None:

@@ -9,6 +9,8 @@ engine for prediction and serving (:mod:`llm_classifier.engines.vllm`, an option
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sklearn.utils._param_validation import InvalidParameterError
@@ -53,5 +55,22 @@ def resolve_backend(backend: Any) -> Engine:
     return copy.deepcopy(backend)
 
 
+def restore_engine(state: EngineState, backend: Any, options: Callable[[Engine], dict[str, Any]], *,
+                   model: str | None = None, trust_remote_code: bool = False) -> Engine:
+    """A fresh engine for ``backend`` holding the fitted ``state`` (saved by this or any other engine).
+
+    ``options(engine)`` gives the estimator's parameters the engine declares; ``trust_remote_code``
+    comes from the caller only, never from a file: an engine that can run a model folder's code
+    declares a ``trust_remote_code`` attribute, which is set to exactly this value.
+    """
+    engine = resolve_backend(backend)
+    if hasattr(engine, "trust_remote_code"):
+        engine.trust_remote_code = trust_remote_code
+    elif trust_remote_code:
+        raise TypeError(f"trust_remote_code=True: the engine {type(engine).__name__} never runs a model's own code.")
+    engine.load_state(replace(state, engine=engine.name), model=model, **options(engine))
+    return engine
+
+
 __all__ = ["BACKENDS", "Backend", "Capabilities", "ENGINES", "Engine", "EngineState", "Tokenizer", "TrainRequest",
-           "engine_class", "resolve_backend"]
+           "engine_class", "resolve_backend", "restore_engine"]

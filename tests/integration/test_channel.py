@@ -76,7 +76,7 @@ def test_channel_fit_predicts_from_text_scores(tiny_params, sentiment):
     model = clf.backend_.inference_model
     eos = clf.backend_.tokenizer.hf.eos_token_id
     text_ids = clf.backend_.tokenizer.hf(X[0], add_special_tokens=False)["input_ids"] + [eos]
-    expected = [_reference(model, text_ids, ids) for ids in clf.answer_ids_]
+    expected = [_reference(model, text_ids, ids) for ids in clf.choice_ids_]
     np.testing.assert_allclose(clf.answer_scores(X[:1])[0], expected, rtol=1e-4, atol=1e-3)
 
 

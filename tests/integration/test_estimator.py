@@ -65,7 +65,7 @@ def test_verbalizer_mapping_and_multi_token_answers(tiny_params, sentiment):
     verbalizer = MappingVerbalizer({"negative": "thumbs down", "positive": "thumbs up"})
     clf = LLMClassifier(**{**tiny_params, "verbalizer": verbalizer}).fit(X, y)
     assert clf.answers_ == ["thumbs down", "thumbs up"]
-    assert min(len(ids) for ids in clf.answer_ids_) >= 3  # shared first token, then end of answer
+    assert min(len(ids) for ids in clf.choice_ids_) >= 3  # shared first token, then end of answer
     np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0)
 
 

@@ -120,7 +120,7 @@ def test_pooled_scores_equal_manual_pooling_of_every_window(pooling):
     expected = []
     for text in X:
         windows = [prefix + w + suffix for w in split_windows(tokenizer.encode_text(text), BUDGET, overlap, 8)]
-        scores = direction.score(clf.backend_, windows, clf.answer_ids_, batch_size=4)
+        scores = direction.score(clf.backend_, windows, clf.choice_ids_, batch_size=4)
         pool = np.mean if pooling == "mean" else np.max
         expected.append(scores[0] if len(windows) == 1 else pool(log_softmax(scores, axis=1), axis=0))
     assert any(len(text) > BUDGET for text in X)
@@ -216,7 +216,7 @@ def test_tiny_model_reads_long_texts_in_windows(tiny_params, sentiment):
     assert clf.history_["n_examples"] == len(encoded.ids)
     proba = clf.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
-    per_window = get_direction("direct").score(clf.backend_, encoded.ids, clf.answer_ids_, batch_size=4)
+    per_window = get_direction("direct").score(clf.backend_, encoded.ids, clf.choice_ids_, batch_size=4)
     np.testing.assert_allclose(clf.answer_scores(X), windows.pool(per_window, encoded), rtol=1e-5, atol=1e-5)
     assert set(clf.predict(X)) <= set(clf.classes_)
 
@@ -227,7 +227,7 @@ def test_channel_direction_reads_windows_too():
     windows = text_windows(clf)
     encoded = windows.encode(X)
     assert len(encoded.ids) > len(X) and clf.history_["n_examples"] == len(encoded.ids)
-    per_window = get_direction("channel").score(clf.backend_, encoded.ids, clf.answer_ids_, batch_size=4)
+    per_window = get_direction("channel").score(clf.backend_, encoded.ids, clf.choice_ids_, batch_size=4)
     np.testing.assert_allclose(clf.answer_scores(X), windows.pool(per_window, encoded), rtol=1e-12)
 
 
