@@ -102,7 +102,9 @@ def encoded_prompts(clf: Any, texts: list[str]) -> list[list[int]]:
     """The token ids the fitted ``clf`` scores for ``texts`` (one prompt per text)."""
     from llm_classifier.pipeline.predict import text_windows
 
-    return text_windows(clf, truncate=True).encode(list(texts)).ids
+    from llm_classifier.pipeline.plan import plan_of
+
+    return text_windows(clf.state_, plan_of(clf), truncate=True).encode(list(texts)).ids
 
 
 def _timed(function: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:

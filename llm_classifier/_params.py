@@ -17,9 +17,10 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .encoding import TRUNCATIONS
+from .exceptions import invalid
 from .formulations.base import DIRECTIONS, get_direction
 from .formulations.windows import LONG_TEXT
 
@@ -80,12 +81,6 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
 _INT_PARAMS = ("lora_r", "max_steps", "batch_size", "gradient_accumulation_steps", "warmup_steps", "max_length",
                "eval_batch_size", "max_new_tokens", "max_windows")
 _REAL_PARAMS = ("lora_alpha", "lora_dropout", "learning_rate", "num_train_epochs", "weight_decay", "window_overlap")
-
-
-def invalid(owner: Any, param: str, expected: str, value: Any) -> InvalidParameterError:
-    """scikit-learn's error for a bad parameter value, in its wording (``owner``: the estimator or its plan)."""
-    name = getattr(owner, "estimator_name", None) or type(owner).__name__
-    return InvalidParameterError(f"The {param!r} parameter of {name} must be {expected}. Got {value!r} instead.")
 
 
 def _check_no_bools(estimator: Any, params: Iterable[str]) -> None:

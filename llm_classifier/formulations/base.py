@@ -23,6 +23,7 @@ from ..plugins.demonstrations import add_demonstrations
 from ..encoding import PromptEncoder, encode_answers, encode_class_prompts, escape
 from ..inputs import canonical_order, check_classes, check_labels
 from ..pipeline.holdout import smallest_held_out_class
+from ..pipeline.weights import resolve_class_weights
 from ..plugins.prompts import FormatTemplate, resolve_template, split_template
 
 __all__ = ["Channel", "DIRECTIONS", "Direct", "Direction", "PromptLayout", "get_direction"]
@@ -86,8 +87,6 @@ class Direction:
 
     def class_weights(self, plan: Any, classes: np.ndarray, targets: np.ndarray) -> list[float] | None:
         """Loss weight per class from ``class_weight`` (given the training rows' targets)."""
-        from ..pipeline.weights import resolve_class_weights  # imports _params, which imports this module
-
         return resolve_class_weights(plan, classes, targets)
 
     def check_holdout(self, plan: Any, held: np.ndarray | None) -> None:

@@ -107,7 +107,7 @@ def test_fit_with_control_token_labels_and_demonstrations(tiny_params):
     benign = LLMClassifier(**{**tiny_params, "max_steps": 0, "few_shot": 1}).fit(["a b", "c d", "e f", "g h"], ["x", "neg", "x", "neg"])
     encoder, benign_encoder = _encoder(clf), _encoder(benign)
     assert ([i for i in encoder.prefix_ids if i in specials] == [i for i in benign_encoder.prefix_ids if i in specials])
-    assert set(clf.predict(X)) <= set(clf.classes_)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[clf.predict_proba(X).argmax(axis=1)])
 
 
 def _draws() -> tuple[float, float, float]:
