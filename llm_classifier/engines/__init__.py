@@ -55,6 +55,15 @@ def resolve_backend(backend: Any) -> Engine:
     return copy.deepcopy(backend)
 
 
+def check_options(engine: Engine, options: dict[str, Any], owner: str = "LLMClassifier") -> None:
+    """Check ``options`` against the engine's declared constraints (before it loads anything)."""
+    from sklearn.utils._param_validation import validate_parameter_constraints
+
+    constraints = engine.capabilities.option_constraints
+    validate_parameter_constraints(constraints, {name: options[name] for name in constraints if name in options},
+                                   caller_name=owner)
+
+
 def restore_engine(state: EngineState, backend: Any, options: Callable[[Engine], dict[str, Any]], *,
                    model: str | None = None, trust_remote_code: bool = False) -> Engine:
     """A fresh engine for ``backend`` holding the fitted ``state`` (saved by this or any other engine).
@@ -68,9 +77,10 @@ def restore_engine(state: EngineState, backend: Any, options: Callable[[Engine],
         engine.trust_remote_code = trust_remote_code
     elif trust_remote_code:
         raise TypeError(f"trust_remote_code=True: the engine {type(engine).__name__} never runs a model's own code.")
+    check_options(engine, options(engine))
     engine.load_state(replace(state, engine=engine.name), model=model, **options(engine))
     return engine
 
 
 __all__ = ["BACKENDS", "Backend", "Capabilities", "ENGINES", "Engine", "EngineState", "Tokenizer", "TrainRequest",
-           "engine_class", "resolve_backend", "restore_engine"]
+           "check_options", "engine_class", "resolve_backend", "restore_engine"]

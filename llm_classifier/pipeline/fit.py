@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_random_state
 
 from .._logging import warn_caller
 from .._params import check_on_unparseable, invalid
-from ..engines import resolve_backend
+from ..engines import check_options, resolve_backend
 from ..engines.base import Engine
 from ..formulations.windows import Windows
 from ..inputs import check_sample_weight, check_texts
@@ -122,6 +122,7 @@ def _check_engine(plan: Plan, engine: Engine, weighted: bool) -> None:
     if plan.inference == "generate" and not engine.capabilities.generate:
         raise invalid(plan, "inference", f"'score' with the engine {name} (capabilities.generate=False)",
                       plan.inference)
+    check_options(engine, plan.engine_options(engine), plan.estimator_name)
 
 
 def fit(plan: Plan, X: Any, y: Any, sample_weight: Any = None) -> FittedState:

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 
 from ..base import Capabilities, EngineState, TrainRequest
 from ..hf_checkpoints import ResolvedModel, resolve_model
 from .runtime import apply_thread_limit, quiet_transformers
+from .training import OPTIMIZERS, SCHEDULERS
 
 #: The LLMClassifier parameters this engine takes: at load, then in every training request.
 LOAD_OPTIONS = ("quantization", "dtype", "device")
@@ -101,7 +103,9 @@ class TransformersBackend:
 
     name = "transformers"
     capabilities = Capabilities(fit=True, sample_weight=True, generate=True, state=True,
-                                options=LOAD_OPTIONS + TRAIN_OPTIONS)
+                                options=LOAD_OPTIONS + TRAIN_OPTIONS,
+                                option_constraints={"optimizer": [StrOptions(set(OPTIMIZERS))],
+                                                    "lr_scheduler": [StrOptions(set(SCHEDULERS))]})
 
     def __init__(
         self,
