@@ -6,6 +6,13 @@ A thin layer over :class:`~llm_classifier.LLMClassifier`::
     llm-classifier predict clf new.jsonl --text-column text --output predictions.csv
     llm-classifier evaluate clf test.parquet --text-column text --label-column label --confusion-png cm.png
     llm-classifier info clf
+    llm-classifier fit tagged.csv --label-column topics --label-sep '|' --out tagger   # multi-label
+
+It uses only the public API: ``predict`` labels rows with ``LLMClassifier.predict_from_proba``
+(or ``predict``), so its output is ``LLMClassifier.load(ARTIFACT).predict(texts)`` for every
+low-confidence policy and for multi-label classifiers. Output files appear complete or not at
+all (written to a temporary file, then renamed), CSV/TSV cells that a spreadsheet would run as
+formulas are escaped, and ``info`` escapes control characters.
 
 Data files are CSV, TSV, JSON Lines or Parquet (by extension, or ``--format``). Errors are
 one line, ``llm-classifier: error: ...``, naming the file, row and column; the exit status

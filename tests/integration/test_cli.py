@@ -448,6 +448,19 @@ def _multilabel_threshold() -> float:
     return _between_middle(clf.fit(ML_TEXTS, [sorted(s) for s in ML_SETS]).predict_proba(ML_TEXTS))
 
 
+@pytest.mark.parametrize("proba", ["--proba", "--no-proba"])
+def test_predict_equals_python_predict_for_a_multilabel_classifier(capsys, tmp_path, proba):
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=6, batch_size=2, random_state=0,
+                        multilabel_threshold=_multilabel_threshold()).fit(ML_TEXTS, [sorted(s) for s in ML_SETS])
+    clf.save(tmp_path / "clf")
+    data = _write_jsonl(tmp_path / "x.jsonl", [{"text": t} for t in ML_TEXTS])
+    assert main(["predict", str(tmp_path / "clf"), str(data), "-o", str(tmp_path / "o.jsonl"), proba, "-q"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    indicator = LLMClassifier.load(tmp_path / "clf").predict(ML_TEXTS)
+    assert 0 < indicator.sum() < indicator.size
+    assert [row["label"] for row in rows] == ["|".join(c for c, v in zip(clf.classes_, r) if v) for r in indicator]
+
+
 def test_multilabel_fit_predict_evaluate_round_trip(tmp_path):
     _write_csv(tmp_path / "train.csv", [{"text": t, "topics": "|".join(sorted(s))} for t, s in zip(ML_TEXTS, ML_SETS)])
     threshold = _multilabel_threshold()
