@@ -32,7 +32,7 @@ from ..trie import LabelTrie
 
 __all__ = ["INSTALL", "VLLMEngine", "choose_route"]
 
-INSTALL = 'pip install "llm_classifier[vllm]"'
+INSTALL = 'pip install "llm-label-classifier[vllm]"'
 #: Prefix-cache block size: prompts share every full block of this many tokens.
 BLOCK_SIZE = 32
 #: Requests handed to vLLM at a time (progress advances after each group).
