@@ -102,7 +102,9 @@ def encoded_prompts(clf: Any, texts: list[str]) -> list[list[int]]:
     """The token ids the fitted ``clf`` scores for ``texts`` (one prompt per text)."""
     from llm_classifier.pipeline.predict import text_windows
 
-    return text_windows(clf, truncate=True).encode(list(texts)).ids
+    from llm_classifier.pipeline.plan import plan_of
+
+    return text_windows(clf.state_, plan_of(clf), truncate=True).encode(list(texts)).ids
 
 
 def _timed(function: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
@@ -131,12 +133,12 @@ def scoring_section(model_name: str, n_texts: int, n_naive: int, n_seed: int, de
     prompts = encoded_prompts(clf52, texts)
     _, t52 = _timed(clf52.predict_proba, texts)
     _, t2 = _timed(clf2.predict_proba, texts)
-    _, t_naive = _timed(score_labels_naive, model, prompts[:n_naive], clf52.answer_ids_, pad_id=backend.pad_id, batch_size=16)
+    _, t_naive = _timed(score_labels_naive, model, prompts[:n_naive], clf52.choice_ids_, pad_id=backend.pad_id, batch_size=16)
     clf52.set_params(inference="generate")
     predictions, t_generate = _timed(clf52.predict, texts)
     unparseable = sum(clf52.label_parser_.parse(a, clf52.answers_) is None for a in clf52.generate(texts))
     t_seed = _seed_generate(model, backend, prompts[:n_seed])
-    trie = LabelTrie.build(clf52.answer_ids_)
+    trie = LabelTrie.build(clf52.choice_ids_)
     n_nodes, inner = trie.n_nodes, len(trie.inner_nodes())  # only the inner nodes are run (leaves predict nothing)
     shared = common_prefix_length(prompts)  # run once per call (the shared prefix)
     tokens = shared + sum(len(p) - shared + inner for p in prompts)

@@ -62,12 +62,12 @@ def node_logprobs(url: str, model: str, prompt: list[int], children: list[int]) 
 
 def predict_proba(clf: LLMClassifier, texts: list[str], url: str, model: str, workers: int = 16) -> np.ndarray:
     """``clf.predict_proba(texts)``, with the model's log-probabilities from the server."""
-    if clf.layout_.direction != "direct":
+    if clf.layout_.formulation != "direct":
         raise ValueError("This client scores the direct direction (answers after the text's prompt).")
     direction = get_direction("direct")
-    prompts = direction.encoder(clf.backend_.tokenizer, clf.layout_, clf.answer_ids_, clf.max_length,
+    prompts = direction.encoder(clf.backend_.tokenizer, clf.layout_, clf.choice_ids_, clf.max_length,
                                 clf.truncation).encode(texts).ids
-    tokens, parents, paths = answer_trie([list(a) for a in clf.answer_ids_])
+    tokens, parents, paths = answer_trie([list(a) for a in clf.choice_ids_])
     children: dict[int, list[int]] = {}
     for node, parent in enumerate(parents):
         children.setdefault(parent, []).append(node)

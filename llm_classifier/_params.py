@@ -17,18 +17,15 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .encoding import TRUNCATIONS
+from .exceptions import invalid
 from .formulations.base import DIRECTIONS, get_direction
 from .formulations.windows import LONG_TEXT
 
 #: The training objectives every engine understands (see :class:`~llm_classifier.engines.base.TrainRequest`).
 OBJECTIVES = ("answer", "class", "answer+class")
-#: The optimizers and schedules of the transformers engine (by their LLMClassifier names).
-OPTIMIZERS = ("adamw", "adamw_torch", "adamw_8bit", "paged_adamw_8bit", "adafactor", "sgd")
-SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial")
-
 PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "model": [str, os.PathLike],
     "prompt": [object],
@@ -51,8 +48,8 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "gradient_accumulation_steps": [Interval(Integral, 1, None, closed="left")],
     "warmup_steps": [Interval(Integral, 0, None, closed="left")],
     "weight_decay": [Interval(Real, 0, None, closed="left")],
-    "optimizer": [StrOptions(set(OPTIMIZERS))],
-    "lr_scheduler": [StrOptions(set(SCHEDULERS))],
+    "optimizer": [str],  # the engine declares the names it knows (Capabilities.option_constraints)
+    "lr_scheduler": [str],
     "ema_decay": [Interval(Real, 0, 1, closed="left"), None],
     "objective": [StrOptions(set(OBJECTIVES))],
     "calibration": [StrOptions({"auto", "prior", "affine"}), None],
@@ -80,13 +77,6 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
 _INT_PARAMS = ("lora_r", "max_steps", "batch_size", "gradient_accumulation_steps", "warmup_steps", "max_length",
                "eval_batch_size", "max_new_tokens", "max_windows")
 _REAL_PARAMS = ("lora_alpha", "lora_dropout", "learning_rate", "num_train_epochs", "weight_decay", "window_overlap")
-
-
-def invalid(estimator: Any, param: str, expected: str, value: Any) -> InvalidParameterError:
-    """scikit-learn's error for a bad parameter value, in its wording."""
-    return InvalidParameterError(
-        f"The {param!r} parameter of {type(estimator).__name__} must be {expected}. Got {value!r} instead."
-    )
 
 
 def _check_no_bools(estimator: Any, params: Iterable[str]) -> None:

@@ -9,23 +9,32 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
-from .pipeline.fit import FittedClassifier, fit_classifier, kept_global_random
 from ._logging import warn_caller
-from .pipeline.multilabel_fit import fit_multilabel
-from ._params import PARAMETER_CONSTRAINTS
-from .pipeline.predict import chunk_scores, confident_predictions, encoded_chunks, parse_generated, text_windows
+from ._params import PARAMETER_CONSTRAINTS, check_params
 from ._process import is_main_process
 from .exceptions import UnparseableAnswerWarning
 from .formulations.multilabel import is_multilabel_target
-from .formulations.registry import get_formulation
 from .inputs import show_value
-from .formulations.windows import EncodedWindows
+from .pipeline import fit as fitting
+from .pipeline import predict as predicting
+from .pipeline.plan import Plan, plan_of
+from .state import FittedState
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
-#: The fitted attributes, in one place: :meth:`LLMClassifier._set_fitted` writes exactly these.
-FITTED_ATTRIBUTES = ("classes_", "answers_", "layout_", "label_parser_", "backend_", "history_", "random_seed_",
-                     "calibration_", "answer_ids_", "thresholds_")
+
+
+def _fitted(field: str, doc: str) -> property:
+    """A fitted attribute, read from the one fitted record ``state_`` (AttributeError before ``fit``)."""
+
+    def read(self: LLMClassifier) -> Any:
+        try:
+            state = self.__dict__["state_"]
+        except KeyError:
+            raise AttributeError(f"This {type(self).__name__} instance is not fitted yet.") from None
+        return getattr(state, field)
+
+    return property(read, doc=doc)
 
 
 class LLMClassifier(ClassifierMixin, BaseEstimator):
@@ -283,29 +292,30 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             interrupted), a previously fitted estimator is left exactly as it was, and
             the caller's global random state (Python, NumPy, torch) is as it was.
         """
-        with kept_global_random():  # outside _fit_context: scikit-learn's own fit bookkeeping draws too
+        with fitting.kept_global_random():  # outside _fit_context: scikit-learn's own fit bookkeeping draws too
             return self._fit(X, y, sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def _fit(self, X: Any, y: Any, sample_weight: Any) -> LLMClassifier:
-        fit = fit_multilabel if is_multilabel_target(y) else fit_classifier  # the targets choose the task
-        self._set_fitted(fit(self, X, y, sample_weight))
+        check_params(self)
+        plan = plan_of(self)
+        if is_multilabel_target(y):  # the targets choose the formulation
+            plan = plan.for_formulation("multilabel")
+        self.state_ = fitting.fit(plan, X, y, sample_weight)
         return self
 
-    def _set_fitted(self, fitted: FittedClassifier) -> None:
-        """Write :data:`FITTED_ATTRIBUTES` from a fit's (or a load's) result, all at once."""
-        direction = get_formulation(fitted.layout.direction)
-        values = dict(
-            classes_=fitted.classes, answers_=fitted.answers, layout_=fitted.layout, label_parser_=fitted.label_parser,
-            backend_=fitted.engine, history_=fitted.history, random_seed_=fitted.random_seed,
-            calibration_=fitted.calibration,
-            answer_ids_=direction.choice_ids(fitted.engine.tokenizer, fitted.answers, fitted.layout),
-            thresholds_=fitted.thresholds,
-        )
-        assert tuple(values) == FITTED_ATTRIBUTES, "FITTED_ATTRIBUTES and _set_fitted disagree"
-        for name, value in values.items():
-            setattr(self, name, value)
-
+    # The fitted attributes, read from the one fitted record ``state_`` (:class:`~llm_classifier.state.FittedState`).
+    classes_ = _fitted("classes", "ndarray of the class labels, sorted.")
+    answers_ = _fitted("answers", "The answer text of each class.")
+    layout_ = _fitted("layout", "The prompt as the formulation laid it out at fit (PromptLayout).")
+    label_parser_ = _fitted("label_parser", "The label parser of generate mode.")
+    backend_ = _fitted("engine", "The loaded model engine (holds the trained adapter).")
+    history_ = _fitted("history", "Per-step training loss and the run's figures.")
+    random_seed_ = _fitted("random_seed", "The seed the fit ran with.")
+    calibration_ = _fitted("calibration", "The fitted correction of the class log-scores, or None.")
+    thresholds_ = _fitted("thresholds", "Multi-label: each label's probability threshold; None otherwise.")
+    choice_ids_ = _fitted("choice_ids", "The token ids that stand for each class (answers, class prompts or yes/no "
+                                        "continuations, as the formulation lays them out).")
     template_ = property(lambda self: self.layout_.template, doc="The resolved prompt template.")
     class_prompts_ = property(lambda self: self.layout_.class_prompts, doc="Channel direction: each class's prompt.")
     prompt_prefix_ = property(lambda self: self.layout_.prefix, doc="The rendered prompt before the text.")
@@ -322,8 +332,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     #: generators and ``datasets`` columns are read lazily, chunk by chunk).
     predict_chunk_size: int = 2048
 
-    def _chunks(self, X: Any, desc: str) -> Iterator[tuple[int, list[str], EncodedWindows, Any]]:
-        return encoded_chunks(self, X, desc, text_windows(self, truncate=True))  # generation: one prompt per text
+    def _plan(self) -> Plan:
+        """The current parameters as a plan (prediction settings changed after fit apply at once)."""
+        return plan_of(self)
 
     def answer_scores(self, X: Any) -> np.ndarray:
         """Log-probability of each class's answer given the prompt, as the model scores it.
@@ -346,7 +357,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             Multi-label: each label's ``log p(yes) - log p(no)`` (a logit).
         """
         check_is_fitted(self, "classes_")
-        return chunk_scores(self, X)
+        return predicting.answer_scores(self.state_, self._plan(), X, self.predict_chunk_size)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The calibrated answer scores, before normalisation (scikit-learn's convention).
@@ -361,7 +372,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         of ``classes_[0]``), else (n_samples, n_classes)
         """
         check_is_fitted(self, "classes_")
-        return get_formulation(self.layout_.direction).decision(self._calibrated_scores(X))
+        return self.state_.formulation.decision(self._calibrated_scores(X))
 
     def _calibrated_scores(self, X: Any) -> np.ndarray:
         scores = self.answer_scores(X)
@@ -381,7 +392,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, n_classes)
         """
         check_is_fitted(self, "classes_")
-        return get_formulation(self.layout_.direction).log_probabilities(self._calibrated_scores(X))
+        return self.state_.formulation.log_probabilities(self._calibrated_scores(X))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probability of each class: the answers' scores normalised over ``classes_``.
@@ -410,12 +421,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         list of str
         """
         check_is_fitted(self, "classes_")
-        return [text for _, _, encoded, bar in self._chunks(X, "Generating")
-                for text in self._generate_ids(encoded.ids, bar)]
-
-    def _generate_ids(self, prompts: list[list[int]], bar: Any) -> list[str]:
-        max_new = self.max_new_tokens or max(map(len, self.answer_ids_)) + 8
-        return self.backend_.generate(prompts, max_new_tokens=max_new, batch_size=self.eval_batch_size, progress=bar)
+        return [text for _, _, generated in predicting.generate(self.state_, self._plan(), X, self.predict_chunk_size)
+                for text in generated]
 
     def predict(self, X: Any) -> np.ndarray:
         """Predict the class of each text (one of ``classes_``, or the reject value of a low-confidence policy).
@@ -437,20 +444,31 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             targets (``predict_proba(X) >= thresholds_``)
         """
         check_is_fitted(self, "classes_")
-        if self.inference == "score":
-            return confident_predictions(self, self.predict_log_proba(X))
+        plan = self._plan()
+        if plan.inference == "score":
+            return predicting.decide(self.state_, plan, self.predict_log_proba(X))
         indices: list[int] = []
         n_unparseable = 0
-        for start, texts, encoded, bar in self._chunks(X, "Generating"):
-            chunk, missing = parse_generated(self, start, texts, self._generate_ids(encoded.ids, bar))
+        for start, texts, generated in predicting.generate(self.state_, plan, X, self.predict_chunk_size):
+            chunk, missing = predicting.parse_generated(self.state_, plan, start, generated)
+            if missing:
+                fallback = self._unparseable_fallback(plan, [texts[i] for i, index in enumerate(chunk) if index is None])
+                chunk = [next(fallback) if index is None else index for index in chunk]
             indices += chunk
             n_unparseable += missing
         if n_unparseable:
             policy = show_value(self.on_unparseable)
-            fallback = "scored" if self.on_unparseable == "score" else f"predicted as {policy}"
-            warn_caller(f"{n_unparseable} of {len(indices)} generated answers matched no class and were {fallback} "
+            fallback_text = "scored" if self.on_unparseable == "score" else f"predicted as {policy}"
+            warn_caller(f"{n_unparseable} of {len(indices)} generated answers matched no class and were {fallback_text} "
                         f"(on_unparseable={policy}).", UnparseableAnswerWarning)
         return self.classes_[np.asarray(indices, dtype=int)]
+
+    def _unparseable_fallback(self, plan: Plan, texts: list[str]) -> Iterator[int]:
+        """Class indices for unparseable answers: scored (``on_unparseable="score"``) or the class named."""
+        if isinstance(plan.on_unparseable, str) and plan.on_unparseable == "score":
+            return iter(np.argmax(self.predict_log_proba(texts), axis=1).tolist())
+        index = int(np.flatnonzero(self.classes_ == plan.on_unparseable)[0])
+        return iter([index] * len(texts))
 
     def predict_from_proba(self, proba: Any) -> np.ndarray:
         """Turn :meth:`predict_proba`'s output into predictions: the one decision rule.
@@ -477,7 +495,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         if not np.all(np.isfinite(proba)) or (proba < 0).any() or (proba > 1).any():
             raise ValueError("proba must hold probabilities in [0, 1].")
         with np.errstate(divide="ignore"):
-            return confident_predictions(self, np.log(proba))
+            return predicting.decide(self.state_, self._plan(), np.log(proba))
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: Any) -> None:
@@ -487,11 +505,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         is atomic: a crash leaves the old artifact or the new one, never a mix (see
         :mod:`llm_classifier.io.artifact`). In a multi-process launch only rank 0 writes.
         """
-        from .io.artifact import save_classifier
+        from .io.artifact import save_state
 
         check_is_fitted(self, "classes_")
         if is_main_process():
-            save_classifier(self, path)
+            save_state(path, self.get_params(deep=False), self.state_)
 
     @classmethod
     def load(cls, path: Any, *, model: str | None = None, trust_remote_code: bool = False,
@@ -510,30 +528,52 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             Predict through this engine instead of the saved one (e.g. ``"vllm"`` for a
             classifier fitted with ``"transformers"``); it becomes the ``backend`` parameter.
         """
-        from .io.artifact import load_classifier
+        from .io.artifact import load_state
 
-        return load_classifier(cls, path, model=model, trust_remote_code=trust_remote_code, backend=backend)
+        params, state = load_state(path, defaults=cls().get_params(deep=False), model=model,
+                                   trust_remote_code=trust_remote_code, backend=backend)
+        estimator = cls(**params)
+        estimator._check_fitted_params(state)  # a value read from a file passes the same checks as fit's
+        estimator.state_ = state
+        return estimator
+
+    def _check_fitted_params(self, state: FittedState) -> None:
+        """The parameter checks of ``fit``, for parameters that come with a fitted state (``load``)."""
+        from ._params import check_on_unparseable, invalid
+
+        self._validate_params()
+        check_params(self)
+        plan = plan_of(self).for_formulation(state.layout.formulation)
+        for name, allowed in plan.formulation.check_params(plan):
+            raise invalid(plan, name, allowed, getattr(plan, name))
+        check_on_unparseable(plan, state.classes)
 
     def with_backend(self, backend: Any) -> LLMClassifier:
         """A copy of this fitted classifier that predicts through another engine.
 
-        The fitted adapter, prompt, answers and calibration are handed over as the engine's
-        saved state (data only), so ``clf.with_backend("vllm")`` predicts what ``clf`` predicts
-        (within the engines' numerical agreement) without saving to disk. This classifier is
-        not changed.
+        The fitted adapter, prompt, answers, calibration and thresholds are handed over as the
+        engine's saved state (data only), so ``clf.with_backend("vllm")`` predicts what ``clf``
+        predicts (within the engines' numerical agreement) without saving to disk. This
+        classifier is not changed.
 
         Parameters
         ----------
         backend : str or Engine
-            The engine to predict with (a name registered in ``llm_classifier.engines.ENGINES``).
+            The engine to predict with (a kind name registered in ``llm_classifier.engines``).
 
         Returns
         -------
         LLMClassifier
             Fitted, with ``backend`` as its parameter.
         """
-        from .io.artifact import with_backend
+        from sklearn.base import clone
+
+        from .engines import restore_engine
 
         check_is_fitted(self, "classes_")
-        return with_backend(self, backend)
-
+        engine_state = self.backend_.state()
+        copy = clone(self).set_params(backend=backend, model=engine_state.model)
+        engine = restore_engine(engine_state, backend, plan_of(copy).engine_options,
+                                trust_remote_code=bool(getattr(self.backend_, "trust_remote_code", False)))
+        copy.state_ = self.state_.with_engine(engine)
+        return copy

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sklearn.utils._param_validation import InvalidParameterError
+
 
 class ModelNotFoundError(ValueError):
     """A ``model=`` value resolves to nothing usable (the message says how to fix it)."""
@@ -29,3 +33,9 @@ class LowConfidenceWarning(UserWarning):
 
 class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite: the adapter is unusable (the message gives the step)."""
+
+
+def invalid(owner: Any, param: str, expected: str, value: Any) -> InvalidParameterError:
+    """scikit-learn's error for a bad parameter value, in its wording (``owner``: the estimator or its plan)."""
+    name = getattr(owner, "estimator_name", None) or type(owner).__name__
+    return InvalidParameterError(f"The {param!r} parameter of {name} must be {expected}. Got {value!r} instead.")

@@ -23,7 +23,7 @@ FORMS = {
 def main(argv: list[str] | None = None) -> None:
     args = variant_parser("python -m benchmarks.studies.answer_study", __doc__, list(FORMS)).parse_args(argv)
     compare_untrained(args.task, "ANSWER", {name: {"verbalizer": FORMS[name]} for name in args.names or FORMS},
-                      describe=lambda clf: f"tokens per answer: {[len(ids) - 1 for ids in clf.answer_ids_]}")  # without end of turn
+                      describe=lambda clf: f"tokens per answer: {[len(ids) - 1 for ids in clf.choice_ids_]}")  # without end of turn
 
 
 if __name__ == "__main__":

@@ -6,6 +6,13 @@ A thin layer over :class:`~llm_classifier.LLMClassifier`::
     llm-classifier predict clf new.jsonl --text-column text --output predictions.csv
     llm-classifier evaluate clf test.parquet --text-column text --label-column label --confusion-png cm.png
     llm-classifier info clf
+    llm-classifier fit tagged.csv --label-column topics --label-sep '|' --out tagger   # multi-label
+
+It uses only the public API: ``predict`` labels rows with ``LLMClassifier.predict_from_proba``
+(or ``predict``), so its output is ``LLMClassifier.load(ARTIFACT).predict(texts)`` for every
+low-confidence policy and for multi-label classifiers. Output files appear complete or not at
+all (written to a temporary file, then renamed), CSV/TSV cells that a spreadsheet would run as
+formulas are escaped, and ``info`` escapes control characters.
 
 Data files are CSV, TSV, JSON Lines or Parquet (by extension, or ``--format``). Errors are
 one line, ``llm-classifier: error: ...``, naming the file, row and column; the exit status
@@ -18,14 +25,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from typing import Any
 
 import numpy as np
 
-from ..io.tables import FORMATS, STDIO, Row, TableError, TableWriter, chunked, count_rows, detect_format, label_of, read_rows, text_of
+from ..exceptions import LowConfidenceError, LowConfidenceWarning, UnparseableAnswerWarning
+from ..io.tables import (FORMATS, STDIO, Row, TableError, TableWriter, chunked, count_rows, detect_format, indicators_of,
+                         join_labels, label_of, labels_of, read_rows, text_of)
 
 PROG = "llm-classifier"
 
@@ -54,11 +65,28 @@ def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _add_data_options(parser: argparse.ArgumentParser, label: bool) -> None:
+DEFAULT_LABEL_SEP = "|"
+
+
+def _add_data_options(parser: argparse.ArgumentParser, label: bool, multilabel_default: str | None = DEFAULT_LABEL_SEP) -> None:
     parser.add_argument("--text-column", default="text", help="column of the texts (default: text)")
     if label:
         parser.add_argument("--label-column", default="label", help="column of the labels (default: label)")
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--label-sep", default=multilabel_default, metavar="SEP",
+                           help="multi-label data: the label column holds label sets as texts joined by SEP "
+                                "('sport|finance'; an empty cell: no label)" +
+                                (f" (default for multi-label classifiers: {multilabel_default!r})" if multilabel_default else ""))
+        group.add_argument("--label-columns", metavar="A,B", type=_column_list,
+                           help="multi-label data: one 0/1 column per label, the column names being the labels")
     parser.add_argument("--format", choices=FORMATS, help="format of DATA (default: from its extension; needed for '-')")
+
+
+def _column_list(spec: str) -> list[str]:
+    columns = list(dict.fromkeys(c.strip() for c in spec.split(",") if c.strip()))
+    if not columns:
+        raise argparse.ArgumentTypeError("expected comma-separated column names")
+    return columns
 
 
 def _add_fit(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -68,7 +96,7 @@ def _add_fit(subparsers: Any, common: argparse.ArgumentParser) -> None:
                     "Every LLMClassifier parameter is an option; values are read as JSON when they parse "
                     "(16, 1e-3, null, true, [\"q_proj\"]) and as strings otherwise.")
     parser.add_argument("data", metavar="DATA", help="training data: .csv, .tsv, .jsonl/.ndjson, .parquet, or '-' (stdin)")
-    _add_data_options(parser, label=True)
+    _add_data_options(parser, label=True, multilabel_default=None)
     parser.add_argument("--out", required=True, metavar="ARTIFACT", help="directory to save the fitted classifier to")
     group = parser.add_argument_group("LLMClassifier parameters (see docs/parameters.md)")
     for name, default in _estimator_params().items():
@@ -81,7 +109,8 @@ def _add_predict(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "predict", parents=[common], help="predict the labels (and probabilities) of a data file",
         description="Predict the label of every text of DATA, streaming it in chunks, and write one row per "
-                    "text: the --keep-columns, 'label', and one 'p_<class>' probability column per class.")
+                    "text: the --keep-columns, 'label', and one 'p_<class>' probability column per class. The "
+                    "labels are exactly LLMClassifier.load(ARTIFACT).predict(texts).")
     parser.add_argument("artifact", metavar="ARTIFACT", help="a classifier saved by 'fit' (or LLMClassifier.save)")
     parser.add_argument("data", metavar="DATA", help="texts to classify: .csv, .tsv, .jsonl/.ndjson, .parquet, or '-' (stdin)")
     _add_data_options(parser, label=False)
@@ -90,6 +119,11 @@ def _add_predict(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--proba", action=argparse.BooleanOptionalAction, default=True,
                         help="write the p_<class> probability columns (default: yes)")
     parser.add_argument("--keep-columns", default="", metavar="A,B", help="input columns to copy to the output, comma-separated")
+    parser.add_argument("--label-sep", default=DEFAULT_LABEL_SEP, metavar="SEP",
+                        help=f"multi-label classifiers: the label cell joins the predicted labels by SEP (default: {DEFAULT_LABEL_SEP!r})")
+    parser.add_argument("--escape-formulas", action=argparse.BooleanOptionalAction, default=True,
+                        help="CSV/TSV: prefix text cells starting with = + - @, tab or CR with ' so that spreadsheets "
+                             "show them instead of running them as formulas (default: yes)")
     _add_streaming_options(parser)
     parser.set_defaults(run=run_predict)
 
@@ -104,7 +138,8 @@ def _add_evaluate(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "evaluate", parents=[common], help="classification report and confusion matrix on labelled data",
         description="Predict the texts of DATA and compare with its labels: accuracy, macro-F1, scikit-learn's "
-                    "classification report and the confusion matrix.")
+                    "classification report and the confusion matrix; for a multi-label classifier, subset accuracy, "
+                    "micro-, macro- and samples-F1 and the per-label report.")
     parser.add_argument("artifact", metavar="ARTIFACT", help="a classifier saved by 'fit' (or LLMClassifier.save)")
     parser.add_argument("data", metavar="DATA", help="labelled texts: .csv, .tsv, .jsonl/.ndjson, .parquet, or '-' (stdin)")
     _add_data_options(parser, label=True)
@@ -140,13 +175,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- fit ---------------------------------------------------------------------------------------
-def _read_labelled(path: str, text_column: str, label_column: str, fmt: str | None) -> tuple[list[str], list[Any]]:
+def _target_reader(args: argparse.Namespace, name: str, multilabel: bool) -> Callable[[Row], Any]:
+    """How a row's target is read: one label, a label set split at --label-sep, or the names of
+    the --label-columns holding 1."""
+    if args.label_columns:
+        return lambda row: indicators_of(row, args.label_columns, name)
+    if multilabel:
+        return lambda row: labels_of(row, args.label_column, name, args.label_sep)
+    return lambda row: label_of(row, args.label_column, name)
+
+
+def _label_input_columns(args: argparse.Namespace) -> list[str]:
+    return list(args.label_columns) if args.label_columns else [args.label_column]
+
+
+def _read_labelled(args: argparse.Namespace) -> tuple[list[str], list[Any]]:
+    name = _name(args.data)
+    multilabel = bool(args.label_sep or args.label_columns)
+    target = _target_reader(args, name, multilabel)
     texts, labels = [], []
-    for row in read_rows(path, [text_column, label_column], fmt):
-        texts.append(text_of(row, text_column, _name(path)))
-        labels.append(label_of(row, label_column, _name(path)))
+    for row in read_rows(args.data, [args.text_column, *_label_input_columns(args)], args.format):
+        texts.append(text_of(row, args.text_column, name))
+        labels.append(target(row))
     if not texts:
-        raise TableError(f"{_name(path)}: no rows to train on.")
+        raise TableError(f"{name}: no rows to train on.")
+    if args.label_columns:
+        for column in args.label_columns:  # a label set names only the labels it holds: a label never 1 would vanish
+            if not any(column in row for row in labels):
+                raise TableError(f"{name}: the label column {column!r} holds 1 in no row; every label needs an example.")
     return texts, labels
 
 
@@ -159,18 +215,21 @@ def run_fit(args: argparse.Namespace) -> int:
 
     if os.path.isfile(args.out):
         raise UsageError(f"--out {args.out}: is a file; the classifier is saved as a directory.")
+    if args.label_sep == "":
+        raise UsageError("--label-sep must not be empty.")
     params = {key[len("param_"):]: value for key, value in vars(args).items() if key.startswith("param_")}
     if isinstance(params.get("model"), str) and os.path.exists(params["model"]):
         params["model"] = os.path.abspath(params["model"])  # the artifact names the base; it must load from any directory
-    texts, labels = _read_labelled(args.data, args.text_column, args.label_column, args.format)
+    texts, labels = _read_labelled(args)
     classifier = LLMClassifier(**params).fit(texts, labels)
     classifier.save(args.out)
     history = classifier.history_
     classes = ", ".join(map(str, classifier.classes_.tolist()))
+    kind = "labels" if _is_multilabel(classifier) else "classes"
     runtime = history.get("train_runtime")
     took = f" in {runtime:.1f} s" if isinstance(runtime, (int, float)) else ""
-    print(f"{PROG}: trained on {len(texts)} texts ({len(classifier.classes_)} classes: {classes}), "
-          f"{history.get('n_steps', 0)} steps{took}; saved to {args.out}", file=sys.stderr)
+    print(printable(f"{PROG}: trained on {len(texts)} texts ({len(classifier.classes_)} {kind}: {classes}), "
+                    f"{history.get('n_steps', 0)} steps{took}; saved to {args.out}"), file=sys.stderr)
     return 0
 
 
@@ -184,6 +243,11 @@ def _load(artifact: str, eval_batch_size: int | None) -> Any:
     return classifier
 
 
+def _is_multilabel(classifier: Any) -> bool:
+    """Multi-label classifiers have per-label thresholds (``thresholds_``); single-label ones None."""
+    return getattr(classifier, "thresholds_", None) is not None
+
+
 def _first_chunk(chunks: Iterator[list[Row]], path: str) -> Iterator[list[Row]]:
     """``chunks`` with the first one read now, so that a bad file fails before the model loads."""
     first = next(chunks, None)
@@ -192,15 +256,63 @@ def _first_chunk(chunks: Iterator[list[Row]], path: str) -> Iterator[list[Row]]:
     return chain([first], chunks)
 
 
-def _predict_chunk(classifier: Any, texts: list[str], proba: bool) -> tuple[list[Any], np.ndarray | None]:
-    """Labels (and probabilities) of ``texts``: with probabilities and label scoring the label is
-    their argmax, so the texts are scored once."""
+def _open(args: argparse.Namespace, columns: list[str]) -> tuple[Iterator[list[Row]], str, Any]:
+    """DATA's chunks (the first read), its format and the loaded classifier, checked in that order."""
+    if args.chunk_size < 1:
+        raise UsageError(f"--chunk-size must be at least 1; got {args.chunk_size}.")
+    if args.label_sep == "":
+        raise UsageError("--label-sep must not be empty.")
+    _read_config(args.artifact)  # a wrong ARTIFACT fails before DATA is read
+    fmt = detect_format(args.data, args.format)
+    chunks = _first_chunk(chunked(read_rows(args.data, columns, fmt, batch_size=args.chunk_size), args.chunk_size), args.data)
+    return chunks, fmt, _load(args.artifact, args.eval_batch_size)
+
+
+_LIBRARY_WARNINGS = (LowConfidenceWarning, UnparseableAnswerWarning)
+
+
+def _decide(classifier: Any, texts: list[str], proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Predictions (and probabilities) of ``texts``, exactly as ``classifier.predict(texts)``.
+
+    With probabilities and label scoring the texts are scored once and the public decision rule
+    :meth:`~llm_classifier.LLMClassifier.predict_from_proba` (thresholds, the low-confidence
+    policy, multi-label thresholds) turns them into predictions, as ``predict`` does.
+    """
     if not proba:
-        return classifier.predict(texts).tolist(), None
+        return classifier.predict(texts), None
     probabilities = classifier.predict_proba(texts)
     if classifier.get_params()["inference"] == "score":
-        return classifier.classes_[np.argmax(probabilities, axis=1)].tolist(), probabilities
-    return classifier.predict(texts).tolist(), probabilities
+        return classifier.predict_from_proba(probabilities), probabilities
+    return classifier.predict(texts), probabilities  # generation decides the label; the probabilities are the scores'
+
+
+def _in_file(message: str, rows: list[Row], name: str) -> str:
+    """A library message about a chunk, its rows (counted from 0 in the chunk) renamed as the file's rows."""
+    def row(match: re.Match) -> str:
+        index = int(match.group(1))
+        return f"row {rows[index].number}" if index < len(rows) else match.group(0)
+    return f"{name}: rows {rows[0].number} to {rows[-1].number}: " + re.sub(r"\brow (\d+)", row, message)
+
+
+def _decide_chunk(classifier: Any, texts: list[str], proba: bool, rows: list[Row], name: str
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`_decide`, with the library's warnings and low-confidence errors naming the file's rows."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", _LIBRARY_WARNINGS[0])
+        warnings.simplefilter("always", _LIBRARY_WARNINGS[1])
+        try:
+            decided = _decide(classifier, texts, proba)
+        except LowConfidenceError as exc:
+            raise TableError(_in_file(str(exc), rows, name)) from None
+    for warning in caught:
+        if issubclass(warning.category, _LIBRARY_WARNINGS):
+            print(printable(f"{PROG}: warning: {_in_file(str(warning.message), rows, name)}"), file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno, registry=_REGISTRY)
+    return decided
+
+
+_REGISTRY: dict[Any, Any] = {}  # other warnings, passed on: each shown once, as Python's default filter does
 
 
 def _progress(path: str, fmt: str, quiet: bool) -> Any:
@@ -210,27 +322,18 @@ def _progress(path: str, fmt: str, quiet: bool) -> Any:
                 file=sys.stderr, dynamic_ncols=True)
 
 
-def _iter_predictions(args: argparse.Namespace, columns: list[str], proba: bool, label_column: str | None = None
-                      ) -> Iterator[tuple[list[Row], list[Any], np.ndarray | None, Any]]:
-    """Per chunk of DATA: its rows, predicted labels, probabilities (or None) and the classifier.
-
-    The rows' texts (and labels in ``label_column``) are checked before the chunk is predicted.
-    """
-    if args.chunk_size < 1:
-        raise UsageError(f"--chunk-size must be at least 1; got {args.chunk_size}.")
-    _read_config(args.artifact)  # a wrong ARTIFACT fails before DATA is read
-    fmt = detect_format(args.data, args.format)
+def _iter_predictions(args: argparse.Namespace, chunks: Iterator[list[Row]], fmt: str, classifier: Any, proba: bool,
+                      target: Callable[[Row], Any] | None = None
+                      ) -> Iterator[tuple[list[Row], list[Any] | None, np.ndarray, np.ndarray | None]]:
+    """Per chunk of DATA: its rows, targets (``target`` of each row, or None), predictions and
+    probabilities (or None). The rows' texts and targets are checked before the chunk is predicted."""
     name = _name(args.data)
-    chunks = _first_chunk(chunked(read_rows(args.data, columns, fmt, batch_size=args.chunk_size), args.chunk_size), args.data)
-    classifier = _load(args.artifact, args.eval_batch_size)
     with _progress(args.data, fmt, args.quiet) as bar:
         for rows in chunks:
             texts = [text_of(row, args.text_column, name) for row in rows]
-            if label_column is not None:
-                for row in rows:
-                    label_of(row, label_column, name)
-            labels, probabilities = _predict_chunk(classifier, texts, proba)
-            yield rows, labels, probabilities, classifier
+            targets = None if target is None else [target(row) for row in rows]
+            predictions, probabilities = _decide_chunk(classifier, texts, proba, rows, name)
+            yield rows, targets, predictions, probabilities
             bar.update(len(rows))
 
 
@@ -239,14 +342,40 @@ def _keep_columns(spec: str) -> list[str]:
     return list(dict.fromkeys(columns))
 
 
+def _label_cells(predictions: np.ndarray, classes: list[Any], multilabel: bool, sep: str) -> list[Any]:
+    """The label column: the prediction (a class, or the low-confidence reject value), or for
+    multi-label the predicted labels joined by ``sep``."""
+    if multilabel:
+        return [join_labels((c for c, v in zip(classes, row) if v), sep) for row in np.asarray(predictions)]
+    return [value.item() if isinstance(value, np.generic) else value for value in predictions.tolist()]
+
+
+def _check_separator(classes: list[Any], sep: str) -> None:
+    for label in classes:
+        if sep in str(label):
+            raise UsageError(f"--label-sep {sep!r}: the label {str(label)!r} contains it, so joined labels could not "
+                             "be told apart; choose another separator.")
+
+
 def run_predict(args: argparse.Namespace) -> int:
     keep = _keep_columns(args.keep_columns)
     if "label" in keep:
         raise UsageError("--keep-columns: 'label' is the output's label column; rename the input column.")
-    writer = TableWriter(args.output, args.output_format)  # a bad --output fails before the model loads
+    writer = TableWriter(args.output, args.output_format, escape_formulas=args.escape_formulas)  # fails before the model loads
+    chunks, fmt, classifier = _open(args, [args.text_column, *keep])
+    classes = classifier.classes_.tolist()
+    multilabel = _is_multilabel(classifier)
+    if multilabel:
+        _check_separator(classes, args.label_sep)
+    outputs = ["label", *([f"p_{c}" for c in classes] if args.proba else [])]
+    for column in keep:
+        if column in outputs:
+            raise UsageError(f"--keep-columns: {column!r} is an output column (the label or a class's probability); "
+                             "rename the input column.")
     with writer:
-        for rows, labels, probabilities, classifier in _iter_predictions(args, [args.text_column, *keep], args.proba):
-            writer.write(_output_rows(rows, labels, probabilities, classifier.classes_.tolist(), keep))
+        for rows, _, predictions, probabilities in _iter_predictions(args, chunks, fmt, classifier, args.proba):
+            labels = _label_cells(predictions, classes, multilabel, args.label_sep)
+            writer.write(_output_rows(rows, labels, probabilities, classes, keep))
     return 0
 
 
@@ -274,15 +403,36 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.confusion_png:
         _check_matplotlib()
     name = _name(args.data)
-    y_true, y_pred, classes = [], [], None
-    for rows, labels, _, classifier in _iter_predictions(args, [args.text_column, args.label_column], False, args.label_column):
-        y_true.extend(str(label_of(row, args.label_column, name)) for row in rows)
-        y_pred.extend(map(str, labels))
-        classes = classifier.classes_.tolist()
-    metrics = evaluation(y_true, y_pred, [str(c) for c in classes])
+    chunks, fmt, classifier = _open(args, [args.text_column, *_label_input_columns(args)])
+    classes = classifier.classes_.tolist()
+    multilabel = _is_multilabel(classifier)
+    if multilabel and args.confusion_png:
+        raise UsageError("--confusion-png: a multi-label classifier has one 2x2 matrix per label; "
+                         "--json gives them (label_confusion).")
+    if args.label_columns and not multilabel:
+        raise UsageError("--label-columns: the classifier is single-label; name its one label column with --label-column.")
+    if args.label_columns:
+        missing = [str(c) for c in classes if str(c) not in args.label_columns]
+        if missing:
+            raise UsageError(f"--label-columns lacks the classifier's labels {', '.join(map(repr, missing))}.")
+    target = _target_reader(args, name, multilabel)
+    y_true: list[Any] = []
+    y_pred: list[Any] = []
+    for _, targets, predictions, _ in _iter_predictions(args, chunks, fmt, classifier, False, target):
+        if multilabel:
+            y_true.extend([str(label) for label in labels] for labels in targets)
+            y_pred.extend([str(c) for c, v in zip(classes, row) if v] for row in np.asarray(predictions))
+        else:
+            y_true.extend(map(str, targets))
+            y_pred.extend(map(str, _label_cells(predictions, classes, False, args.label_sep)))
+    labels = [str(c) for c in classes]
+    metrics = multilabel_evaluation(y_true, y_pred, labels) if multilabel else evaluation(y_true, y_pred, labels)
     if args.confusion_png:
         _draw_confusion(metrics, args.confusion_png)
-    print(json.dumps(metrics, indent=1) if args.json else _format_evaluation(metrics))
+    if args.json:
+        print(printable_json(metrics))
+    else:
+        print(_format_multilabel(metrics) if multilabel else _format_evaluation(metrics))
     return 0
 
 
@@ -303,6 +453,44 @@ def evaluation(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[s
     }
 
 
+def multilabel_evaluation(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]], classes: Sequence[str]
+                          ) -> dict[str, Any]:
+    """Multi-label scores of label sets (labels compared as text; true labels outside ``classes``
+    follow them): subset accuracy (every label of a text right), Hamming loss, micro-, macro- and
+    samples-F1, the per-label report and each label's 2x2 confusion matrix ``[[tn, fp], [fn, tp]]``."""
+    from sklearn.metrics import (accuracy_score, classification_report, f1_score, hamming_loss,
+                                 multilabel_confusion_matrix)
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    labels = list(classes) + sorted({label for row in y_true for label in row} - set(classes))
+    binarizer = MultiLabelBinarizer(classes=labels).fit([])
+    true, pred = binarizer.transform(y_true), binarizer.transform(y_pred)
+    scores = {average: float(f1_score(true, pred, average=average, zero_division=0)) for average in ("micro", "macro", "samples")}
+    return {
+        "n": len(y_true),
+        "multilabel": True,
+        "subset_accuracy": float(accuracy_score(true, pred)),
+        "hamming_loss": float(hamming_loss(true, pred)),
+        "micro_f1": scores["micro"],
+        "macro_f1": scores["macro"],
+        "samples_f1": scores["samples"],
+        "labels": labels,
+        "label_confusion": {label: matrix.tolist() for label, matrix in zip(labels, multilabel_confusion_matrix(true, pred))},
+        "report": classification_report(true, pred, target_names=labels, zero_division=0, output_dict=True),
+        "report_text": classification_report(true, pred, target_names=labels, zero_division=0, digits=3),
+    }
+
+
+def _format_multilabel(metrics: dict[str, Any]) -> str:
+    exact = round(metrics["subset_accuracy"] * metrics["n"])
+    lines = [f"subset accuracy  {metrics['subset_accuracy']:.4f}  ({exact} of {metrics['n']} texts with every label right)",
+             f"micro-F1         {metrics['micro_f1']:.4f}",
+             f"macro-F1         {metrics['macro_f1']:.4f}",
+             f"samples-F1       {metrics['samples_f1']:.4f}",
+             f"Hamming loss     {metrics['hamming_loss']:.4f}", "", metrics["report_text"].rstrip()]
+    return "\n".join(printable(part) for line in lines for part in line.split("\n"))
+
+
 def _format_evaluation(metrics: dict[str, Any]) -> str:
     correct = round(metrics["accuracy"] * metrics["n"])
     lines = [f"accuracy  {metrics['accuracy']:.4f}  ({correct} of {metrics['n']} texts)",
@@ -312,7 +500,7 @@ def _format_evaluation(metrics: dict[str, Any]) -> str:
     width = max(len(str(v)) for v in [*labels, *(x for r in matrix for x in r)])
     lines.append(" " * width + "".join(f"  {label:>{width}}" for label in labels))
     lines.extend(f"{label:>{width}}" + "".join(f"  {count:>{width}}" for count in row) for label, row in zip(labels, matrix))
-    return "\n".join(lines)
+    return "\n".join(printable(part) for line in lines for part in line.split("\n"))
 
 
 def _draw_confusion(metrics: dict[str, Any], path: str) -> None:
@@ -415,8 +603,32 @@ def _show_param(value: Any) -> Any:
     return value
 
 
+def printable(text: Any) -> str:
+    """``text`` with every character a terminal could act on (control characters: escape
+    sequences, carriage returns, newlines; other non-printable ones) written as a Python escape,
+    ``\\x1b``: what an artifact or a data file holds cannot drive the terminal."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def printable_json(value: Any) -> str:
+    """``value`` as indented JSON with every non-printable character escaped (``json`` escapes
+    only C0 controls; C1 controls such as U+009B, a terminal's CSI, pass through it)."""
+    def escape(c: str) -> str:
+        code = ord(c)
+        if code > 0xFFFF:  # a surrogate pair, as JSON writes characters beyond the BMP
+            code -= 0x10000
+            return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+        return f"\\u{code:04x}"
+    text = json.dumps(value, indent=1, ensure_ascii=False)
+    return "".join(c if c.isprintable() or c == "\n" else escape(c) for c in text)
+
+
 def _format_info(info: dict[str, Any]) -> str:
     classes = info["classes"] or []
+    show = printable
     lines = [f"artifact     {info['path']} (format {info['format_version']}, library {info['library_version']})",
              f"classes      {len(classes)}: {', '.join(map(str, classes))}"]
     if info["answers"] is not None and [str(c) for c in classes] != list(info["answers"]):
@@ -434,7 +646,7 @@ def _format_info(info: dict[str, Any]) -> str:
     lines.append("parameters")
     width = max((len(name) for name in info["params"]), default=0)
     lines.extend(f"  {name:<{width}}  {json.dumps(value, ensure_ascii=False)}" for name, value in info["params"].items())
-    return "\n".join(lines)
+    return "\n".join(map(show, lines))  # each entry one line: a newline or escape sequence from the artifact is escaped
 
 
 def _training_line(training: dict[str, Any]) -> str:
@@ -454,13 +666,13 @@ def _training_line(training: dict[str, Any]) -> str:
 
 def run_info(args: argparse.Namespace) -> int:
     info = read_artifact(args.artifact)
-    print(json.dumps(info, indent=1, ensure_ascii=False) if args.json else _format_info(info))
+    print(printable_json(info) if args.json else _format_info(info))
     return 0
 
 
 # -- entry point -------------------------------------------------------------------------------
 def _error(message: str, status: int) -> int:
-    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+    print(printable(f"{PROG}: error: {' '.join(message.split())}"), file=sys.stderr)
     return status
 
 

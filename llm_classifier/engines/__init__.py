@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import importlib
 import re
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sklearn.utils._param_validation import InvalidParameterError
@@ -124,5 +126,32 @@ def resolve_backend(backend: Any) -> Engine:
     return copy.deepcopy(backend)
 
 
+def check_options(engine: Engine, options: dict[str, Any], owner: str = "LLMClassifier") -> None:
+    """Check ``options`` against the engine's declared constraints (before it loads anything)."""
+    from sklearn.utils._param_validation import validate_parameter_constraints
+
+    constraints = engine.capabilities.option_constraints
+    validate_parameter_constraints(constraints, {name: options[name] for name in constraints if name in options},
+                                   caller_name=owner)
+
+
+def restore_engine(state: EngineState, backend: Any, options: Callable[[Engine], dict[str, Any]], *,
+                   model: str | None = None, trust_remote_code: bool = False) -> Engine:
+    """A fresh engine for ``backend`` holding the fitted ``state`` (saved by this or any other engine).
+
+    ``options(engine)`` gives the estimator's parameters the engine declares; ``trust_remote_code``
+    comes from the caller only, never from a file: an engine that can run a model folder's code
+    declares a ``trust_remote_code`` attribute, which is set to exactly this value.
+    """
+    engine = resolve_backend(backend)
+    if hasattr(engine, "trust_remote_code"):
+        engine.trust_remote_code = trust_remote_code
+    elif trust_remote_code:
+        raise TypeError(f"trust_remote_code=True: the engine {type(engine).__name__} never runs a model's own code.")
+    check_options(engine, options(engine))
+    engine.load_state(replace(state, engine=engine.name), model=model, **options(engine))
+    return engine
+
+
 __all__ = ["BACKENDS", "Backend", "Capabilities", "ENGINES", "Engine", "EngineState", "Tokenizer", "TrainRequest",
-           "engine_class", "register_engine", "registered_name", "resolve_backend"]
+           "check_options", "engine_class", "register_engine", "registered_name", "resolve_backend", "restore_engine"]

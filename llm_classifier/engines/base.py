@@ -90,6 +90,10 @@ class Capabilities:
         The LLMClassifier parameters the engine takes (``quantization``, ``lora_r``, ...); the
         estimator passes exactly these, by name, to :meth:`Engine.load` and in
         :attr:`TrainRequest.options`.
+    option_constraints : dict of str to list
+        The values the engine allows for some of its options, in scikit-learn's declarative form
+        (e.g. ``{"optimizer": [StrOptions({"adamw", "sgd"})]}``); checked once, before any model
+        loads, with scikit-learn's message naming the parameter.
     """
 
     fit: bool = True
@@ -97,6 +101,7 @@ class Capabilities:
     generate: bool = True
     state: bool = True
     options: tuple[str, ...] = ()
+    option_constraints: dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass

@@ -21,6 +21,9 @@ from ..engines.base import Engine, Progress, Tokenizer, TrainRequest
 from ..plugins.channel_template import resolve_channel_template
 from ..plugins.demonstrations import add_demonstrations
 from ..encoding import PromptEncoder, encode_answers, encode_class_prompts, escape
+from ..inputs import canonical_order, check_classes, check_labels
+from ..pipeline.holdout import smallest_held_out_class
+from ..pipeline.weights import resolve_class_weights
 from ..plugins.prompts import FormatTemplate, resolve_template, split_template
 
 __all__ = ["Channel", "DIRECTIONS", "Direct", "Direction", "PromptLayout", "get_direction"]
@@ -32,8 +35,8 @@ class PromptLayout:
 
     Attributes
     ----------
-    direction : str
-        The direction's name ("direct" or "channel").
+    formulation : str
+        The formulation's registry name ("direct", "channel" or "multilabel").
     template : PromptTemplate or ChannelTemplate
         The resolved template (with the demonstrations, if any).
     demonstrations : list of (str, int)
@@ -44,7 +47,7 @@ class PromptLayout:
         The rendered prompt before and after the text.
     """
 
-    direction: str
+    formulation: str
     template: Any
     demonstrations: list[tuple[str, int]] = field(default_factory=list)
     class_prompts: list[str] = field(default_factory=list)
@@ -59,9 +62,56 @@ class Direction:
     #: Whether an encoded text starts the sequence (and so gets the model's begin token).
     start_token: ClassVar[bool]
 
-    def check_params(self, estimator: Any) -> list[tuple[str, str]]:
-        """``(parameter, allowed)`` pairs of the estimator's settings this direction cannot serve."""
+    def check_params(self, plan: Any) -> list[tuple[str, str]]:
+        """``(parameter, allowed)`` pairs of the plan's settings this formulation cannot serve."""
         return []
+
+    # -- the targets: single-label class codes (multi-label overrides these) --
+    def check_targets(self, y: Any, n_texts: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(classes, targets)``: the sorted classes and each text's class code."""
+        labels = check_labels(y, n_texts)
+        classes = check_classes(labels)
+        return classes, np.searchsorted(classes, labels)
+
+    def order(self, texts: list[str], targets: np.ndarray) -> np.ndarray:
+        """Row order that makes a fit independent of the order of the rows: by (class, text)."""
+        return canonical_order(texts, targets)
+
+    def strata(self, targets: np.ndarray) -> np.ndarray:
+        """The groups the held-out slice is stratified by: the classes."""
+        return np.asarray(targets)
+
+    def holdout_hint(self, validation_fraction: float) -> str:
+        """Why a validation slice may be empty, for the error of ``early_stopping=True``."""
+        return f"a class gives validation texts from {smallest_held_out_class(validation_fraction)} examples on"
+
+    def class_weights(self, plan: Any, classes: np.ndarray, targets: np.ndarray) -> list[float] | None:
+        """Loss weight per class from ``class_weight`` (given the training rows' targets)."""
+        return resolve_class_weights(plan, classes, targets)
+
+    def check_holdout(self, plan: Any, held: np.ndarray | None) -> None:
+        """Raise for settings that need a validation slice this fit does not have (before the model loads)."""
+
+    def fit_decision(self, plan: Any, fit: Any) -> dict[str, Any]:
+        """What turns scores into predictions, fitted after training: the calibration of the class scores.
+
+        ``fit`` is the run (:class:`llm_classifier.pipeline.fit.FitRun`): its validation scores
+        when early stopping held texts out, else a sample of training texts scored now.
+        """
+        from ..plugins.calibration import fit_calibration
+
+        method = plan.calibration
+        if method == "auto":
+            method = "prior" if fit.history["n_steps"] == 0 else None
+        if method is None:
+            return {"calibration": None}
+        if fit.validation_scores is not None:
+            scores, scored = fit.validation_scores, np.flatnonzero(fit.held)
+        else:
+            scores, scored = fit.score_sample()
+        codes, weights = fit.targets, fit.weights
+        return {"calibration": fit_calibration(method, scores, codes[scored], codes, len(fit.classes), weights=weights,
+                                               scored_weights=None if weights is None else weights[scored])}
 
     def check_prompt(self, prompt: Any) -> None:
         """Raise ``InvalidParameterError`` for a ``prompt`` this direction cannot use (before any model loads)."""
@@ -153,11 +203,11 @@ class Channel(Direction):
     name = "channel"
     start_token = False
 
-    def check_params(self, estimator: Any) -> list[tuple[str, str]]:
+    def check_params(self, plan: Any) -> list[tuple[str, str]]:
         conflicts = [
-            ("inference", estimator.inference != "score", "'score' (a channel model writes texts, not answers)"),
-            ("few_shot", estimator.few_shot != 0, "0 (demonstrations are not supported in the channel direction)"),
-            ("objective", estimator.objective != "answer",
+            ("inference", plan.inference != "score", "'score' (a channel model writes texts, not answers)"),
+            ("few_shot", plan.few_shot != 0, "0 (demonstrations are not supported in the channel direction)"),
+            ("objective", plan.objective != "answer",
              "'answer' (the loss is on the text; the class objectives score answers)"),
         ]
         return [(name, f"{allowed} when direction='channel'") for name, conflicting, allowed in conflicts if conflicting]

@@ -47,10 +47,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import log_expit
+from scipy.special import expit, log_expit
 
 from .._logging import warn_caller
 from ..engines.base import Engine, Progress, Tokenizer, TrainRequest
+from ..pipeline.holdout import EARLY_STOPPING_MIN_TEXTS
 from .base import Direct, PromptLayout
 from ..encoding import escape
 from ..plugins.prompts import MAX_LISTED_TOKENS, AlpacaTemplate, ChatTemplate, resolve_template, split_template
@@ -183,18 +184,56 @@ class MultiLabel(Direct):
     name = "multilabel"
     start_token = True
 
-    def check_params(self, estimator: Any) -> list[tuple[str, str]]:
+    def check_params(self, plan: Any) -> list[tuple[str, str]]:
         conflicts = [
-            ("direction", estimator.direction != "direct", "'direct'"),
-            ("few_shot", estimator.few_shot != 0, "0"),
-            ("inference", estimator.inference != "score", "'score'"),
-            ("class_weight", estimator.class_weight is not None, "None"),
-            ("calibration", estimator.calibration not in ("auto", None), "'auto' or None (no calibration)"),
-            ("long_text", estimator.long_text != "truncate", "'truncate' (windows pool single-label scores)"),
-            ("confidence_threshold", estimator.confidence_threshold is not None,
+            ("direction", plan.direction != "direct", "'direct'"),
+            ("few_shot", plan.few_shot != 0, "0"),
+            ("inference", plan.inference != "score", "'score'"),
+            ("class_weight", plan.class_weight is not None, "None"),
+            ("calibration", plan.calibration not in ("auto", None), "'auto' or None (no calibration)"),
+            ("long_text", plan.long_text != "truncate", "'truncate' (windows pool single-label scores)"),
+            ("confidence_threshold", plan.confidence_threshold is not None,
              "None (multi-label predictions are decided by thresholds_)"),
         ]
         return [(name, f"{allowed} for multi-label targets") for name, conflicting, allowed in conflicts if conflicting]
+
+    # -- the targets: an indicator matrix --
+    def check_targets(self, y: Any, n_texts: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(labels, indicator)``: the sorted labels and the ``(n_texts, n_labels)`` 0/1 matrix."""
+        return check_multilabel_targets(y, n_texts)
+
+    def order(self, texts: list[str], targets: np.ndarray) -> np.ndarray:
+        """Row order by (label set, text): the fit does not depend on the order of the rows."""
+        return np.asarray(sorted(range(len(texts)), key=lambda i: (targets[i].tolist(), texts[i])), dtype=np.intp)
+
+    def strata(self, targets: np.ndarray) -> np.ndarray:
+        """The held-out slice is stratified by label set."""
+        return np.unique(targets, axis=0, return_inverse=True)[1].reshape(-1)
+
+    def holdout_hint(self, validation_fraction: float) -> str:
+        return ("the slice is stratified by label set, and a label set gives validation texts only when it is "
+                "frequent enough")
+
+    def class_weights(self, plan: Any, classes: np.ndarray, targets: np.ndarray) -> list[float] | None:
+        return None  # class_weight must be None for multi-label targets (check_params)
+
+    def check_holdout(self, plan: Any, held: np.ndarray | None) -> None:
+        if plan.multilabel_threshold == "auto" and held is None:
+            raise ValueError("multilabel_threshold='auto' fits the thresholds on early stopping's held-out slice, "
+                             "and this fit has none (early_stopping is off, max_steps=0, or fewer than "
+                             f"{EARLY_STOPPING_MIN_TEXTS} texts with early_stopping='auto'); set early_stopping=True "
+                             "or pass a number.")
+
+    def fit_decision(self, plan: Any, fit: Any) -> dict[str, Any]:
+        """Per-label thresholds: ``multilabel_threshold``, or F1-optimal on the held-out slice for "auto"."""
+        n_labels = len(fit.classes)
+        if plan.multilabel_threshold != "auto" or fit.validation_scores is None:
+            value = 0.5 if plan.multilabel_threshold == "auto" else float(plan.multilabel_threshold)
+            return {"thresholds": np.full(n_labels, value)}
+        held_targets = fit.targets[fit.held]
+        scores = np.asarray(fit.validation_scores)
+        logits = (scores[:, 0] - scores[:, 1]).reshape(len(held_targets), n_labels)
+        return {"thresholds": fit_thresholds(expit(logits), held_targets)}
 
     def layout(self, prompt: Any, tokenizer: Tokenizer, answers: list[str], demonstrations: Any,
                max_length: int) -> PromptLayout:

@@ -1,6 +1,6 @@
 """Every formulation by name: the two directions and multi-label.
 
-A fitted classifier records its formulation's name (``layout_.direction``); this is where the
+A fitted classifier records its formulation's name (``layout_.formulation``); this is where the
 name turns back into the object. The ``direction`` parameter chooses among
 :data:`llm_classifier.formulations.base.DIRECTIONS` only; multi-label is chosen by the targets.
 """

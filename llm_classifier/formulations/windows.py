@@ -173,7 +173,7 @@ class Windows:
     def pool(self, scores: np.ndarray, encoded: EncodedWindows) -> np.ndarray:
         """``[n_texts, n_classes]`` log-scores from the ``[n_windows, n_classes]`` ``scores`` of ``encoded``."""
         scores = np.asarray(scores, dtype=float)
-        if len(scores) == encoded.n_texts:  # one window per text: nothing to pool
+        if len(encoded.ids) == encoded.n_texts:  # one window per text: nothing to pool
             return scores
         counts = encoded.n_windows
         pooled = np.empty((encoded.n_texts, scores.shape[1]))

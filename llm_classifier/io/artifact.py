@@ -600,99 +600,71 @@ def _thresholds(config: dict[str, Any], n_classes: int) -> np.ndarray | None:
     return thresholds
 
 
-# -- the estimator's side ------------------------------------------------------------------------
+# -- the fitted state's side --------------------------------------------------------------------
 
 
-def save_classifier(estimator: Any, path: str | os.PathLike) -> Path:
-    """Save a fitted ``LLMClassifier`` (read through its fitted attributes and its engine's ``state()``)."""
-    engine = estimator.backend_
+def save_state(path: str | os.PathLike, params: dict[str, Any], fitted: Any) -> Path:
+    """Save the estimator's ``params`` and its fitted state (a :class:`~llm_classifier.state.FittedState`)."""
+    engine = fitted.engine
     if not engine.capabilities.state:
         raise TypeError(f"The engine {type(engine).__name__} cannot save its state (capabilities.state=False); "
                         "pickle the estimator instead.")
     engine_state = engine.state()
-    params = estimator.get_params(deep=False)
+    params = dict(params)
     params["model"] = engine_state.model  # local paths absolute, so the artifact loads from any directory
-    layout = estimator.layout_
-    state = FittedState(
-        classes=estimator.classes_, answers=list(estimator.answers_), prompt_prefix=layout.prefix,
+    layout = fitted.layout
+    record = FittedState(
+        classes=fitted.classes, answers=list(fitted.answers), prompt_prefix=layout.prefix,
         prompt_suffix=layout.suffix, params=params,
         model={"name": engine_state.model, "fingerprint": engine_state.fingerprint, "files": engine_state.files},
         class_prompts=list(layout.class_prompts), template=layout.template,
-        demonstrations=list(estimator.demonstrations_), label_parser=estimator.label_parser_,
-        history=estimator.history_, random_seed=int(estimator.random_seed_), calibration=estimator.calibration_,
-        adapter=engine_state.adapter, adapter_config=engine_state.adapter_config, direction=layout.direction,
-        thresholds=estimator.thresholds_,
+        demonstrations=[(text, fitted.classes[code]) for text, code in layout.demonstrations],
+        label_parser=fitted.label_parser, history=fitted.history, random_seed=int(fitted.random_seed),
+        calibration=fitted.calibration, adapter=engine_state.adapter, adapter_config=engine_state.adapter_config,
+        direction=layout.formulation, thresholds=fitted.thresholds,
     )
-    return save(state, path)
+    return save(record, path)
 
 
-def load_classifier(cls: type, path: str | os.PathLike, *, model: str | None = None,
-                    trust_remote_code: bool = False, backend: Any = None) -> Any:
-    """An instance of ``cls`` (LLMClassifier) fitted as the artifact at ``path`` says.
+def load_state(path: str | os.PathLike, *, defaults: dict[str, Any], model: str | None = None,
+               trust_remote_code: bool = False, backend: Any = None) -> tuple[dict[str, Any], Any]:
+    """``(params, fitted state)`` of the artifact at ``path``, its engine loaded.
 
     ``backend`` (an engine name or object) replaces the saved ``backend`` parameter: the saved
     engine state is engine-neutral data, so a classifier fitted on one engine predicts on another.
     """
-    from ..pipeline.fit import FittedClassifier, engine_options
-    from ..engines import ENGINES, engine_class, resolve_backend
+    from ..engines import restore_engine
     from ..engines.base import EngineState
     from ..exceptions import ModelNotFoundError
     from ..formulations.base import PromptLayout
+    from ..pipeline.plan import plan_of_params
     from ..plugins.labels import DefaultParser
+    from ..state import FittedState as Fitted
 
     if not isinstance(trust_remote_code, bool):
         raise TypeError(f"The 'trust_remote_code' parameter of LLMClassifier.load must be a bool. "
                         f"Got {trust_remote_code!r} instead.")
-    state = load(path, defaults=cls().get_params(deep=False))
-    params = dict(state.params)
+    record = load(path, defaults=defaults)
+    params = {**defaults, **record.params}
     if model is not None:
         params["model"] = model
-    if backend is None:
-        backend = params.get("backend", "transformers")
-    # Switches that load code come from the caller only (the file's value was dropped when it was read).
-    if not isinstance(backend, str) and hasattr(backend, "trust_remote_code"):
-        backend.trust_remote_code = trust_remote_code
-    elif trust_remote_code and isinstance(backend, str) and backend in ENGINES:
-        engine_cls = engine_class(backend)
-        if "trust_remote_code" in _constructor_keywords(engine_cls):
-            backend = engine_cls(trust_remote_code=True)
-    params["backend"] = backend
-    estimator = cls(**params)
-    engine = resolve_backend(estimator.backend)
-    engine_state = EngineState(engine=engine.name, model=state.model["name"], fingerprint=state.model["fingerprint"],
-                               adapter=state.adapter, adapter_config=state.adapter_config,
-                               files=[list(pair) for pair in state.model.get("files") or ()],
-                               legacy_fingerprint=state.format_version == 1)
+    if backend is not None:
+        params["backend"] = backend
+    engine_state = EngineState(engine="", model=record.model["name"], fingerprint=record.model["fingerprint"],
+                               adapter=record.adapter, adapter_config=record.adapter_config,
+                               files=[list(pair) for pair in record.model.get("files") or ()],
+                               legacy_fingerprint=record.format_version == 1)
     try:
-        engine.load_state(engine_state, model=model, **engine_options(estimator, engine))
+        engine = restore_engine(engine_state, params["backend"], plan_of_params(params).engine_options, model=model,
+                                trust_remote_code=trust_remote_code)
     except ModelNotFoundError as exc:
         raise ModelNotFoundError(f"{exc} The saved classifier needs its base model; if the model moved, pass "
                                  "LLMClassifier.load(path, model=<its new location>).") from None
-    codes = {label: code for code, label in enumerate(state.classes.tolist())}
-    layout = PromptLayout(state.direction, state.template,
-                          [(text, codes[label.item() if hasattr(label, "item") else label]) for text, label in state.demonstrations],
-                          list(state.class_prompts), state.prompt_prefix, state.prompt_suffix)
-    estimator._set_fitted(FittedClassifier(state.classes, list(state.answers), layout,
-                                           state.label_parser or DefaultParser(), engine, dict(state.history),
-                                           state.random_seed, state.calibration, state.thresholds))
-    return estimator
-
-
-def with_backend(estimator: Any, backend: Any) -> Any:
-    """A copy of the fitted ``estimator`` that predicts through ``backend``, from its engine's state."""
-    from dataclasses import replace
-
-    from sklearn.base import clone
-
-    from ..pipeline.fit import FittedClassifier, engine_options
-    from ..engines import resolve_backend
-
-    engine_state = estimator.backend_.state()
-    copy = clone(estimator).set_params(backend=backend, model=engine_state.model)
-    engine = resolve_backend(backend)
-    engine.load_state(replace(engine_state, engine=engine.name), **engine_options(copy, engine))
-    copy._set_fitted(FittedClassifier(estimator.classes_, list(estimator.answers_), estimator.layout_,
-                                      estimator.label_parser_, engine, dict(estimator.history_),
-                                      estimator.random_seed_, estimator.calibration_))
-    return copy
-
+    codes = {label: code for code, label in enumerate(record.classes.tolist())}
+    layout = PromptLayout(record.direction, record.template,
+                          [(text, codes[label.item() if hasattr(label, "item") else label])
+                           for text, label in record.demonstrations],
+                          list(record.class_prompts), record.prompt_prefix, record.prompt_suffix)
+    fitted = Fitted(record.classes, list(record.answers), layout, record.label_parser or DefaultParser(), engine,
+                    dict(record.history), record.random_seed, record.calibration, record.thresholds)
+    return params, fitted

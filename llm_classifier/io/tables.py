@@ -4,6 +4,11 @@ Rows are read lazily (one record, or one Parquet batch, at a time), so a file of
 streams through ``predict``. Every problem is a :class:`TableError` whose one-line message
 names the file, the row (and line) and the column. Only the standard library is needed,
 except for Parquet, which needs ``pyarrow``.
+
+Output is safe to open in a spreadsheet and never left half-written: :class:`TableWriter`
+writes to a temporary file beside the target and renames it at the end (a failure leaves
+no partial file and the previous file untouched), and in CSV/TSV a text cell that a
+spreadsheet would read as a formula gets a leading ``'`` (:func:`escape_formula`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import itertools
 import json
 import math
 import os
+import re
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -103,6 +110,15 @@ def _missing_column(name: str, column: str, available: Iterable[str]) -> TableEr
     return TableError(f"{name}: no column {column!r}; the columns are: {names}.")
 
 
+def _check_distinct(name: str, columns: Sequence[str], where: str = "the header") -> None:
+    """A column named twice would silently read one of its two values: refuse it, naming it."""
+    seen: set[str] = set()
+    for column in columns:
+        if column in seen:
+            raise TableError(f"{name}: {where} names the column {column!r} twice; rename one of them.")
+        seen.add(column)
+
+
 def csv_rows(lines: Iterable[str], name: str, columns: Sequence[str], delimiter: str = ",") -> Iterator[Row]:
     """The records of CSV ``lines`` (any iterable of lines, read lazily); the first line is the header."""
     csv.field_size_limit(2**31 - 1)  # long texts: the default limit is 128 KiB per field
@@ -111,6 +127,7 @@ def csv_rows(lines: Iterable[str], name: str, columns: Sequence[str], delimiter:
         header = next(reader, None)
         if header is None:
             raise TableError(f"{name}: the file is empty (no header line).")
+        _check_distinct(name, header)
         for column in columns:
             if column not in header:
                 raise _missing_column(name, column, header)
@@ -127,6 +144,23 @@ def csv_rows(lines: Iterable[str], name: str, columns: Sequence[str], delimiter:
         raise TableError(f"{name}: line {reader.line_num}: not valid CSV ({exc}).") from None
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (``json`` would keep the last)."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return record
+
+
 def jsonl_rows(lines: Iterable[str], name: str, columns: Sequence[str]) -> Iterator[Row]:
     """The records of JSON Lines ``lines`` (one object per line, read lazily; blank lines skipped).
 
@@ -139,7 +173,10 @@ def jsonl_rows(lines: Iterable[str], name: str, columns: Sequence[str]) -> Itera
             continue
         number += 1
         try:
-            record = json.loads(line.rstrip("\r\n"))
+            record = json.loads(line.rstrip("\r\n"), object_pairs_hook=_pairs)
+        except _DuplicateKey as exc:
+            raise TableError(f"{name}: row {number} (line {line_number}): the object names the column {exc.key!r} twice; "
+                             "rename one of them.") from None
         except json.JSONDecodeError as exc:
             raise TableError(f"{name}: row {number} (line {line_number}): not valid JSON ({exc.msg} at column {exc.pos + 1}).") from None
         if not isinstance(record, dict):
@@ -171,6 +208,7 @@ def parquet_rows(path: str, columns: Sequence[str], batch_size: int = 1024) -> I
     except (pa.ArrowException, OSError) as exc:
         raise TableError(f"{path}: not a readable Parquet file ({_one_line(exc)}).") from None
     available = parquet.schema_arrow.names
+    _check_distinct(path, available, "the schema")
     for column in columns:
         if column not in available:
             raise _missing_column(path, column, available)
@@ -199,15 +237,23 @@ def _is_missing(value: Any) -> bool:
 
 
 def text_of(row: Row, column: str, name: str) -> str:
-    """The non-empty text in ``column`` of ``row``, or a :class:`TableError` naming the row."""
+    """The text in ``column`` of ``row``, or a :class:`TableError` naming the row.
+
+    The same rule as the library (:func:`llm_classifier.inputs.check_texts`, which it calls):
+    any ``str`` (empty and whitespace-only texts too) or UTF-8 ``bytes``; a missing value or a
+    number is an error.
+    """
+    from ..inputs import check_texts
+
     value = row.values.get(column)
-    if _is_missing(value):
-        raise TableError(f"{row.where(name)}: the text column {column!r} is missing.")
-    if not isinstance(value, str):
-        raise TableError(f"{row.where(name)}: the text column {column!r} holds {value!r} ({type(value).__name__}), not a text.")
-    if not value.strip():
-        raise TableError(f"{row.where(name)}: the text column {column!r} is empty.")
-    return value
+    try:
+        return check_texts([value], _TEXT)[0]
+    except (TypeError, ValueError) as exc:
+        reason = str(exc).removeprefix(f"{_TEXT}[0] ")
+        raise TableError(f"{row.where(name)}: the text column {column!r} {reason}") from None
+
+
+_TEXT = "text"  # the name check_texts gives the row in its messages, replaced by the row's place
 
 
 def label_of(row: Row, column: str, name: str) -> Any:
@@ -217,8 +263,50 @@ def label_of(row: Row, column: str, name: str) -> Any:
         raise TableError(f"{row.where(name)}: the label column {column!r} is empty.")
     if isinstance(value, (list, tuple, dict)):
         raise TableError(f"{row.where(name)}: the label column {column!r} holds a {type(value).__name__}; "
-                         "one label per row is supported (not multi-label).")
+                         "for multi-label data pass --label-sep (or --label-columns).")
     return value
+
+
+def labels_of(row: Row, column: str, name: str, sep: str) -> list[Any]:
+    """The label set in ``column`` of ``row`` (multi-label): the text split at ``sep`` (an empty
+    text: no label), or a JSON Lines / Parquet list as it is."""
+    value = row.values.get(column)
+    if _is_missing(value):
+        raise TableError(f"{row.where(name)}: the label column {column!r} is missing (an empty text means no label).")
+    if isinstance(value, (list, tuple)):
+        labels = list(value)
+        for label in labels:
+            if _is_missing(label) or isinstance(label, (list, tuple, dict)):
+                raise TableError(f"{row.where(name)}: the label column {column!r} holds {label!r}; "
+                                 "a label set holds scalar labels.")
+        return labels
+    if not isinstance(value, str):
+        raise TableError(f"{row.where(name)}: the label column {column!r} holds {value!r} ({type(value).__name__}); "
+                         f"multi-label cells are texts of labels separated by {sep!r}, or lists.")
+    return [part.strip() for part in value.split(sep) if part.strip()]
+
+
+_TRUE, _FALSE = (1, True, "1", "1.0", "true", "True"), (0, False, "0", "0.0", "false", "False")
+
+
+def indicators_of(row: Row, columns: Sequence[str], name: str) -> list[str]:
+    """The names of the ``columns`` that hold 1 in ``row`` (one 0/1 column per label)."""
+    labels = []
+    for column in columns:
+        value = row.values.get(column)
+        if isinstance(value, str):
+            value = value.strip()
+        if value in _TRUE:  # by ==: 1, 1.0 and True alike
+            labels.append(column)
+        elif value not in _FALSE:
+            raise TableError(f"{row.where(name)}: the label column {column!r} holds {value!r}; "
+                             "--label-columns takes one 0/1 column per label.")
+    return labels
+
+
+def join_labels(labels: Iterable[Any], sep: str) -> str:
+    """A label set as one cell: its labels as text, joined by ``sep``."""
+    return sep.join(str(label) for label in labels)
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -244,10 +332,30 @@ def count_rows(path: str, fmt: str) -> int | None:
     return max(lines - (fmt in _DELIMITERS), 0)
 
 
-class TableWriter:
-    """Writes rows (dicts with the same keys) to a CSV, TSV, JSON Lines or Parquet file, or stdout."""
+#: What a spreadsheet reads as the start of a formula (OWASP's list): a text cell starting so gets a leading "'".
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
-    def __init__(self, path: str, fmt: str | None = None):
+
+def escape_formula(value: Any) -> Any:
+    """``value`` safe in a spreadsheet cell: a text starting with ``= + - @``, a tab or a carriage
+    return gets a leading ``'`` (shown as text, not run as a formula). Numbers, and texts that are
+    a plain number (``-0.5``, ``+3``), are unchanged: a spreadsheet reads them as the number."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+class TableWriter:
+    """Writes rows (dicts with the same keys) to a CSV, TSV, JSON Lines or Parquet file, or stdout.
+
+    A file is written to a temporary file in its directory and renamed to ``path`` when the
+    ``with`` block ends without an error; on an error the temporary file is removed, so ``path``
+    is either the complete new table or as it was. ``escape_formulas`` (CSV and TSV only)
+    passes every text cell, the header included, through :func:`escape_formula`.
+    """
+
+    def __init__(self, path: str, fmt: str | None = None, *, escape_formulas: bool = True):
         if path == STDIO and fmt is None:
             fmt = "csv"
         self.path, self.fmt = path, detect_format(path, fmt, "--output-format")
@@ -255,16 +363,27 @@ class TableWriter:
             raise TableError("Parquet cannot be written to standard output; pass a file name.")
         if self.fmt == "parquet":
             _pyarrow(f"{path}: writing Parquet")
+        if path != STDIO and os.path.isdir(path):
+            raise TableError(f"{path}: is a directory; pass a file name.")
+        self.escape = escape_formulas and self.fmt in _DELIMITERS
+        self._temporary: str | None = None
         self._stream: Any = None
         self._writer: Any = None
 
     def __enter__(self) -> TableWriter:
-        if self.fmt == "parquet":
+        if self.path == STDIO:
+            self._stream = sys.stdout
             return self
+        directory = os.path.dirname(os.path.abspath(self.path))
         try:
-            self._stream = sys.stdout if self.path == STDIO else open(self.path, "w", encoding="utf-8", newline="")
+            descriptor, self._temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(self.path)}.",
+                                                           suffix=".partial")
         except OSError as exc:
             raise TableError(f"{self.path}: cannot write ({exc.strerror}).") from None
+        if self.fmt == "parquet":
+            os.close(descriptor)
+        else:
+            self._stream = open(descriptor, "w", encoding="utf-8", newline="")
         return self
 
     def write(self, rows: list[dict[str, Any]]) -> None:
@@ -276,11 +395,13 @@ class TableWriter:
         elif self.fmt == "jsonl":
             self._stream.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         else:
+            if self.escape:
+                rows = [{escape_formula(key): escape_formula(value) for key, value in row.items()} for row in rows]
             if self._writer is None:
                 self._writer = csv.DictWriter(self._stream, fieldnames=list(rows[0]), delimiter=_DELIMITERS[self.fmt])
                 self._writer.writeheader()
             self._writer.writerows(rows)
-        if self._stream is not None:
+        if self._stream is sys.stdout:
             self._stream.flush()
 
     def _write_parquet(self, rows: list[dict[str, Any]]) -> None:
@@ -290,16 +411,38 @@ class TableWriter:
         try:
             if self._writer is None:
                 table = pa.Table.from_pylist(rows)
-                self._writer = pq.ParquetWriter(self.path, table.schema)
+                self._writer = pq.ParquetWriter(self._temporary, table.schema)
             else:  # later chunks take the first chunk's column types
                 table = pa.Table.from_pylist(rows, schema=self._writer.schema)
             self._writer.write_table(table)
         except (pa.ArrowException, OSError) as exc:
             raise TableError(f"{self.path}: cannot write Parquet ({_one_line(exc)}).") from None
 
-    def __exit__(self, *exc_info: Any) -> None:
-        if self.fmt == "parquet":
-            if self._writer is not None:
-                self._writer.close()
-        elif self._stream is not None and self._stream is not sys.stdout:
-            self._stream.close()
+    def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
+        if self.path == STDIO:
+            return
+        try:
+            if self.fmt == "parquet":
+                if self._writer is not None:
+                    self._writer.close()
+            elif self._stream is not None:
+                self._stream.flush()
+                if exc_type is None:
+                    os.fsync(self._stream.fileno())
+                self._stream.close()
+            if exc_type is None and not (self.fmt == "parquet" and self._writer is None):  # no rows: no Parquet file
+                os.chmod(self._temporary, 0o666 & ~_umask())
+                os.replace(self._temporary, self.path)
+                self._temporary = None
+        except OSError as exc:
+            if exc_type is None:
+                raise TableError(f"{self.path}: cannot write ({exc.strerror}).") from None
+        finally:
+            if self._temporary is not None and os.path.exists(self._temporary):
+                os.remove(self._temporary)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 
+#: ``early_stopping="auto"`` holds out a validation slice from this many training texts on.
+EARLY_STOPPING_MIN_TEXTS = 200
+
 __all__ = ["n_held_out", "smallest_held_out_class", "stratified_holdout"]
 
 

@@ -1,4 +1,9 @@
-"""Prediction helpers of LLMClassifier: chunked encoding and the unparseable-answer policy."""
+"""What ``predict`` and its siblings do, on a fitted state and a plan: chunked encoding, scoring,
+generation, and **the one decision rule** (:func:`decide`) from probabilities to predictions.
+
+Every entry point that turns probabilities into labels (``LLMClassifier.predict``,
+``predict_from_proba``, the command line, a server) goes through :func:`decide`.
+"""
 
 from __future__ import annotations
 
@@ -10,35 +15,36 @@ import numpy as np
 from .._logging import warn_caller
 from .._process import is_main_process
 from ..exceptions import LowConfidenceError, LowConfidenceWarning, UnparseableAnswerError
-from ..formulations.registry import get_formulation
-from ..inputs import iter_text_chunks
 from ..formulations.windows import EncodedWindows, Windows
+from ..inputs import iter_text_chunks
+from ..state import FittedState
+from .plan import Plan
+
+__all__ = ["answer_scores", "decide", "encoded_chunks", "generate", "parse_generated", "text_windows"]
 
 
-def text_windows(clf: Any, truncate: bool = False) -> Windows:
-    """How the fitted ``clf`` reads a text: its direction's encoder, in windows as ``long_text`` says.
+def text_windows(state: FittedState, plan: Plan, truncate: bool = False) -> Windows:
+    """How the fitted classifier reads a text: its formulation's encoder, in windows as ``long_text`` says.
 
     ``truncate`` reads one prompt per text whatever ``long_text`` says (generation answers once per text).
     """
-    direction = get_formulation(clf.layout_.direction)
-    encoder = direction.encoder(clf.backend_.tokenizer, clf.layout_, clf.answer_ids_, clf.max_length, clf.truncation)
-    windows = Windows.of(clf, direction, encoder)
-    if truncate:
-        windows.long_text = "truncate"
-    return windows
+    formulation = state.formulation
+    encoder = formulation.encoder(state.engine.tokenizer, state.layout, state.choice_ids, plan.max_length,
+                                  plan.truncation)
+    return Windows(formulation, encoder, "truncate" if truncate else plan.long_text, plan.window_overlap,
+                   plan.max_windows)
 
 
-def encoded_chunks(clf: Any, X: Any, desc: str,
-                   windows: Windows | None = None) -> Iterator[tuple[int, list[str], EncodedWindows, Any]]:
+def encoded_chunks(plan: Plan, X: Any, desc: str, windows: Windows,
+                   chunk_size: int) -> Iterator[tuple[int, list[str], EncodedWindows, Any]]:
     """``(start, texts, encoded, progress_bar)`` per chunk of ``X``; warns once about cut texts at the end.
 
     ``encoded.ids`` holds one prompt per text, or per window when ``long_text`` pools windows.
     """
-    windows = windows or text_windows(clf)
-    bar = _progress_bar(X, desc) if clf.verbose and is_main_process() else None
+    bar = _progress_bar(X, desc) if plan.verbose and is_main_process() else None
     start = n_cut = 0
     try:
-        for texts in iter_text_chunks(X, "X", clf.predict_chunk_size):
+        for texts in iter_text_chunks(X, "X", chunk_size):
             encoded = windows.encode(texts)
             n_cut += encoded.n_cut
             yield start, texts, encoded, bar
@@ -50,50 +56,58 @@ def encoded_chunks(clf: Any, X: Any, desc: str,
         warn_caller(windows.message(n_cut, start))
 
 
-def chunk_scores(clf: Any, X: Any, desc: str = "Scoring") -> np.ndarray:
+def answer_scores(state: FittedState, plan: Plan, X: Any, chunk_size: int, desc: str = "Scoring") -> np.ndarray:
     """``[n_texts, n_classes]`` class log-scores of ``X``, scored chunk by chunk (windows pooled per text)."""
-    windows = text_windows(clf)
-    parts = [windows.score(clf.backend_, encoded, clf.answer_ids_, batch_size=clf.eval_batch_size, progress=bar)
-             for _, _, encoded, bar in encoded_chunks(clf, X, desc, windows)]
-    return np.concatenate(parts)
+    windows = text_windows(state, plan)
+    parts = [windows.score(state.engine, encoded, state.choice_ids, batch_size=plan.eval_batch_size, progress=bar)
+             for _, _, encoded, bar in encoded_chunks(plan, X, desc, windows, chunk_size)]
+    return np.concatenate(parts) if parts else np.zeros((0, len(state.classes)))
 
 
-def parse_generated(clf: Any, start: int, texts: list[str], generated: list[str]) -> tuple[list[int], int]:
-    """Class index of each generated answer per ``on_unparseable``, and how many were unparseable."""
-    indices = [clf.label_parser_.parse(text, clf.answers_) for text in generated]
+def generate(state: FittedState, plan: Plan, X: Any,
+             chunk_size: int) -> Iterator[tuple[int, list[str], list[str]]]:
+    """``(start, texts, generated answers)`` per chunk of ``X`` (one prompt per text)."""
+    max_new = plan.max_new_tokens or max(map(len, state.choice_ids)) + 8
+    windows = text_windows(state, plan, truncate=True)
+    for start, texts, encoded, bar in encoded_chunks(plan, X, "Generating", windows, chunk_size):
+        yield start, texts, state.engine.generate(encoded.ids, max_new_tokens=max_new,
+                                                  batch_size=plan.eval_batch_size, progress=bar)
+
+
+def parse_generated(state: FittedState, plan: Plan, start: int, generated: list[str]) -> tuple[list[int | None], int]:
+    """Class index of each generated answer (None where unparseable), and how many were unparseable.
+
+    Raises :class:`~llm_classifier.exceptions.UnparseableAnswerError` when ``on_unparseable="raise"``.
+    """
+    indices = [state.label_parser.parse(text, state.answers) for text in generated]
     missing = [i for i, index in enumerate(indices) if index is None]
-    if missing and clf.on_unparseable == "raise":
+    if missing and isinstance(plan.on_unparseable, str) and plan.on_unparseable == "raise":
         raise UnparseableAnswerError(
-            f"{len(missing)} of {len(texts)} generated answers match no class, e.g. row {start + missing[0]}: "
+            f"{len(missing)} of {len(generated)} generated answers match no class, e.g. row {start + missing[0]}: "
             f"{generated[missing[0]]!r}. Set on_unparseable='score' to fall back to label scoring."
         )
-    if not missing:
-        fallback = []
-    elif clf.on_unparseable == "score":
-        fallback = np.argmax(clf.predict_log_proba([texts[i] for i in missing]), axis=1).tolist()
-    else:
-        fallback = [int(np.flatnonzero(clf.classes_ == clf.on_unparseable)[0])] * len(missing)
-    for i, index in zip(missing, fallback):
-        indices[i] = index
-    return [int(index) for index in indices], len(missing)
+    return indices, len(missing)
 
 
-def confident_predictions(clf: Any, log_proba: np.ndarray) -> np.ndarray:
-    """``classes_[argmax]``, with the texts under ``confidence_threshold`` handled as ``on_low_confidence`` says.
+def decide(state: FittedState, plan: Plan, log_proba: np.ndarray) -> np.ndarray:
+    """The one decision rule: predictions from (calibrated, normalised) log-probabilities.
 
-    ``"warn"`` keeps the predictions and warns once with the count; ``"raise"`` raises
+    The formulation decides (single-label: the most probable class; multi-label: each label
+    whose probability reaches its threshold), then, single-label only, the texts under
+    ``confidence_threshold`` are handled as ``on_low_confidence`` says: ``"warn"`` keeps the
+    predictions and warns once with the count; ``"raise"`` raises
     :class:`~llm_classifier.exceptions.LowConfidenceError` naming the first such row; any
-    other value (``None`` by default) is returned in place of the class for those rows.
+    other value is returned in place of the class for those rows.
     """
-    predictions = get_formulation(clf.layout_.direction).decide(log_proba, clf.classes_, clf.thresholds_)
-    threshold = clf.confidence_threshold
-    if threshold is None or not len(predictions) or predictions.ndim != 1:  # multi-label: thresholds_ decide
+    predictions = state.formulation.decide(log_proba, state.classes, state.thresholds)
+    threshold = plan.confidence_threshold
+    if threshold is None or not len(predictions) or predictions.ndim != 1:  # multi-label: thresholds decide
         return predictions
     top = np.exp(log_proba.max(axis=1))
     low = np.flatnonzero(top < threshold)
     if not len(low):
         return predictions
-    action = clf.on_low_confidence
+    action = plan.on_low_confidence
     summary = (f"{len(low)} of {len(predictions)} texts have a top probability under confidence_threshold="
                f"{threshold:g}, e.g. row {low[0]} ({top[low[0]]:.3f})")
     if isinstance(action, str) and action == "raise":

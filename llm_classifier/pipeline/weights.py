@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._params import invalid
+from ..exceptions import invalid
 
 
 def example_weights(codes: np.ndarray, class_weights: Sequence[float] | None = None,

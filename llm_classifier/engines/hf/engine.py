@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 
 from ..base import Capabilities, EngineState, TrainRequest
 from ..hf_checkpoints import ResolvedModel, resolve_model
 from ..hf_models import (check_lora_adapter, cpu_supports_bf16, dequantize, freeze, load_base, prediction_model,
                          quiet_transformers)
 from .runtime import apply_thread_limit
+from .training import OPTIMIZERS, SCHEDULERS
 
 #: The LLMClassifier parameters this engine takes: at load, then in every training request.
 LOAD_OPTIONS = ("quantization", "dtype", "device")
@@ -93,7 +95,9 @@ class TransformersBackend:
 
     name = "transformers"
     capabilities = Capabilities(fit=True, sample_weight=True, generate=True, state=True,
-                                options=LOAD_OPTIONS + TRAIN_OPTIONS)
+                                options=LOAD_OPTIONS + TRAIN_OPTIONS,
+                                option_constraints={"optimizer": [StrOptions(set(OPTIMIZERS))],
+                                                    "lr_scheduler": [StrOptions(set(SCHEDULERS))]})
 
     def __init__(
         self,

@@ -1,0 +1,7 @@
+"""``python -m llm_classifier.cli``."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())
