@@ -50,8 +50,9 @@ def outside_engines(module: str) -> bool:
 
 
 def core_modules() -> list[str]:
-    """Every module outside engines/, the engine-neutral modules of engines/ and the reference engine."""
-    core = [module for module in all_modules() if outside_engines(module)]
+    """Every module outside engines/ (but a ``__main__``, which runs a program), the engine-neutral modules of
+    engines/ and the reference engine."""
+    core = [module for module in all_modules() if outside_engines(module) and not module.endswith(".__main__")]
     return core + list(ENGINE_NEUTRAL) + ["llm_classifier.engines.reference"]
 
 
