@@ -183,9 +183,11 @@ def versions() -> dict:
     from importlib import metadata
 
     out = {}
-    for dist in ("torch", "transformers", "scikit-learn", "numpy", "peft", "bitsandbytes", "llm_classifier"):
+    names = {dist: dist for dist in ("torch", "transformers", "scikit-learn", "numpy", "peft", "bitsandbytes")}
+    names["llm_classifier"] = "llm-label-classifier"  # the library's distribution name
+    for name, dist in names.items():
         try:  # read the installed metadata: importing llm_classifier here would load torch & co.
-            out[dist] = metadata.version(dist)
+            out[name] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             pass
     return out

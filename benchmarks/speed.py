@@ -117,7 +117,8 @@ def scoring_section(model_name: str, n_texts: int, n_naive: int, n_seed: int, de
     """Label scoring at 52 and 2 classes vs the naive scorer and generation."""
     from benchmarks.tasks import load_task
     from llm_classifier import FormatTemplate, LLMClassifier
-    from llm_classifier.engines.hf.scoring import LabelTrie, common_prefix_length, score_labels_naive
+    from llm_classifier.engines.hf.scoring import common_prefix_length, score_labels_naive
+    from llm_classifier.engines.trie import LabelTrie
 
     train_x, train_y, test_x, _, _ = load_task("news-r52", n_train=520, n_test=max(n_texts, 60))
     texts = list(test_x[:n_texts])
@@ -207,7 +208,7 @@ else:
     tokenizer = AutoTokenizer.from_pretrained(path)
     labels = sorted(set(train_y))
     template = ChatTemplate()
-    from llm_classifier.engines.hf.tokenizer import HFTokenizer
+    from llm_classifier.engines.hf_tokenizer import HFTokenizer
     rows = dict(prompt=[template.render(x, labels, HFTokenizer(tokenizer)) for x in train_x], completion=[y + tokenizer.eos_token for y in train_y])
     bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
     model = AutoModelForCausalLM.from_pretrained(path, quantization_config=bnb, dtype=torch.bfloat16, device_map=device)

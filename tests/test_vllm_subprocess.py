@@ -36,7 +36,7 @@ def test_vllm_engine_suite_passes_in_its_environment() -> None:
 def test_missing_vllm_names_the_extra() -> None:
     from llm_classifier.engines import resolve_backend
 
-    with pytest.raises(ImportError, match=re.escape('pip install "llm_classifier[vllm]"')):
+    with pytest.raises(ImportError, match=re.escape('pip install "llm-label-classifier[vllm]"')):
         resolve_backend("vllm")
     import llm_classifier.engines.vllm  # noqa: F401  (the package itself imports without vLLM)
 

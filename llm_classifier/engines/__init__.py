@@ -1,14 +1,19 @@
 """Model engines. ``backend="transformers"`` is the default; any :class:`Engine` object works.
 
-Engines are named here and imported only when used: the Hugging Face engine
-(:mod:`llm_classifier.engines.hf`) and the pure-numpy reference engine
+Engines are found by kind name in one registry, :data:`ENGINES`, and imported only when used:
+the Hugging Face engine (:mod:`llm_classifier.engines.hf`), the pure-numpy reference engine
 (:mod:`llm_classifier.engines.reference`, for tests and as a worked example), and the vLLM
 engine for prediction and serving (:mod:`llm_classifier.engines.vllm`, an optional extra).
+Each engine class declares its kind name as ``name``; a third-party engine joins with
+:func:`register_engine`. Nothing outside this package imports a particular engine: the
+estimator, persistence and the command line ask the registry.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -17,22 +22,88 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from .base import Backend, Capabilities, Engine, EngineState, Tokenizer, TrainRequest
 
-#: ``backend=`` names and the engine each one makes (module, class), imported on use.
-ENGINES = {
-    "transformers": ("llm_classifier.engines.hf.engine", "TransformersBackend"),
-    "reference": ("llm_classifier.engines.reference", "ReferenceEngine"),
-    "vllm": ("llm_classifier.engines.vllm.engine", "VLLMEngine"),  # inference only; pip install "llm_classifier[vllm]"
+#: ``backend=`` kind names and the engine class each one names, as ``"module:Class"`` (imported on use).
+ENGINES: dict[str, str] = {
+    "transformers": "llm_classifier.engines.hf.engine:TransformersBackend",
+    "reference": "llm_classifier.engines.reference:ReferenceEngine",
+    "vllm": "llm_classifier.engines.vllm.engine:VLLMEngine",  # inference only; an optional extra
 }
+#: The built-in kind names (:func:`register_engine` adds to :data:`ENGINES`, not to these).
 BACKENDS = tuple(ENGINES)
 _REQUIRED = ("load", "fit", "score", "generate", "state", "load_state")
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def register_engine(name: str, target: str | type) -> None:
+    """Register the engine class ``target`` under the kind name ``name``.
+
+    The name is then a ``backend=`` value, and a classifier whose ``backend`` parameter is
+    such an engine object is saved by that name and rebuilt from it at load. The class must
+    declare the same name as its ``name`` attribute. Registering a name again with the same
+    target does nothing; with another target it raises.
+
+    Parameters
+    ----------
+    name : str
+        The kind name (e.g. ``"my-engine"``).
+    target : str or type
+        ``"package.module:ClassName"`` (imported when first used) or the class itself.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is empty or taken by another engine, if ``target`` is not ``"module:Class"``,
+        or if the class declares another ``name``.
+
+    Examples
+    --------
+    >>> from llm_classifier.engines import ENGINES, register_engine
+    >>> register_engine("reference", "llm_classifier.engines.reference:ReferenceEngine")  # already there
+    >>> ENGINES["reference"]
+    'llm_classifier.engines.reference:ReferenceEngine'
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"The 'name' parameter of register_engine must be a non-empty str. Got {name!r} instead.")
+    if isinstance(target, type):
+        _check_declared_name(name, target)
+        target = f"{target.__module__}:{target.__qualname__}"
+    if not isinstance(target, str) or not _TARGET.match(target):
+        raise ValueError(f"The 'target' parameter of register_engine must be a class or a 'module:Class' string. "
+                         f"Got {target!r} instead.")
+    if ENGINES.get(name, target) != target:
+        raise ValueError(f"The engine name {name!r} is already registered to {ENGINES[name]!r}; choose another name.")
+    ENGINES[name] = target
+
+
+def _check_declared_name(name: str, cls: type) -> None:
+    declared = getattr(cls, "name", None)
+    if declared != name:
+        raise ValueError(f"The engine class {cls.__module__}.{cls.__qualname__} declares the name {declared!r}, "
+                         f"but is registered as {name!r}; set `name = {name!r}` on the class.")
 
 
 def engine_class(name: str) -> type:
-    """The engine class registered as ``name`` (a key of :data:`ENGINES`)."""
-    import importlib
+    """The engine class registered as ``name`` (a key of :data:`ENGINES`), imported now."""
+    if name not in ENGINES:
+        raise KeyError(f"No engine is registered as {name!r}; the registered engines are {sorted(ENGINES)}.")
+    module, _, attribute = ENGINES[name].partition(":")
+    cls = importlib.import_module(module)
+    for part in attribute.split("."):
+        cls = getattr(cls, part)
+    _check_declared_name(name, cls)
+    return cls
 
-    module, attribute = ENGINES[name]
-    return getattr(importlib.import_module(module), attribute)
+
+def registered_name(engine: Any) -> str | None:
+    """The kind name ``engine`` (an engine object) is registered under, or None when its class is not the registered one.
+
+    Compares class paths without importing any engine other than ``engine``'s own.
+    """
+    cls = type(engine)
+    name = getattr(cls, "name", None)
+    if isinstance(name, str) and ENGINES.get(name) == f"{cls.__module__}:{cls.__qualname__}":
+        return name
+    return None
 
 
 def resolve_backend(backend: Any) -> Engine:
@@ -83,4 +154,4 @@ def restore_engine(state: EngineState, backend: Any, options: Callable[[Engine],
 
 
 __all__ = ["BACKENDS", "Backend", "Capabilities", "ENGINES", "Engine", "EngineState", "Tokenizer", "TrainRequest",
-           "check_options", "engine_class", "resolve_backend", "restore_engine"]
+           "check_options", "engine_class", "register_engine", "registered_name", "resolve_backend", "restore_engine"]

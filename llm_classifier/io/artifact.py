@@ -26,9 +26,11 @@ adapter's sha256 and ``load`` verifies it, so any mix (or a hand edit) is detect
 
 **Why loading cannot run code.** Loading reads JSON and safetensors only. No field of
 ``classifier.json`` names a module, class or function that the loader imports or calls:
-plugin objects (templates, verbalizers, parsers, the transformers backend) are rebuilt from
-the fixed registry :data:`PLUGINS` by a stable kind name, with their parameters checked
-against the constructor's keywords and restricted to plain JSON values. Switches that load
+plugin objects (templates, verbalizers, parsers) are rebuilt from the fixed registry
+:func:`_plugins` by a stable kind name, and an engine object (the ``backend`` parameter) from
+the engine registry (:data:`llm_classifier.engines.ENGINES`, which only code fills) by its
+kind name, with their parameters checked against the constructor's keywords and restricted
+to plain JSON values. Switches that load
 code (``trust_remote_code``) are never read from the file: :func:`load` always restores the
 backend with them off, and only the caller of ``LLMClassifier.load`` can turn them on.
 
@@ -67,20 +69,34 @@ _ADAPTER_NAME = re.compile(r"^adapter-[0-9a-f]{16}\.safetensors$")
 _TEMP_SUFFIX = ".partial"
 _UNSAVED = "__unsaved__"
 _PLUGIN = "__plugin__"
+_ENGINE = "__engine__"  # an engine object, by its kind name in llm_classifier.engines.ENGINES
 _LEGACY_CLASS = "__class__"  # format 1 named plugins by their import path; mapped onto PLUGINS by class name
+_MARKERS = (_PLUGIN, _ENGINE, _LEGACY_CLASS)
 
 
 def _plugins() -> dict[str, type]:
-    """The fixed registry of objects an artifact may ask for, by stable kind name."""
-    from ..engines.hf.engine import TransformersBackend  # imports no torch at module level
-    from ..engines.reference import ReferenceEngine
+    """The fixed registry of plugin objects an artifact may ask for, by stable kind name (engines: :func:`_engine`)."""
     from ..plugins.channel_template import ChannelTemplate
     from ..plugins.labels import DefaultParser, DefaultVerbalizer, ExactParser, MappingVerbalizer
     from ..plugins.prompts import AlpacaTemplate, ChatTemplate, FormatTemplate
 
     classes = (AlpacaTemplate, ChatTemplate, FormatTemplate, ChannelTemplate, DefaultVerbalizer, MappingVerbalizer,
-               DefaultParser, ExactParser, TransformersBackend, ReferenceEngine)
+               DefaultParser, ExactParser)
     return {cls.__name__: cls for cls in classes}
+
+
+def _engine(kind: Any) -> type | None:
+    """The engine class registered under the kind name ``kind`` (None when none is), from the engine registry."""
+    from ..engines import ENGINES, engine_class
+
+    return engine_class(kind) if isinstance(kind, str) and kind in ENGINES else None
+
+
+def _legacy_engine_kind(class_name: str) -> str | None:
+    """Before the engine registry, artifacts named a built-in engine by its class (``"TransformersBackend"``)."""
+    from ..engines import BACKENDS, ENGINES
+
+    return next((kind for kind in BACKENDS if ENGINES[kind].rpartition(":")[2] == class_name), None)
 
 
 #: keyword arguments that load code; never taken from an artifact (the caller decides)
@@ -137,15 +153,17 @@ def _encode_param(name: str, value: Any) -> Any:
         return list(value)
     if _plain(value):
         return value
-    plugins = _plugins()
+    from ..engines import registered_name
+
     cls = type(value)
-    if plugins.get(cls.__name__) is cls:
+    marker, kind = (_PLUGIN, cls.__name__) if _plugins().get(cls.__name__) is cls else (_ENGINE, registered_name(value))
+    if kind is not None:
         params = {key: getattr(value, key) for key in _constructor_keywords(cls)}
         encoded = {key: list(val) if isinstance(val, tuple) else val for key, val in params.items()}
         encoded = {key: [list(v) if isinstance(v, tuple) else v for v in val] if isinstance(val, list) else val
                    for key, val in encoded.items()}
         if all(_plain(val) for val in encoded.values()):
-            return {_PLUGIN: cls.__name__, "params": encoded}
+            return {marker: kind, "params": encoded}
     warn_caller(
         f"The '{name}' parameter ({value!r}) cannot be saved as JSON and is stored by name only; "
         "predictions of the loaded classifier are unaffected, but refitting it needs the parameter again. "
@@ -155,24 +173,36 @@ def _encode_param(name: str, value: Any) -> Any:
 
 
 def _decode_param(value: Any, default: Any, where: str) -> Any:
-    """Rebuild a parameter: plain JSON as is, a plugin from the registry, an unsaved one as ``default``."""
+    """Rebuild a parameter: plain JSON as is, a plugin or an engine from its registry, an unsaved one as ``default``.
+
+    An engine whose optional dependencies are missing here (``ImportError`` when built) comes
+    back as its kind name, which raises that error when the classifier is used with it.
+    """
     if not isinstance(value, dict):
         return value
     if _UNSAVED in value:
         return default
-    if _PLUGIN not in value and _LEGACY_CLASS not in value:
+    if not any(marker in value for marker in _MARKERS):
         return value
-    named = value.get(_PLUGIN, value.get(_LEGACY_CLASS))
+    from ..engines import ENGINES
+
     plugins = _plugins()
-    kind = named.rpartition(".")[2] if isinstance(named, str) and named.startswith("llm_classifier.") else named
-    if _PLUGIN in value and not isinstance(named, str):
-        kind = None
-    cls = plugins.get(kind) if isinstance(kind, str) else None
+    if _ENGINE in value:
+        named = kind = value[_ENGINE]
+        cls = _engine(kind)
+        known = f"the registered engines ({', '.join(sorted(ENGINES))})"
+    else:
+        named = value.get(_PLUGIN, value.get(_LEGACY_CLASS))
+        kind = named.rpartition(".")[2] if isinstance(named, str) and named.startswith("llm_classifier.") else named
+        if _PLUGIN in value and not isinstance(named, str):
+            kind = None
+        cls = plugins.get(kind) if isinstance(kind, str) else None
+        if cls is None and isinstance(kind, str):
+            kind = _legacy_engine_kind(kind)
+            cls = _engine(kind)
+        known = f"llm_classifier's own plugins ({', '.join(sorted(plugins))})"
     if cls is None:
-        raise IncompatibleArtifactError(
-            f"The field '{where}' of {CONFIG_FILE} names {named!r}, which is not one of llm_classifier's own "
-            f"plugins ({', '.join(sorted(plugins))})."
-        )
+        raise IncompatibleArtifactError(f"The field '{where}' of {CONFIG_FILE} names {named!r}, which is not one of {known}.")
     params = value.get("params", {})
     if not isinstance(params, dict):
         raise IncompatibleArtifactError(f"The field '{where}.params' of {CONFIG_FILE} must be an object. Got {params!r} instead.")
@@ -183,12 +213,17 @@ def _decode_param(value: Any, default: Any, where: str) -> Any:
             f"The field '{where}.params' of {CONFIG_FILE} gives {kind} the unknown parameters {unknown}; it takes {allowed}."
         )
     for key, val in params.items():
-        if not _plain(val) or (isinstance(val, dict) and (_PLUGIN in val or _LEGACY_CLASS in val)):
+        if not _plain(val) or (isinstance(val, dict) and any(marker in val for marker in _MARKERS)):
             raise IncompatibleArtifactError(
                 f"The field '{where}.params.{key}' of {CONFIG_FILE} must be a plain JSON value. Got {val!r} instead."
             )
     safe = {key: val for key, val in params.items() if key not in CODE_SWITCHES}
-    return cls(**safe)
+    try:
+        return cls(**safe)
+    except ImportError:
+        if cls in plugins.values():
+            raise
+        return kind  # an engine whose extra is missing here (vLLM): its kind name raises the ImportError on use
 
 
 # -- files -------------------------------------------------------------------------------------

@@ -331,7 +331,7 @@ class TokenizerCase:
 def _hf_tokenizer_case(directory: str) -> TokenizerCase:
     from transformers import AutoTokenizer
 
-    from llm_classifier.engines.hf.tokenizer import HFTokenizer
+    from llm_classifier.engines.hf_tokenizer import HFTokenizer
 
     tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(directory))
     added = {i: t for i, t in tokenizer.hf.added_tokens_decoder.items() if t.special}
@@ -434,7 +434,7 @@ def test_hf_encode_prompt_matches_the_prefix_encoding(smollm2: Any) -> None:
 
 
 def test_hf_special_ids_and_chat(smollm2: Any) -> None:
-    from llm_classifier.engines.hf.tokenizer import special_ids
+    from llm_classifier.engines.hf_tokenizer import special_ids
 
     assert (smollm2.end_id, smollm2.pad_id) == special_ids(smollm2.hf)
     assert smollm2.end_id == smollm2.hf.eos_token_id and smollm2.pad_id != smollm2.end_id

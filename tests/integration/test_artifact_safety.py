@@ -1,7 +1,7 @@
 """Loading an edited classifier.json can never import or run code.
 
-Plugins come from a fixed registry (llm_classifier.io.artifact._plugins) by kind name, with
-checked parameters; trust_remote_code is taken from the caller of LLMClassifier.load only.
+Plugins come from a fixed registry (llm_classifier.io.artifact._plugins) and engines from the
+engine registry (llm_classifier.engines.ENGINES) by kind name, with checked parameters; trust_remote_code is taken from the caller of LLMClassifier.load only.
 """
 
 import json
@@ -100,6 +100,17 @@ def test_fields_naming_code_outside_the_registry_are_refused(saved, case, where,
 
     _edit(directory, put)
     with pytest.raises(IncompatibleArtifactError, match=rf"The field '{where}' of classifier.json names .* not one of llm_classifier's own plugins"):
+        LLMClassifier.load(directory)
+
+
+@pytest.mark.parametrize("value", [{"__engine__": "os:system", "params": {}},
+                                   {"__engine__": "llm_classifier.engines.hf.engine:TransformersBackend", "params": {}},
+                                   {"__engine__": ["transformers"], "params": {}}], ids=["foreign", "import-path", "not-a-string"])
+def test_engines_outside_the_registry_are_refused(saved, value):
+    _, directory = saved
+    _edit(directory, lambda c: c["params"].update(backend=value))
+    with pytest.raises(IncompatibleArtifactError, match=r"The field 'params.backend' of classifier.json names .* not one "
+                                                        r"of the registered engines \(reference, transformers, vllm\)"):
         LLMClassifier.load(directory)
 
 

@@ -12,7 +12,7 @@ from llm_classifier import LLMClassifier
 from llm_classifier.plugins.channel_template import ChannelTemplate, resolve_channel_template
 from llm_classifier.encoding import encode_class_prompts
 from llm_classifier.engines.hf.scoring import score_channel
-from llm_classifier.engines.hf.tokenizer import HFTokenizer
+from llm_classifier.engines.hf_tokenizer import HFTokenizer
 from llm_classifier.engines.hf.training import build_dataset
 from llm_classifier.formulations.base import get_direction
 

@@ -30,7 +30,7 @@ def test_draw_takes_per_class_from_eligible_rows_in_a_seeded_order():
 def test_shorten_keeps_the_beginning_within_budget(tiny_model):
     from transformers import AutoTokenizer
 
-    from llm_classifier.engines.hf.tokenizer import HFTokenizer
+    from llm_classifier.engines.hf_tokenizer import HFTokenizer
 
     tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(tiny_model))
     short = shorten(LONG, tokenizer, 12)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from llm_classifier import LLMClassifier
 from llm_classifier.exceptions import TrainingDivergedError
 from llm_classifier.plugins.prompts import ChatTemplate, split_template
-from llm_classifier.engines.hf.tokenizer import HFTokenizer, special_strings
+from llm_classifier.engines.hf_tokenizer import HFTokenizer, special_strings
 from llm_classifier.encoding import PromptEncoder, encode_answers, encode_rendered, escape, unescape
 from llm_classifier.formulations.base import get_direction
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from llm_classifier import AlpacaTemplate, LLMClassifier
+from llm_classifier.engines.reference import ReferenceEngine
 from llm_classifier.exceptions import IncompatibleArtifactError, ModelNotFoundError
 
 
@@ -226,6 +227,66 @@ def test_format_1_artifacts_still_load(fitted, sentiment, tmp_path, tiny_model):
 
 
 # -- atomic and concurrent saves ---------------------------------------------------------------
+
+
+# -- engines, by kind name ------------------------------------------------------------------
+
+
+class ThirdPartyEngine(ReferenceEngine):
+    """An engine a user ships and registers (here the reference engine under its own kind name)."""
+
+    name = "third-party"
+
+
+@pytest.fixture
+def engine_registry():
+    from llm_classifier.engines import ENGINES
+
+    saved = dict(ENGINES)
+    yield ENGINES
+    ENGINES.clear()
+    ENGINES.update(saved)
+
+
+REFERENCE_FIT = dict(model="reference", max_steps=2, batch_size=2, random_state=0)
+
+
+def test_an_engine_object_is_saved_by_its_kind_name(engine_registry, sentiment, tmp_path):
+    """A registered engine (third-party here, vLLM in tests/vllm_engine) is saved as its kind name and parameters."""
+    from llm_classifier.engines import register_engine
+
+    register_engine("third-party", ThirdPartyEngine)
+    clf = LLMClassifier(backend=ThirdPartyEngine(chat_template=False), **REFERENCE_FIT).fit(*sentiment)
+    clf.save(tmp_path / "clf")
+    saved = json.loads((tmp_path / "clf" / "classifier.json").read_text())["params"]["backend"]
+    assert saved == {"__engine__": "third-party", "params": {"chat_template": False}}
+    loaded = LLMClassifier.load(tmp_path / "clf")
+    backend = loaded.get_params()["backend"]
+    assert type(backend) is ThirdPartyEngine and backend.chat_template is False
+    assert type(loaded.backend_) is ThirdPartyEngine
+    np.testing.assert_allclose(loaded.predict_proba(sentiment[0]), clf.predict_proba(sentiment[0]), atol=1e-12)
+
+
+def test_an_unregistered_engine_object_is_not_saved(sentiment, tmp_path):
+    clf = LLMClassifier(backend=ThirdPartyEngine(), **REFERENCE_FIT).fit(*sentiment)
+    with pytest.warns(UserWarning, match="'backend' parameter .* cannot be saved as JSON"):
+        clf.save(tmp_path / "clf")
+    saved = json.loads((tmp_path / "clf" / "classifier.json").read_text())["params"]["backend"]
+    assert list(saved) == ["__unsaved__"]
+
+
+def test_engines_named_by_class_before_the_registry_still_load(sentiment, tmp_path):
+    """Artifacts written before the engine registry named a built-in engine by its class."""
+    clf = LLMClassifier(backend=ReferenceEngine(chat_template=False), **REFERENCE_FIT).fit(*sentiment)
+    clf.save(tmp_path / "clf")
+    path = tmp_path / "clf" / "classifier.json"
+    config = json.loads(path.read_text())
+    assert config["params"]["backend"] == {"__engine__": "reference", "params": {"chat_template": False}}
+    config["params"]["backend"] = {"__plugin__": "ReferenceEngine", "params": {"chat_template": False}}
+    path.write_text(json.dumps(config))
+    loaded = LLMClassifier.load(tmp_path / "clf")
+    assert type(loaded.get_params()["backend"]) is ReferenceEngine and loaded.get_params()["backend"].chat_template is False
+    np.testing.assert_allclose(loaded.predict_proba(sentiment[0]), clf.predict_proba(sentiment[0]), atol=1e-12)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ def test_alpaca_few_shot_examples_precede_input():
 def test_chat_template_uses_tokenizer(tiny_model):
     from transformers import AutoTokenizer
 
-    from llm_classifier.engines.hf.tokenizer import HFTokenizer
+    from llm_classifier.engines.hf_tokenizer import HFTokenizer
 
     tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(tiny_model))
     prompt = ChatTemplate(system="Be brief.", examples=[("good", "pos")]).render("bad", ["neg", "pos"], tokenizer)
@@ -40,7 +40,7 @@ def test_chat_template_uses_tokenizer(tiny_model):
 def test_chat_demonstrations_carry_the_instruction_once_unless_repeated(tiny_model):
     from transformers import AutoTokenizer
 
-    from llm_classifier.engines.hf.tokenizer import HFTokenizer
+    from llm_classifier.engines.hf_tokenizer import HFTokenizer
 
     tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(tiny_model))
     shots = [("good", "pos"), ("awful", "neg"), ("fine", "pos")]
@@ -58,7 +58,7 @@ def test_chat_demonstrations_carry_the_instruction_once_unless_repeated(tiny_mod
 def test_auto_instruction_lists_a_short_label_set_only(tiny_model):
     from transformers import AutoTokenizer
 
-    from llm_classifier.engines.hf.tokenizer import HFTokenizer
+    from llm_classifier.engines.hf_tokenizer import HFTokenizer
 
     tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(tiny_model))
     few = ["negative", "positive"]

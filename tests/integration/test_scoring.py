@@ -4,22 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llm_classifier.engines.hf.scoring import (LabelTrie, common_prefix_length, score_channel, score_labels,
-                                                score_labels_naive)
-
-
-def test_trie_shares_prefixes():
-    trie = LabelTrie.build([[5, 6, 2], [5, 7, 2], [9, 2]])
-    assert trie.n_nodes == 7  # 5 6 2 | (5) 7 2 | 9 2: the first token 5 is shared
-    assert trie.paths[0][0] == trie.paths[1][0]
-    assert trie.inner_nodes() == [0, 1, 3, 5]
-    ancestry = trie.ancestry()
-    assert ancestry[trie.paths[1][-1]].sum() == 3
-
-
-def test_trie_rejects_empty_answer():
-    with pytest.raises(ValueError, match="at least one token"):
-        LabelTrie.build([[1], []])
+from llm_classifier.engines.hf.scoring import common_prefix_length, score_channel, score_labels, score_labels_naive
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +30,7 @@ def test_fast_scoring_real_label_tokens(tiny_lm, tiny_model):
 
     from llm_classifier.encoding import encode_answers
 
-    from llm_classifier.engines.hf.tokenizer import HFTokenizer
+    from llm_classifier.engines.hf_tokenizer import HFTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     answers = encode_answers(HFTokenizer(tokenizer), ["money", "money-fx", "money-supply", "Ebner-Eschenbach", "earn"])

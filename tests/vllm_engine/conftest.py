@@ -5,9 +5,14 @@ tests/test_vllm_subprocess.py runs this folder there (not named tests/vllm: on t
 
 from __future__ import annotations
 
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
+
+# test_vllm_engine.py runs the contract tests of tests/contract/test_engine_contract.py, imported by module name.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
 
 from llm_classifier.engines.vllm.engine import vllm_installed
 

@@ -6,6 +6,7 @@ both directions, with an adapter (on a 4-bit base and an unquantised one) and ze
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -60,6 +61,14 @@ def test_load_with_the_vllm_backend_and_back(fitted: LLMClassifier, served: LLMC
     loaded.save(tmp_path / "served")  # a vLLM classifier saves the same engine-neutral state
     again = LLMClassifier.load(tmp_path / "served", backend="transformers")
     np.testing.assert_allclose(again.predict_proba(NEW), expected, atol=1e-6)
+
+
+def test_a_vllm_engine_parameter_is_saved_by_its_kind_name(served: LLMClassifier, tmp_path) -> None:
+    served.save(tmp_path / "served")
+    config = json.loads((tmp_path / "served" / "classifier.json").read_text())
+    assert config["params"]["backend"] == {"__engine__": "vllm", "params": {"route": "auto", "engine_args": ENGINE_ARGS}}
+    backend = LLMClassifier.load(tmp_path / "served").get_params()["backend"]
+    assert type(backend) is VLLMEngine and backend.engine_args == ENGINE_ARGS and backend.route == "auto"
 
 
 def test_generate_mode_predicts_as_transformers(fitted: LLMClassifier, served: LLMClassifier) -> None:

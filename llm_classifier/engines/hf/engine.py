@@ -12,23 +12,15 @@ from sklearn.utils._param_validation import StrOptions
 
 from ..base import Capabilities, EngineState, TrainRequest
 from ..hf_checkpoints import ResolvedModel, resolve_model
-from .runtime import apply_thread_limit, quiet_transformers
+from ..hf_models import (check_lora_adapter, cpu_supports_bf16, dequantize, freeze, load_base, prediction_model,
+                         quiet_transformers)
+from .runtime import apply_thread_limit
 from .training import OPTIMIZERS, SCHEDULERS
 
 #: The LLMClassifier parameters this engine takes: at load, then in every training request.
 LOAD_OPTIONS = ("quantization", "dtype", "device")
 TRAIN_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "optimizer", "lr_scheduler", "ema_decay",
                  "gradient_checkpointing")
-
-
-def cpu_supports_bf16() -> bool:
-    """True if this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = handle.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def resolve_device(device: str) -> str:
@@ -127,8 +119,8 @@ class TransformersBackend:
         """Load the base model and tokenizer named by ``model`` (no adapter); training options are ignored here."""
         from transformers import AutoTokenizer
 
+        from ..hf_tokenizer import HFTokenizer
         from .runtime import check_device
-        from .tokenizer import HFTokenizer
 
         check_device(device)
         self.n_threads_ = apply_thread_limit(self.num_threads)
@@ -144,66 +136,30 @@ class TransformersBackend:
         self._adapter: dict[str, np.ndarray] | None = None
         self._adapter_config: Any = None
 
-    def _quantization_config(self) -> Any:
-        import torch
-        from transformers import BitsAndBytesConfig
-
-        if self.quantization is None:
-            return None
-        if self.quantization == "4bit":
-            return BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_use_double_quant=True,
-                # bitsandbytes' CPU path has no float16 kernels
-                bnb_4bit_compute_dtype=torch.float32 if (self.device == "cpu" and self.torch_dtype == torch.float16) else self.torch_dtype,
-            )
-        if self.quantization == "8bit":
-            return BitsAndBytesConfig(load_in_8bit=True)
-        raise ValueError(f"Unknown quantization {self.quantization!r}")
-
     def _load_base(self) -> Any:
         """The base model as training sees it (quantised when asked)."""
-        from transformers import AutoModelForCausalLM
-
         attention, short_attention = resolve_attention(self.attn_implementation, self.device)
-        with quiet_transformers():
-            model = AutoModelForCausalLM.from_pretrained(
-                self.resolved.path,
-                dtype=self.torch_dtype,
-                quantization_config=self._quantization_config(),
-                device_map=self.device if self.quantization else None,
-                attn_implementation=attention,
-                trust_remote_code=self.trust_remote_code,
-            )
-        if not self.quantization:
-            model.to(self.device)
+        model = load_base(self.resolved.path, quantization=self.quantization, torch_dtype=self.torch_dtype,
+                          device=self.device, attn_implementation=attention, trust_remote_code=self.trust_remote_code)
         model.short_sequence_attention = short_attention  # read by scoring.attention_for
         return model
 
     def _dense_base(self) -> Any:
         """The base for inference: the quantised weights dequantised once to ``torch_dtype``."""
         model = self._load_base()
-        if self.quantization:
-            with quiet_transformers():
-                model = model.dequantize(dtype=self.torch_dtype)
-            model.hf_quantizer = None
-            model.is_quantized = False
-            model.config.quantization_config = None
-            if hasattr(model.config, "_pre_quantization_dtype"):
-                del model.config._pre_quantization_dtype
-        return model
+        return dequantize(model, self.torch_dtype) if self.quantization else model
 
     @property
     def inference_model(self) -> Any:
         """The dense model with the adapter merged, built on first use."""
         if self._inference_model is None:
             self.n_threads_ = apply_thread_limit(self.num_threads)  # e.g. unpickled in a joblib worker
-            model = self._dense_base()
-            if self._adapter is not None:
-                with quiet_transformers():
-                    model = _merge_adapter(model, self._adapter, self._adapter_config)
-            self._inference_model = _freeze(model)
+            attention, short_attention = resolve_attention(self.attn_implementation, self.device)
+            model = prediction_model(self.resolved.path, quantization=self.quantization, torch_dtype=self.torch_dtype,
+                                     device=self.device, adapter=self._adapter, adapter_config=self._adapter_config,
+                                     attn_implementation=attention, trust_remote_code=self.trust_remote_code)
+            model.short_sequence_attention = short_attention  # read by scoring.attention_for
+            self._inference_model = model
         return self._inference_model
 
     def release(self) -> None:
@@ -236,7 +192,7 @@ class TransformersBackend:
         if dense:
             # The trained model is already the dense base + adapter: merging is exact.
             with quiet_transformers():
-                self._inference_model = _freeze(model.merge_and_unload())
+                self._inference_model = freeze(model.merge_and_unload())
         del model, base
         gc.collect()
         return history
@@ -346,13 +302,6 @@ class TransformersBackend:
                 )
 
 
-def _freeze(model: Any) -> Any:
-    model.eval()
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    return model
-
-
 def _adapter_config(config: Any) -> dict[str, Any]:
     targets = config.target_modules
     return {
@@ -360,45 +309,3 @@ def _adapter_config(config: Any) -> dict[str, Any]:
         "lora_alpha": float(config.lora_alpha),
         "target_modules": targets if isinstance(targets, str) else list(targets),
     }
-
-
-def _merge_adapter(model: Any, adapter: dict[str, np.ndarray], config: dict[str, Any]) -> Any:
-    import torch
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-
-    lora = LoraConfig(r=config["r"], lora_alpha=config["lora_alpha"], target_modules=config["target_modules"], lora_dropout=0.0, bias="none")
-    peft_model = get_peft_model(model, lora)  # the caller silences peft's warnings
-    result = set_peft_model_state_dict(peft_model, {name: torch.from_numpy(np.asarray(value)) for name, value in adapter.items()})
-    unexpected = getattr(result, "unexpected_keys", [])
-    if unexpected:
-        raise ValueError(f"The adapter does not fit this model: unexpected weights {unexpected[:3]}...")
-    return peft_model.merge_and_unload()
-
-
-def _invalid_field(field_name: str, problem: str) -> Exception:
-    from ...exceptions import IncompatibleArtifactError
-
-    return IncompatibleArtifactError(f"The field {field_name!r} of classifier.json {problem}.")
-
-
-def check_lora_adapter(adapter: dict[str, np.ndarray] | None, adapter_config: Any) -> None:
-    """The adapter's tensors are finite LoRA factors of the saved rank, in A/B pairs, on the saved targets."""
-    if adapter is None:
-        return
-    if not isinstance(adapter_config, dict) or not isinstance(adapter_config.get("r"), int) or adapter_config["r"] < 1:
-        raise _invalid_field("adapter_config", f"must give the LoRA rank 'r' of the adapter. Got {adapter_config!r} instead")
-    rank = adapter_config["r"]
-    names = set(adapter)
-    for name, tensor in adapter.items():
-        axis = 0 if "lora_A" in name else 1 if "lora_B" in name else None
-        if axis is None or tensor.ndim != 2 or tensor.shape[axis] != rank or not np.all(np.isfinite(tensor)):
-            raise _invalid_field("adapter_config.r", f"does not match the adapter: the tensor {name!r} of shape "
-                                 f"{tuple(tensor.shape)} is not a finite LoRA factor of rank {rank}")
-        partner = name.replace("lora_A", "lora_B") if axis == 0 else name.replace("lora_B", "lora_A")
-        if partner not in names:
-            raise _invalid_field("adapter.tensors", f"lists {name!r} without its partner {partner!r}")
-    targets = adapter_config.get("target_modules")
-    if isinstance(targets, list):
-        stray = [name for name in names if not any(f".{target}.lora_" in name for target in targets)]
-        if stray:
-            raise _invalid_field("adapter_config.target_modules", f"({targets}) does not cover the adapter tensor {stray[0]!r}")

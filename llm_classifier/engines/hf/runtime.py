@@ -9,11 +9,7 @@ the cores between joblib workers.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import warnings
-from collections.abc import Iterator
 
 
 def _launch_value(getter: str, variable: str, default: int) -> int:
@@ -67,32 +63,6 @@ def apply_thread_limit(num_threads: int | None = None) -> int:
     if limit is not None and torch.get_num_threads() != limit:
         torch.set_num_threads(limit)
     return int(torch.get_num_threads())
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' / bitsandbytes' progress bars and info warnings inside the block."""
-    from transformers.utils import logging as hf_logging
-
-    previous_level = hf_logging.get_verbosity()
-    previous_bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    bnb_logger = logging.getLogger("bitsandbytes")
-    bnb_level = bnb_logger.level
-    bnb_logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*gemm_4bit.*")
-            warnings.filterwarnings("ignore", category=UserWarning, module="bitsandbytes")
-            warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-            warnings.filterwarnings("ignore", category=FutureWarning, module="peft")
-            yield
-    finally:
-        hf_logging.set_verbosity(previous_level)
-        if previous_bars:
-            hf_logging.enable_progress_bar()
-        bnb_logger.setLevel(bnb_level)
 
 
 def _invalid_device(expected: str, device: str) -> Exception:

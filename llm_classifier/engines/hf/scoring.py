@@ -28,69 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-
-@dataclass
-class LabelTrie:
-    """The answers' token sequences as a prefix tree, flattened for one forward pass.
-
-    Attributes
-    ----------
-    tokens : list of int
-        Token id of each node (nodes are ordered parents before children).
-    parents : list of int
-        Parent node of each node, ``-1`` for children of the root (the prompt's end).
-    depths : list of int
-        1 for the first answer token, 2 for the second, ...
-    paths : list of list of int
-        For each class, the nodes of its answer from first token to last.
-    """
-
-    tokens: list[int]
-    parents: list[int]
-    depths: list[int]
-    paths: list[list[int]]
-
-    @classmethod
-    def build(cls, sequences: Sequence[Sequence[int]]) -> LabelTrie:
-        tokens: list[int] = []
-        parents: list[int] = []
-        depths: list[int] = []
-        index: dict[tuple[int, int], int] = {}
-        paths = []
-        for sequence in sequences:
-            if not sequence:
-                raise ValueError("Every answer needs at least one token.")
-            parent, path = -1, []
-            for depth, token in enumerate(sequence, start=1):
-                key = (parent, int(token))
-                if key not in index:
-                    index[key] = len(tokens)
-                    tokens.append(int(token))
-                    parents.append(parent)
-                    depths.append(depth)
-                parent = index[key]
-                path.append(parent)
-            paths.append(path)
-        return cls(tokens, parents, depths, paths)
-
-    @property
-    def n_nodes(self) -> int:
-        return len(self.tokens)
-
-    def inner_nodes(self) -> list[int]:
-        """Nodes that have children (their output predicts the next answer token)."""
-        return sorted({p for p in self.parents if p >= 0})
-
-    def ancestry(self) -> torch.Tensor:
-        """``[n_nodes, n_nodes]`` bool: entry (i, j) is true if node j is i or an ancestor of i."""
-        n = self.n_nodes
-        matrix = torch.zeros(n, n, dtype=torch.bool)
-        for node in range(n):
-            current = node
-            while current >= 0:
-                matrix[node, current] = True
-                current = self.parents[current]
-        return matrix
+from ..trie import LabelTrie
 
 
 #: Most float32 logits held at once when scoring (about 1 GB).
@@ -239,7 +177,7 @@ class TrieTensors:
         for label, path in enumerate(trie.paths):
             paths[path, label] = 1.0
         tokens = torch.tensor(trie.tokens, dtype=torch.long)
-        ancestry = trie.ancestry()[inner][:, inner]
+        ancestry = torch.from_numpy(trie.ancestry()[np.ix_(inner, inner)])
         depths = torch.tensor(trie.depths, dtype=torch.long)[inner]
         return cls(trie, inner, ancestry, tokens[inner], depths, edge_rows, tokens, paths)
 

@@ -146,7 +146,7 @@ def add_lora(model: Any, config: TrainConfig) -> Any:
 def _add_lora(model: Any, config: TrainConfig) -> Any:
     import torch
 
-    from .runtime import quiet_transformers
+    from ..hf_models import quiet_transformers
 
     with quiet_transformers():  # peft's first import may import bitsandbytes, which logs about optional kernels
         from peft import LoraConfig, get_peft_model
@@ -456,7 +456,7 @@ def _train(model: Any, dataset: Any, answers: Sequence[Sequence[int]], config: T
            bf16: bool, validation: tuple[Any, ...] | None) -> dict[str, Any]:
     from transformers import Trainer, TrainingArguments
 
-    from .runtime import quiet_transformers
+    from ..hf_models import quiet_transformers
     from .runtime import world_size
     from .scoring import TrieTensors
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from ..base import EngineState
 from ..hf_checkpoints import ResolvedModel, cache_dir
 
 
@@ -54,17 +53,17 @@ def serving_checkpoint(resolved: ResolvedModel, quantization: str | None, adapte
 
 def _write_merged(resolved: ResolvedModel, quantization: str | None, adapter: dict[str, np.ndarray] | None,
                   adapter_config: dict[str, Any] | None, out: Path) -> None:
-    """Build the prediction model with the transformers engine itself (float32) and save it to ``out``."""
-    from ..hf.engine import TransformersBackend
-    from ..hf.runtime import quiet_transformers
+    """Build the prediction model as the transformers engine builds it (float32, on the CPU) and save it to ``out``."""
+    import torch
+    from transformers import AutoTokenizer
 
-    engine = TransformersBackend(compute="dense")
-    state = EngineState(engine=engine.name, model=resolved.name, fingerprint=resolved.fingerprint, adapter=adapter,
-                        adapter_config=adapter_config, files=[list(pair) for pair in resolved.files])
-    engine.load_state(state, quantization=quantization, dtype="float32", device="cpu")
+    from ..hf_models import prediction_model, quiet_transformers
+
+    model = prediction_model(resolved.path, quantization=quantization, torch_dtype=torch.float32, device="cpu",
+                             adapter=adapter, adapter_config=adapter_config)
     with quiet_transformers():
-        engine.inference_model.save_pretrained(str(out))
-        engine.tokenizer.hf.save_pretrained(str(out))
+        model.save_pretrained(str(out))
+        AutoTokenizer.from_pretrained(resolved.path).save_pretrained(str(out))
     (out / "llm_classifier_source.json").write_text(json.dumps(
         {"base": resolved.path, "fingerprint": resolved.fingerprint, "quantization": quantization,
          "adapter_sha256": adapter_sha256(adapter, adapter_config)}))

@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 
 from ..base import Capabilities, EngineState
+from ..trie import LabelTrie
 
 __all__ = ["INSTALL", "VLLMEngine", "choose_route"]
 
-INSTALL = 'pip install "llm_classifier[vllm]"'
+INSTALL = 'pip install "llm-label-classifier[vllm]"'
 #: Prefix-cache block size: prompts share every full block of this many tokens.
 BLOCK_SIZE = 32
 #: Requests handed to vLLM at a time (progress advances after each group).
@@ -63,7 +64,7 @@ def resolve_vllm_dtype(dtype: str) -> str:
     """``"auto"`` -> what the transformers engine would compute in on this machine (see its ``resolve_dtype``)."""
     if dtype != "auto":
         return dtype
-    from ..hf.engine import cpu_supports_bf16
+    from ..hf_models import cpu_supports_bf16
 
     try:
         import torch
@@ -87,8 +88,6 @@ def _pairs_cost(contexts: Sequence[Sequence[int]], continuations: Sequence[Seque
 
 def choose_route(contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]) -> str:
     """``"trie"`` or ``"pairs"``: the route that computes fewer tokens (continuations non-empty)."""
-    from ..hf.scoring import LabelTrie
-
     trie = LabelTrie.build(continuations)
     return "trie" if _trie_cost(contexts, trie) <= _pairs_cost(contexts, continuations) else "pairs"
 
@@ -126,8 +125,8 @@ class VLLMEngine:
         from transformers import AutoTokenizer
 
         from ..hf_checkpoints import resolve_model
-        from ..hf.runtime import quiet_transformers
-        from ..hf.tokenizer import HFTokenizer
+        from ..hf_models import quiet_transformers
+        from ..hf_tokenizer import HFTokenizer
 
         if self.route not in ROUTES:
             raise ValueError(f"The 'route' parameter of VLLMEngine must be one of {list(ROUTES)}. Got {self.route!r} instead.")
@@ -161,7 +160,7 @@ class VLLMEngine:
     def load_state(self, state: EngineState, *, model: str | None = None, **options: Any) -> None:
         """Load the base named by ``state`` (or the moved copy ``model``) after checking its content; keep the adapter."""
         from ..hf_checkpoints import check_same_model, resolve_model
-        from ..hf.engine import check_lora_adapter
+        from ..hf_models import check_lora_adapter
 
         name = model if model is not None else state.model
         check_same_model({"fingerprint": state.fingerprint, "files": state.files}, resolve_model(name),
@@ -284,8 +283,6 @@ def score_trie(llm: Any, contexts: list[list[int]], continuations: list[list[int
     context's blocks in the prefix cache.
     """
     from vllm import SamplingParams
-
-    from ..hf.scoring import LabelTrie
 
     trie = LabelTrie.build(continuations)
     children: dict[int, list[int]] = {}

@@ -1,4 +1,8 @@
-"""A Hugging Face tokenizer behind the engine contract's :class:`~llm_classifier.engines.base.Tokenizer`."""
+"""A Hugging Face tokenizer behind the engine contract's :class:`~llm_classifier.engines.base.Tokenizer`.
+
+Shared by every engine that runs a Hugging Face checkpoint (the transformers engine, the vLLM
+engine): both tokenise with this adapter, so they feed a model the same ids.
+"""
 
 from __future__ import annotations
 
