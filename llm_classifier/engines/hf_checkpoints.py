@@ -188,7 +188,7 @@ def _secret() -> bytes | None:
     """The key that signs the hash cache's entries (created once, readable by its owner only)."""
     path = cache_dir() / _SECRET
     try:
-        return path.read_bytes()
+        return path.read_bytes() or None  # empty: another process is writing it
     except FileNotFoundError:
         pass
     except OSError:
@@ -200,7 +200,7 @@ def _secret() -> bytes | None:
             handle.write(os.urandom(32).hex().encode())
         return path.read_bytes()
     except FileExistsError:  # another process made it first
-        return path.read_bytes()
+        return path.read_bytes() or None
     except OSError:
         return None
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_random_state
 
-from .._params import check_on_unparseable, check_params
+from .._params import check_class_params, check_params
 from ..engines import resolve_backend
 from ..engines.base import Engine
 from .._logging import warn_caller
@@ -111,7 +111,7 @@ def fit_classifier(estimator: Any, X: Any, y: Any, sample_weight: Any = None) ->
     answers = check_answers(resolve_verbalizer(estimator.verbalizer).answers(list(classes)), list(classes))
     if estimator.verbalizer is None:
         warn_if_integer_codes(classes)
-    check_on_unparseable(estimator, classes)
+    check_class_params(estimator, classes)
     engine = resolve_backend(estimator.backend)
     if weights is not None and not engine.capabilities.sample_weight:
         raise TypeError(f"fit(sample_weight=...) needs an engine that trains with weights; {type(engine).__name__} "
