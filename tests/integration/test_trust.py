@@ -51,18 +51,22 @@ def _edit(directory: Path, change) -> None:
 # -- the packaged model: the converted checkpoint and the GGUF ------------------------------------
 
 
+def _copy_converted(source: Path, cache: Path) -> Path:
+    """A copy of the converted default checkpoint in ``cache``, with the cache's key that signed its manifest."""
+    shutil.copytree(source, cache / source.name)
+    for file in source.parent.iterdir():
+        if file.is_file():
+            shutil.copy(file, cache / file.name)
+    return cache / source.name
+
+
 @pytest.mark.parametrize("name, edit", [
-    ("config.json", lambda text: text.replace('"rms_norm_eps": 1e-05', '"rms_norm_eps": 0.1')),
+    ("config.json", lambda text: json.dumps({**json.loads(text), "rms_norm_eps": 0.1})),
     ("chat_template.jinja", lambda text: text.replace("system", "sys")),
 ])
 def test_an_edited_converted_checkpoint_is_refused(real_tokenizer_dir, cache, name, edit):
-    from llm_classifier.engines.hf_checkpoints import _SECRET, MANIFEST
-
     source = Path(real_tokenizer_dir)
-    copy = cache / source.name
-    shutil.copytree(source, copy)
-    shutil.copy(source.parent / _SECRET, cache / _SECRET)  # the key that signed the manifest
-    assert (copy / MANIFEST).is_file()
+    copy = _copy_converted(source, cache)
     assert resolve_model("smollm2-135m-instruct").path == str(copy)
     edited = edit((copy / name).read_text())
     assert edited != (copy / name).read_text()
@@ -71,18 +75,21 @@ def test_an_edited_converted_checkpoint_is_refused(real_tokenizer_dir, cache, na
         resolve_model("smollm2-135m-instruct")
 
 
-def test_a_garbage_packaged_gguf_is_not_converted(cache, tmp_path, monkeypatch):
+@pytest.mark.parametrize("converted", [False, True])
+def test_a_garbage_packaged_gguf_is_refused(real_tokenizer_dir, cache, tmp_path, monkeypatch, converted):
     from llm_classifier.engines.hf_checkpoints import PACKAGED_MODELS
 
+    if converted:  # a checkpoint converted from the real GGUF is in the cache: the GGUF is still checked
+        _copy_converted(Path(real_tokenizer_dir), cache)
     packaged = PACKAGED_MODELS["smollm2-135m-instruct"]
     package = tmp_path / "site" / packaged.package
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
     (package / packaged.filename).write_bytes(b"GGUF" + bytes(1000))
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    with pytest.raises(ModelNotFoundError, match=r"has sha256 .*not the expected b179c9523d0e0a0f.*it is not converted"):
+    with pytest.raises(ModelNotFoundError, match=r"has sha256 .*not the expected b179c9523d0e6a0f.*it is not used"):
         resolve_model("smollm2-135m-instruct")
-    assert not any(cache.glob("SmolLM2*"))
+    assert len(list(cache.glob("SmolLM2*"))) == int(converted)  # nothing converted
 
 
 # -- the hash cache ------------------------------------------------------------------------------
@@ -273,8 +280,12 @@ def reference_artifact(tmp_path):
     ("on_low_confidence", "p", r"'on_low_confidence' parameter of LLMClassifier must be .* not one of the classes"),
 ])
 def test_saved_parameters_pass_the_constraints_of_fit(reference_artifact, name, value, pattern):
-    _edit(reference_artifact, lambda c: c["params"].update({name: value, "confidence_threshold": c["params"].get(
-        "confidence_threshold") if name != "on_low_confidence" else 0.9}))
+    def change(config):
+        if name == "on_low_confidence":  # a reject value acts with a threshold
+            config["params"]["confidence_threshold"] = 0.9
+        config["params"][name] = value
+
+    _edit(reference_artifact, change)
     with pytest.raises(IncompatibleArtifactError, match=r"field 'params' of classifier.json .*" + pattern):
         LLMClassifier.load(reference_artifact)
 
@@ -292,7 +303,7 @@ def test_only_the_named_fields_may_hold_plugins(reference_artifact):
         LLMClassifier.load(reference_artifact)
 
 
-@pytest.mark.parametrize("value, pattern", [("p", "not one of the classes"), (["x", "y"], "must be None, an instance")])
+@pytest.mark.parametrize("value, pattern", [("p", "must be .* not one of the classes"), (["x", "y"], "must be None, an instance")])
 def test_a_reject_value_that_is_a_class_or_a_list_is_refused_at_fit(value, pattern):
     clf = LLMClassifier(backend="reference", model="reference", max_steps=0, confidence_threshold=0.9,
                         on_low_confidence=value)
@@ -360,8 +371,8 @@ def test_the_reference_engine_loads_the_zero_shot_classifier_it_saved(tmp_path):
 def test_a_label_holding_the_text_marker_is_blamed(tiny_params):
     from llm_classifier.plugins.prompts import TEXT_MARKER
 
-    label = "odd" + TEXT_MARKER[:3]
-    with pytest.raises(ValueError, match=r"label answer 'odd.*' contains the private-use character"):
+    label = "odd" + TEXT_MARKER
+    with pytest.raises(ValueError, match=r"label answer 'odd.*' contains the marker"):
         LLMClassifier(**{**tiny_params, "max_steps": 0}).fit(TEXTS, [label, "p"] * 2)
 
 
