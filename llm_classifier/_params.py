@@ -1,4 +1,5 @@
-"""LLMClassifier's parameters: their constraints and the rules between them, checked once, in ``fit``.
+"""LLMClassifier's parameters: their constraints and the rules between them, checked once, in ``fit``
+(and on the parameters read from a saved classifier, by the same function, :func:`check_param_values`).
 
 The per-parameter constraints use scikit-learn's declarative validation (``_fit_context``
 checks them before ``fit`` runs, with scikit-learn's messages). :func:`check_params`
@@ -12,12 +13,12 @@ as they are.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 
 from .encoding import TRUNCATIONS
 from .exceptions import invalid
@@ -66,7 +67,7 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
     "max_new_tokens": [Interval(Integral, 1, None, closed="left"), None],
     "confidence_threshold": [Interval(Real, 0, 1, closed="right"), None],
-    "on_low_confidence": [object],
+    "on_low_confidence": [None, str, Real, "boolean"],  # one reject value: a list would be spread over the rows
     "dtype": [StrOptions({"auto", "bfloat16", "float16", "float32"})],
     "device": [str],
     "random_state": ["random_state"],
@@ -79,6 +80,45 @@ _INT_PARAMS = ("lora_r", "max_steps", "batch_size", "gradient_accumulation_steps
 _REAL_PARAMS = ("lora_alpha", "lora_dropout", "learning_rate", "num_train_epochs", "weight_decay", "window_overlap")
 
 
+class ParamValues:
+    """A dict of parameter values seen as attributes, as the rules read an estimator's (``owner`` names it)."""
+
+    def __init__(self, params: Mapping[str, Any], owner: str = "LLMClassifier"):
+        self.__dict__.update(params)
+        self.estimator_name = owner  # named in the messages of exceptions.invalid
+
+
+def check_param_values(params: Mapping[str, Any], owner: str = "LLMClassifier") -> ParamValues:
+    """Check a dict of parameter values against :data:`PARAMETER_CONSTRAINTS` and the cross-field rules.
+
+    The one check of a parameter set: ``fit`` runs it on the estimator's parameters (:func:`check_params`),
+    and loading a saved classifier on the parameters read from its file, so a file cannot hold a value
+    ``fit`` would refuse.
+
+    Parameters
+    ----------
+    params : mapping
+        Every parameter of ``owner`` by name.
+    owner : str
+        The class named in the messages.
+
+    Returns
+    -------
+    ParamValues
+        ``params`` as attributes (for :func:`check_class_params`).
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the parameter, in scikit-learn's wording.
+    """
+    constraints = {name: PARAMETER_CONSTRAINTS[name] for name in params if name in PARAMETER_CONSTRAINTS}
+    validate_parameter_constraints(constraints, dict(params), caller_name=owner)
+    values = ParamValues(params, owner)
+    _check_rules(values)
+    return values
+
+
 def _check_no_bools(estimator: Any, params: Iterable[str]) -> None:
     for param in params:
         value = getattr(estimator, param)
@@ -87,7 +127,12 @@ def _check_no_bools(estimator: Any, params: Iterable[str]) -> None:
 
 
 def check_params(estimator: Any) -> None:
-    """What the constraints cannot express; run at the start of ``fit``, before the model loads.
+    """The estimator's parameters, by :func:`check_param_values`; run at the start of ``fit``, before the model loads."""
+    check_param_values(estimator.get_params(deep=False), type(estimator).__name__)
+
+
+def _check_rules(estimator: Any) -> None:
+    """What the constraints cannot express.
 
     Rejects bools given as numbers, an empty model name, malformed ``target_modules``, the
     settings the direction cannot serve, and ``prompt`` strings that are neither a template
@@ -116,6 +161,24 @@ def check_params(estimator: Any) -> None:
     direction.check_prompt(estimator.prompt)
 
 
+def _is_class(value: Any, classes: np.ndarray) -> bool:
+    try:
+        return np.ndim(value) == 0 and bool(np.any(classes == value))
+    except (TypeError, ValueError):
+        return False
+
+
+def check_class_params(estimator: Any, classes: np.ndarray) -> None:
+    """The parameters that refer to the classes: :func:`check_on_unparseable`, and a reject value
+    (``on_low_confidence`` other than "warn" and "raise") that is not one of the classes, since a rejected row
+    would read as that class. Run in ``fit`` once the classes are known, and at load."""
+    check_on_unparseable(estimator, classes)
+    value = estimator.on_low_confidence
+    if value is not None and not (isinstance(value, str) and value in ("warn", "raise")) and _is_class(value, classes):
+        raise invalid(estimator, "on_low_confidence", f"'warn', 'raise', None or a reject value that is not one of the "
+                      f"classes {classes.tolist()!r} (a rejected text would read as that class)", value)
+
+
 def check_on_unparseable(estimator: Any, classes: np.ndarray) -> None:
     """In generate mode, ``on_unparseable`` must be "score", "raise" or one of the classes."""
     if estimator.inference != "generate":
@@ -123,9 +186,5 @@ def check_on_unparseable(estimator: Any, classes: np.ndarray) -> None:
     value = estimator.on_unparseable
     if isinstance(value, str) and value in ("score", "raise"):
         return
-    try:
-        known = bool(np.any(classes == value)) and np.ndim(value) == 0
-    except (TypeError, ValueError):
-        known = False
-    if not known:
+    if not _is_class(value, classes):
         raise invalid(estimator, "on_unparseable", f"'score', 'raise' or one of the classes {classes.tolist()!r}", value)

@@ -18,7 +18,6 @@ from .inputs import show_value
 from .pipeline import fit as fitting
 from .pipeline import predict as predicting
 from .pipeline.plan import Plan, plan_of
-from .state import FittedState
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -532,21 +531,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
         params, state = load_state(path, defaults=cls().get_params(deep=False), model=model,
                                    trust_remote_code=trust_remote_code, backend=backend)
-        estimator = cls(**params)
-        estimator._check_fitted_params(state)  # a value read from a file passes the same checks as fit's
+        estimator = cls(**params)  # the parameters passed fit's checks as they were read (io.artifact)
         estimator.state_ = state
         return estimator
-
-    def _check_fitted_params(self, state: FittedState) -> None:
-        """The parameter checks of ``fit``, for parameters that come with a fitted state (``load``)."""
-        from ._params import check_on_unparseable, invalid
-
-        self._validate_params()
-        check_params(self)
-        plan = plan_of(self).for_formulation(state.layout.formulation)
-        for name, allowed in plan.formulation.check_params(plan):
-            raise invalid(plan, name, allowed, getattr(plan, name))
-        check_on_unparseable(plan, state.classes)
 
     def with_backend(self, backend: Any) -> LLMClassifier:
         """A copy of this fitted classifier that predicts through another engine.

@@ -351,9 +351,9 @@ class ReferenceEngine:
         """The base's name and fingerprint and the adapter's count arrays (copies)."""
         self._require_loaded()
         adapter = None if self._adapter is None else {name: array.copy() for name, array in self._adapter.items()}
+        config = None if adapter is None else {"vocab_size": VOCAB_SIZE, "alpha": ALPHA, "mix": list(MIX)}
         return EngineState(engine=self.name, model=str(self.model), fingerprint=self.fingerprint, adapter=adapter,
-                           adapter_config={"vocab_size": VOCAB_SIZE, "alpha": ALPHA, "mix": list(MIX)},
-                           options={})
+                           adapter_config=config, options={})  # zero-shot: no adapter, so no adapter description
 
     def load_state(self, state: EngineState, *, model: str | None = None, **options: Any) -> None:
         """Load the base of ``state`` (or ``model``, which must have the same content) and its adapter."""

@@ -66,6 +66,7 @@ READABLE_VERSIONS = (1, 2)
 CONFIG_FILE = "classifier.json"
 LEGACY_ADAPTER_FILE = "adapter.safetensors"  # format 1
 _ADAPTER_NAME = re.compile(r"^adapter-[0-9a-f]{16}\.safetensors$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TEMP_SUFFIX = ".partial"
 _UNSAVED = "__unsaved__"
 _PLUGIN = "__plugin__"
@@ -101,6 +102,19 @@ def _legacy_engine_kind(class_name: str) -> str | None:
 
 #: keyword arguments that load code; never taken from an artifact (the caller decides)
 CODE_SWITCHES = ("trust_remote_code",)
+#: the fields of classifier.json that may hold a plugin object, and the plugin kinds each may hold; every other
+#: field holds plain JSON values only
+PLUGIN_FIELDS: dict[str, tuple[str, ...]] = {
+    "params.prompt": ("AlpacaTemplate", "ChatTemplate", "FormatTemplate", "ChannelTemplate"),
+    "template": ("AlpacaTemplate", "ChatTemplate", "FormatTemplate", "ChannelTemplate"),
+    "params.verbalizer": ("DefaultVerbalizer", "MappingVerbalizer"),
+    "params.label_parser": ("DefaultParser", "ExactParser"),
+    "label_parser": ("DefaultParser", "ExactParser"),
+}
+#: the fields of classifier.json that may hold an engine, by its registered kind name (``{"__engine__": kind}``)
+ENGINE_FIELDS = ("params.backend",)
+#: the deepest nesting of arrays and objects classifier.json may have (a saved one has at most 4 or 5)
+MAX_DEPTH = 32
 
 
 @dataclass
@@ -148,6 +162,12 @@ def _constructor_keywords(cls: type) -> list[str]:
             if name != "self" and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)]
 
 
+def _file_params(cls: type) -> list[str]:
+    """The constructor keywords of ``cls`` that a file may set: its declared ``file_params``, else all of them."""
+    declared = getattr(cls, "file_params", None)
+    return list(declared) if declared is not None else _constructor_keywords(cls)
+
+
 def _encode_param(name: str, value: Any) -> Any:
     if isinstance(value, tuple) and _plain(list(value)):
         return list(value)
@@ -158,7 +178,7 @@ def _encode_param(name: str, value: Any) -> Any:
     cls = type(value)
     marker, kind = (_PLUGIN, cls.__name__) if _plugins().get(cls.__name__) is cls else (_ENGINE, registered_name(value))
     if kind is not None:
-        params = {key: getattr(value, key) for key in _constructor_keywords(cls)}
+        params = {key: getattr(value, key) for key in _file_params(cls)}
         encoded = {key: list(val) if isinstance(val, tuple) else val for key, val in params.items()}
         encoded = {key: [list(v) if isinstance(v, tuple) else v for v in val] if isinstance(val, list) else val
                    for key, val in encoded.items()}
@@ -175,8 +195,14 @@ def _encode_param(name: str, value: Any) -> Any:
 def _decode_param(value: Any, default: Any, where: str) -> Any:
     """Rebuild a parameter: plain JSON as is, a plugin or an engine from its registry, an unsaved one as ``default``.
 
-    An engine whose optional dependencies are missing here (``ImportError`` when built) comes
-    back as its kind name, which raises that error when the classifier is used with it.
+    Only the fields named in :data:`PLUGIN_FIELDS` may hold a plugin, and only of the kinds named there;
+    only :data:`ENGINE_FIELDS` may hold an engine (by its registered kind name). A plugin's or engine's
+    parameters must be plain JSON values among those its class lets a file set (``file_params``: the
+    transformers engine's compute, attention kernel and shared-prefix switch); the others it once saved
+    (``num_threads``, ``trust_remote_code``) are dropped, unknown ones refused, and the class's constructor
+    checks the values against its declared constraints before anything loads. An engine whose optional
+    dependencies are missing here (``ImportError`` when built) comes back as its kind name, which raises
+    that error when the classifier is used with it.
     """
     if not isinstance(value, dict):
         return value
@@ -186,58 +212,84 @@ def _decode_param(value: Any, default: Any, where: str) -> Any:
         return value
     from ..engines import ENGINES
 
+    named = value.get(_ENGINE, value.get(_PLUGIN, value.get(_LEGACY_CLASS)))
+    if where not in PLUGIN_FIELDS and where not in ENGINE_FIELDS:
+        raise IncompatibleArtifactError(
+            f"The field '{where}' of {CONFIG_FILE} must hold a plain value, not a plugin object ({named!r}); only "
+            f"the fields {', '.join([*PLUGIN_FIELDS, *ENGINE_FIELDS])} may hold llm_classifier's plugins or engines."
+        )
     plugins = _plugins()
-    if _ENGINE in value:
-        named = kind = value[_ENGINE]
+    is_engine = _ENGINE in value
+    if is_engine:
+        kind = named
         cls = _engine(kind)
-        known = f"the registered engines ({', '.join(sorted(ENGINES))})"
     else:
-        named = value.get(_PLUGIN, value.get(_LEGACY_CLASS))
         kind = named.rpartition(".")[2] if isinstance(named, str) and named.startswith("llm_classifier.") else named
         if _PLUGIN in value and not isinstance(named, str):
             kind = None
         cls = plugins.get(kind) if isinstance(kind, str) else None
-        if cls is None and isinstance(kind, str):
-            kind = _legacy_engine_kind(kind)
+        if cls is None and isinstance(kind, str) and _legacy_engine_kind(kind) is not None:
+            kind, is_engine = _legacy_engine_kind(kind), True
             cls = _engine(kind)
-        known = f"llm_classifier's own plugins ({', '.join(sorted(plugins))})"
     if cls is None:
+        known = (f"the registered engines ({', '.join(sorted(ENGINES))})" if is_engine
+                 else f"llm_classifier's own plugins ({', '.join(sorted(plugins))})")
         raise IncompatibleArtifactError(f"The field '{where}' of {CONFIG_FILE} names {named!r}, which is not one of {known}.")
+    if is_engine and where not in ENGINE_FIELDS or not is_engine and kind not in PLUGIN_FIELDS.get(where, ()):
+        allowed_kinds = "an engine" if where in ENGINE_FIELDS else ", ".join(PLUGIN_FIELDS[where])
+        raise IncompatibleArtifactError(f"The field '{where}' of {CONFIG_FILE} names {kind!r}; it may hold only "
+                                        f"{allowed_kinds}.")
     params = value.get("params", {})
     if not isinstance(params, dict):
         raise IncompatibleArtifactError(f"The field '{where}.params' of {CONFIG_FILE} must be an object. Got {params!r} instead.")
-    allowed = _constructor_keywords(cls)
-    unknown = sorted(set(params) - set(allowed))
+    keywords, allowed = _constructor_keywords(cls), _file_params(cls)
+    unknown = sorted(set(params) - set(keywords))
     if unknown:
         raise IncompatibleArtifactError(
-            f"The field '{where}.params' of {CONFIG_FILE} gives {kind} the unknown parameters {unknown}; it takes {allowed}."
+            f"The field '{where}.params' of {CONFIG_FILE} gives {kind} the unknown parameters {unknown}; a file may set {allowed}."
         )
     for key, val in params.items():
         if not _plain(val) or (isinstance(val, dict) and any(marker in val for marker in _MARKERS)):
             raise IncompatibleArtifactError(
                 f"The field '{where}.params.{key}' of {CONFIG_FILE} must be a plain JSON value. Got {val!r} instead."
             )
-    safe = {key: val for key, val in params.items() if key not in CODE_SWITCHES}
+    safe = {key: val for key, val in params.items() if key in allowed and key not in CODE_SWITCHES}
     try:
         return cls(**safe)
     except ImportError:
-        if cls in plugins.values():
+        if not is_engine:
             raise
         return kind  # an engine whose extra is missing here (vLLM): its kind name raises the ImportError on use
+    except (TypeError, ValueError) as exc:  # the class's declared constraints (InvalidParameterError is a ValueError)
+        raise IncompatibleArtifactError(f"The field '{where}.params' of {CONFIG_FILE} is refused: {exc}") from None
 
 
 # -- files -------------------------------------------------------------------------------------
 
 
 def _read_regular(path: Path, what: str) -> bytes:
-    """The bytes of ``path``, which must be a regular file (a FIFO or device raises instead of blocking)."""
+    """The bytes of ``path``, which must be a regular file inside its folder.
+
+    A FIFO or device raises instead of blocking; a symbolic link that leads out of the artifact's folder
+    (anywhere in the path, or swapped in after the check: the resolved path is opened without following
+    links) is refused.
+    """
+    folder, real = os.path.realpath(path.parent), os.path.realpath(path)
+    if not real.startswith(folder + os.sep):
+        raise IncompatibleArtifactError(f"{str(path)!r} ({what}) is a symbolic link that leads out of the artifact's "
+                                        f"folder (to {real!r}); an artifact's files must be inside it.")
     try:
-        info = os.stat(path)
+        info = os.stat(real)
     except FileNotFoundError:
         raise
     if not stat.S_ISREG(info.st_mode):
         raise IncompatibleArtifactError(f"{str(path)!r} ({what}) is not a regular file.")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise IncompatibleArtifactError(f"{str(path)!r} ({what}) changed while it was opened: {exc}.") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between stat and open
             raise IncompatibleArtifactError(f"{str(path)!r} ({what}) is not a regular file.")
@@ -390,10 +442,7 @@ def _read_config(directory: Path) -> dict[str, Any]:
         raw = _read_regular(config_path, "the classifier's configuration")
     except FileNotFoundError:
         raise IncompatibleArtifactError(f"{str(directory)!r} is not a saved LLMClassifier: {CONFIG_FILE} is missing.") from None
-    try:
-        config = json.loads(raw.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IncompatibleArtifactError(f"{str(config_path)!r} is truncated or corrupt: {exc}.") from None
+    config = parse_config(raw, str(config_path))
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise IncompatibleArtifactError(f"{str(config_path)!r} is not an llm_classifier artifact.")
     version = config.get("format_version")
@@ -402,6 +451,39 @@ def _read_config(directory: Path) -> dict[str, Any]:
             f"{str(directory)!r} was saved in artifact format {version!r} (library {config.get('library_version')!r}); "
             f"this library reads formats {', '.join(map(str, READABLE_VERSIONS))}. Re-save it with a matching version."
         )
+    return config
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in ``value`` (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                break
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def parse_config(raw: bytes, where: str = CONFIG_FILE) -> Any:
+    """Decode the bytes of a classifier.json, refusing one nested deeper than :data:`MAX_DEPTH`.
+
+    Raises
+    ------
+    IncompatibleArtifactError
+        If the bytes are not UTF-8 JSON, or nest too deeply (never ``RecursionError``).
+    """
+    try:
+        config = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IncompatibleArtifactError(f"{where!r} is truncated or corrupt: {exc}.") from None
+    except RecursionError:
+        config = None
+    if config is None or _depth(config) > MAX_DEPTH:
+        raise IncompatibleArtifactError(f"{where!r} nests arrays or objects more than {MAX_DEPTH} deep; "
+                                        "it was not written by llm_classifier.")
     return config
 
 
@@ -414,7 +496,13 @@ def adapter_file(config: dict[str, Any]) -> tuple[str | None, str | None]:
         return None, None
     if not isinstance(record, dict) or not isinstance(record.get("file"), str) or not _ADAPTER_NAME.match(record["file"]):
         raise IncompatibleArtifactError(f"The field 'adapter.file' of {CONFIG_FILE} must name an adapter-<sha16>.safetensors file. Got {record!r} instead.")
-    return record["file"], record.get("sha256")
+    sha = record.get("sha256")
+    if not isinstance(sha, str) or not _SHA256.match(sha) or not record["file"].startswith(f"adapter-{sha[:16]}."):
+        raise IncompatibleArtifactError(
+            f"The field 'adapter.sha256' of {CONFIG_FILE} must be the adapter's sha256 (64 hex digits, the first 16 "
+            f"in its file name {record['file']!r}). Got {sha!r} instead."
+        )
+    return record["file"], sha
 
 
 def _read_adapter(directory: Path, name: str, sha: str | None) -> dict[str, np.ndarray]:
@@ -550,6 +638,8 @@ def load(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> Fit
         if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not isinstance(model.get("fingerprint"), str):
             raise _invalid("model", f"must give the base model's 'name' and 'fingerprint'. Got {model!r} instead")
         _check_adapter(adapter, config)
+        if defaults:
+            _check_params({**defaults, **params}, classes, _direction(config))
         random_seed = config["random_seed"]
         if type(random_seed) is not int:
             raise _invalid("random_seed", f"must be an int. Got {random_seed!r} instead")
@@ -575,6 +665,22 @@ def load(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> Fit
         )
     except KeyError as exc:
         raise IncompatibleArtifactError(f"{str(directory)!r} is incomplete: the field {exc} is missing.") from None
+
+
+def _check_params(params: dict[str, Any], classes: np.ndarray, formulation: str) -> None:
+    """The saved parameters pass the same constraints and rules as ``fit``'s (:func:`~llm_classifier._params.check_param_values`),
+    those of the classes and those of the formulation the classifier was fitted with."""
+    from ..exceptions import invalid
+    from ..formulations.registry import get_formulation
+    from .._params import check_class_params, check_param_values
+
+    try:
+        values = check_param_values(params)
+        check_class_params(values, classes)
+        for name, allowed in get_formulation(formulation).check_params(values):
+            raise invalid(values, name, allowed, getattr(values, name))
+    except (TypeError, ValueError) as exc:  # InvalidParameterError is a ValueError
+        raise IncompatibleArtifactError(f"The field 'params' of {CONFIG_FILE} holds a value LLMClassifier refuses: {exc}") from None
 
 
 def _direction(config: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.utils.validation import check_random_state
 
 from .._logging import warn_caller
-from .._params import check_on_unparseable, invalid
+from .._params import check_class_params, invalid
 from ..engines import check_options, resolve_backend
 from ..engines.base import Engine
 from ..formulations.windows import Windows
@@ -137,7 +137,7 @@ def fit(plan: Plan, X: Any, y: Any, sample_weight: Any = None) -> FittedState:
     answers = check_answers(resolve_verbalizer(plan.verbalizer).answers(list(classes)), list(classes))
     if plan.verbalizer is None:
         warn_if_integer_codes(classes)
-    check_on_unparseable(plan, classes)
+    check_class_params(plan, classes)
     engine = resolve_backend(plan.backend)
     _check_engine(plan, engine, weights is not None)
     seed = draw_seed(plan.random_state)

@@ -239,6 +239,13 @@ def split_template(template: PromptTemplate, labels: Sequence[str], tokenizer: A
     The prompt of any text is then ``prefix + text + suffix``, which lets long texts be
     truncated without touching the instruction or the answer position.
     """
+    for label in labels:
+        if TEXT_MARKER in str(label):
+            raise ValueError(
+                f"The label answer {str(label)!r} contains the marker {TEXT_MARKER!r} (private-use characters) that "
+                "llm_classifier renders in place of the text to find where the text goes in a prompt; rename the "
+                "class or pass a verbalizer that maps it to an answer without it."
+            )
     rendered = template.render(TEXT_MARKER, list(labels), tokenizer)
     if not isinstance(rendered, str):
         raise TypeError(f"The prompt template {template!r} returned {type(rendered).__name__}, expected str.")

@@ -491,18 +491,18 @@ def test_model_paths_are_stored_absolute_and_can_be_redirected(base_copy, tiny_p
         LLMClassifier.load(tmp_path / "clf", model=str(moved))
 
 
-def test_content_hashes_are_cached_by_path_size_and_mtime(base_copy, tmp_path, monkeypatch):
+def test_content_hashes_are_cached_by_path_and_stat_key(base_copy, tmp_path, monkeypatch):
     import os
 
-    from llm_classifier.engines.hf_checkpoints import FINGERPRINT_CACHE, files_sha256
+    from llm_classifier.engines import hf_checkpoints
+    from llm_classifier.engines.hf_checkpoints import files_sha256
 
     monkeypatch.setenv("LLM_CLASSIFIER_CACHE", str(tmp_path / "cache"))
     config = base_copy / "config.json"
     first = dict(files_sha256([config]))["config.json"]
-    cache = tmp_path / "cache" / FINGERPRINT_CACHE
-    entries = json.loads(cache.read_text())
-    entries[str(config)]["sha256"] = "cached"
-    cache.write_text(json.dumps(entries))
-    assert dict(files_sha256([config]))["config.json"] == "cached"  # not read again
+    reads = []
+    real = hf_checkpoints._file_sha256
+    monkeypatch.setattr(hf_checkpoints, "_file_sha256", lambda path: reads.append(path) or real(path))
+    assert dict(files_sha256([config]))["config.json"] == first and reads == []  # not read again
     os.utime(config, ns=(config.stat().st_atime_ns, config.stat().st_mtime_ns + 1))
-    assert dict(files_sha256([config]))["config.json"] == first  # touched: hashed again
+    assert dict(files_sha256([config]))["config.json"] == first and reads == [config]  # touched: hashed again

@@ -51,6 +51,23 @@ def test_missing_gguf_file(tmp_path):
         resolve_model(str(tmp_path / "model.gguf"))
 
 
-def test_hub_ids_are_passed_through():
-    resolved = resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct")
-    assert resolved.is_hub and resolved.path == "HuggingFaceTB/SmolLM2-135M-Instruct"
+def test_hub_ids_are_resolved_to_a_hashed_snapshot_of_a_revision(tmp_path, monkeypatch):
+    import json
+
+    from huggingface_hub import constants
+
+    commit = "a" * 40
+    snapshot = tmp_path / "hub" / "models--acme--tiny" / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (tmp_path / "hub" / "models--acme--tiny" / "refs").mkdir()
+    (tmp_path / "hub" / "models--acme--tiny" / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("LLM_CLASSIFIER_CACHE", str(tmp_path / "cache"))
+    resolved = resolve_model("acme/tiny")
+    assert resolved.is_hub and resolved.path == str(snapshot) and resolved.revision == commit
+    assert resolved.name == f"acme/tiny@{commit}" and dict(resolved.files) == {"config.json": resolved.files[0][1]}
+    assert resolve_model(f"acme/tiny@{commit}").fingerprint == resolved.fingerprint
+    with pytest.raises(ModelNotFoundError, match="could not be downloaded or found in the Hugging Face cache"):
+        resolve_model("acme/other")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import gc
 from collections.abc import Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 
 from ..base import Capabilities, EngineState, TrainRequest
-from ..hf_checkpoints import ResolvedModel, resolve_model
+from ..hf_checkpoints import ResolvedModel, reading, resolve_model
 from ..hf_models import (check_lora_adapter, cpu_supports_bf16, dequantize, freeze, load_base, prediction_model,
                          quiet_transformers)
 from .runtime import apply_thread_limit
@@ -21,6 +22,23 @@ from .training import OPTIMIZERS, SCHEDULERS
 LOAD_OPTIONS = ("quantization", "dtype", "device")
 TRAIN_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "optimizer", "lr_scheduler", "ema_decay",
                  "gradient_checkpointing")
+
+#: The attention kernels transformers implements itself (a hub kernel name such as "owner/repo" would be
+#: downloaded and imported, so it is not among them).
+ATTENTION_KERNELS = ("auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
+#: The engine's constructor options and their constraints: checked when the engine is made, before anything
+#: loads, and when an artifact's ``backend`` is rebuilt (:func:`llm_classifier.io.artifact._decode_param`).
+OPTION_CONSTRAINTS: dict[str, list[Any]] = {
+    "compute": [StrOptions({"auto", "dense", "quantized"})],
+    "attn_implementation": [StrOptions(set(ATTENTION_KERNELS))],
+    "num_threads": [Interval(Integral, 1, None, closed="left"), None],
+    "trust_remote_code": ["boolean"],
+    "shared_prefix": ["boolean"],
+}
+#: The options an artifact may restore: plain values that change no process setting and load no code
+#: (``num_threads`` sets the whole process's torch threads and ``trust_remote_code`` runs the model's code:
+#: only the caller sets them).
+FILE_OPTIONS = ("compute", "attn_implementation", "shared_prefix")
 
 
 def resolve_device(device: str) -> str:
@@ -98,6 +116,8 @@ class TransformersBackend:
                                 options=LOAD_OPTIONS + TRAIN_OPTIONS,
                                 option_constraints={"optimizer": [StrOptions(set(OPTIMIZERS))],
                                                     "lr_scheduler": [StrOptions(set(SCHEDULERS))]})
+    #: read by the artifact loader: the constructor options a file may set (the others are the caller's)
+    file_params = FILE_OPTIONS
 
     def __init__(
         self,
@@ -107,6 +127,15 @@ class TransformersBackend:
         trust_remote_code: bool = False,
         shared_prefix: bool = True,
     ):
+        validate_parameter_constraints(
+            OPTION_CONSTRAINTS, {"compute": compute, "attn_implementation": attn_implementation,
+                                 "num_threads": num_threads, "trust_remote_code": trust_remote_code,
+                                 "shared_prefix": shared_prefix}, caller_name=type(self).__name__)
+        if isinstance(num_threads, (bool, np.bool_)):  # an Integral to the constraint, but not a count
+            from sklearn.utils._param_validation import InvalidParameterError
+
+            raise InvalidParameterError(f"The 'num_threads' parameter of {type(self).__name__} must be an int in the "
+                                        f"range [1, inf) or None. Got {num_threads!r} instead.")
         self.compute = compute
         self.attn_implementation = attn_implementation
         self.num_threads = num_threads
@@ -117,18 +146,24 @@ class TransformersBackend:
     def load(self, model: str, *, quantization: str | None = "4bit", dtype: str = "auto", device: str = "auto",
              **train_options: Any) -> None:
         """Load the base model and tokenizer named by ``model`` (no adapter); training options are ignored here."""
-        from transformers import AutoTokenizer
-
-        from ..hf_tokenizer import HFTokenizer
         from .runtime import check_device
 
         check_device(device)
+        self._use(resolve_model(model), quantization=quantization, dtype=dtype, device=device)
+
+    def _use(self, resolved: ResolvedModel, *, quantization: str | None = "4bit", dtype: str = "auto",
+             device: str = "auto", **train_options: Any) -> None:
+        """Take ``resolved`` (hashed) as the base: read its tokenizer, checked as read; the weights load on first use."""
+        from transformers import AutoTokenizer
+
+        from ..hf_tokenizer import HFTokenizer
+
         self.n_threads_ = apply_thread_limit(self.num_threads)
-        self.resolved: ResolvedModel = resolve_model(model)
+        self.resolved: ResolvedModel = resolved
         self.quantization = quantization
         self.device = resolve_device(device)
         self.torch_dtype = resolve_dtype(dtype, self.device)
-        with quiet_transformers():
+        with quiet_transformers(), reading(self.resolved):
             hf_tokenizer = AutoTokenizer.from_pretrained(self.resolved.path, trust_remote_code=self.trust_remote_code)
         self.tokenizer = HFTokenizer(hf_tokenizer)
         self.eos_id, self.pad_id = self.tokenizer.end_id, self.tokenizer.pad_id
@@ -139,8 +174,10 @@ class TransformersBackend:
     def _load_base(self) -> Any:
         """The base model as training sees it (quantised when asked)."""
         attention, short_attention = resolve_attention(self.attn_implementation, self.device)
-        model = load_base(self.resolved.path, quantization=self.quantization, torch_dtype=self.torch_dtype,
-                          device=self.device, attn_implementation=attention, trust_remote_code=self.trust_remote_code)
+        with reading(self.resolved):  # the bytes read are the ones fingerprinted
+            model = load_base(self.resolved.path, quantization=self.quantization, torch_dtype=self.torch_dtype,
+                              device=self.device, attn_implementation=attention,
+                              trust_remote_code=self.trust_remote_code)
         model.short_sequence_attention = short_attention  # read by scoring.attention_for
         return model
 
@@ -153,11 +190,17 @@ class TransformersBackend:
     def inference_model(self) -> Any:
         """The dense model with the adapter merged, built on first use."""
         if self._inference_model is None:
+            import torch
+
             self.n_threads_ = apply_thread_limit(self.num_threads)  # e.g. unpickled in a joblib worker
             attention, short_attention = resolve_attention(self.attn_implementation, self.device)
-            model = prediction_model(self.resolved.path, quantization=self.quantization, torch_dtype=self.torch_dtype,
-                                     device=self.device, adapter=self._adapter, adapter_config=self._adapter_config,
-                                     attn_implementation=attention, trust_remote_code=self.trust_remote_code)
+            # Building the model initialises weights before loading them (and LoRA factors before the saved
+            # ones replace them): on a forked generator, so that the caller's torch random state is kept.
+            with torch.random.fork_rng(devices=_cuda_devices(self.device)), reading(self.resolved):
+                model = prediction_model(self.resolved.path, quantization=self.quantization,
+                                         torch_dtype=self.torch_dtype, device=self.device, adapter=self._adapter,
+                                         adapter_config=self._adapter_config, attn_implementation=attention,
+                                         trust_remote_code=self.trust_remote_code)
             model.short_sequence_attention = short_attention  # read by scoring.attention_for
             self._inference_model = model
         return self._inference_model
@@ -224,11 +267,15 @@ class TransformersBackend:
         """
         from ..hf_checkpoints import check_same_model
 
+        from .runtime import check_device
+
         name = model if model is not None else state.model
-        check_same_model({"fingerprint": state.fingerprint, "files": state.files}, resolve_model(name),
+        check_device(options.get("device", "auto"))
+        found = resolve_model(name)
+        check_same_model({"fingerprint": state.fingerprint, "files": state.files}, found,
                          legacy=state.legacy_fingerprint)
         check_lora_adapter(state.adapter, state.adapter_config)
-        self.load(name, **options)
+        self._use(found, **options)  # the files are checked again as they are read
         self._adapter = state.adapter
         self._adapter_config = state.adapter_config
         self._inference_model = None
@@ -292,7 +339,8 @@ class TransformersBackend:
             from ...exceptions import IncompatibleArtifactError
             from ..hf_checkpoints import files_sha256, model_files
 
-            found = dict(files_sha256(model_files(Path(resolved.path)))) if Path(resolved.path).is_dir() else {}
+            root = Path(resolved.path)
+            found = dict(files_sha256(model_files(root), root)) if root.is_dir() else {}
             changed = sorted(name for name in found.keys() | dict(resolved.files).keys()
                              if found.get(name) != dict(resolved.files).get(name))
             if changed:
@@ -300,6 +348,15 @@ class TransformersBackend:
                     f"The base model at {resolved.path!r} changed since this classifier was pickled "
                     f"(changed files: {', '.join(changed)}); restore the original model files."
                 )
+
+
+def _cuda_devices(device: str) -> list[int]:
+    """The CUDA devices whose generators a forked random state must cover."""
+    import torch
+
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return []
+    return [torch.device(device).index or 0]
 
 
 def _adapter_config(config: Any) -> dict[str, Any]:

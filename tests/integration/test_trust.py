@@ -1,0 +1,385 @@
+"""Trust, round two (issue 29): the base model is checked where it is loaded, and nothing from an artifact
+reaches a code path or a process setting. Each test reproduces a hole the review found."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.utils._param_validation import InvalidParameterError
+
+from llm_classifier import LLMClassifier
+from llm_classifier.engines.hf_checkpoints import resolve_model
+from llm_classifier.exceptions import IncompatibleArtifactError, ModelNotFoundError
+
+TEXTS = ["a wonderful film", "an awful film", "great fun", "boring"]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty llm_classifier cache folder of this test's own."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("LLM_CLASSIFIER_CACHE", str(folder))
+    return folder
+
+
+@pytest.fixture
+def base(tiny_model, tmp_path, cache):
+    return Path(shutil.copytree(tiny_model, tmp_path / "base"))
+
+
+def _flip_last_byte(path: Path, keep_times: bool = False) -> None:
+    info = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    if keep_times:  # as cp -p, rsync -t and tar do
+        os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def _edit(directory: Path, change) -> None:
+    path = directory / "classifier.json"
+    config = json.loads(path.read_text())
+    change(config)
+    path.write_text(json.dumps(config))
+
+
+# -- the packaged model: the converted checkpoint and the GGUF ------------------------------------
+
+
+def _copy_converted(source: Path, cache: Path) -> Path:
+    """A copy of the converted default checkpoint in ``cache``, with the cache's key that signed its manifest."""
+    shutil.copytree(source, cache / source.name)
+    for file in source.parent.iterdir():
+        if file.is_file():
+            shutil.copy(file, cache / file.name)
+    return cache / source.name
+
+
+@pytest.mark.parametrize("name, edit", [
+    ("config.json", lambda text: json.dumps({**json.loads(text), "rms_norm_eps": 0.1})),
+    ("chat_template.jinja", lambda text: text.replace("system", "sys")),
+])
+def test_an_edited_converted_checkpoint_is_refused(real_tokenizer_dir, cache, name, edit):
+    source = Path(real_tokenizer_dir)
+    copy = _copy_converted(source, cache)
+    assert resolve_model("smollm2-135m-instruct").path == str(copy)
+    edited = edit((copy / name).read_text())
+    assert edited != (copy / name).read_text()
+    (copy / name).write_text(edited)
+    with pytest.raises(ModelNotFoundError, match=rf"is not what the conversion wrote \(changed files: {name}\)"):
+        resolve_model("smollm2-135m-instruct")
+
+
+@pytest.mark.parametrize("converted", [False, True])
+def test_a_garbage_packaged_gguf_is_refused(real_tokenizer_dir, cache, tmp_path, monkeypatch, converted):
+    from llm_classifier.engines.hf_checkpoints import PACKAGED_MODELS
+
+    if converted:  # a checkpoint converted from the real GGUF is in the cache: the GGUF is still checked
+        _copy_converted(Path(real_tokenizer_dir), cache)
+    packaged = PACKAGED_MODELS["smollm2-135m-instruct"]
+    package = tmp_path / "site" / packaged.package
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / packaged.filename).write_bytes(b"GGUF" + bytes(1000))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(ModelNotFoundError, match=r"has sha256 .*not the expected b179c9523d0e6a0f.*it is not used"):
+        resolve_model("smollm2-135m-instruct")
+    assert len(list(cache.glob("SmolLM2*"))) == int(converted)  # nothing converted
+
+
+# -- the hash cache ------------------------------------------------------------------------------
+
+
+def test_a_rewrite_that_restores_the_mtime_is_hashed_again(base):
+    before = resolve_model(str(base))
+    _flip_last_byte(base / "model.safetensors", keep_times=True)
+    after = resolve_model(str(base))
+    assert after.fingerprint != before.fingerprint
+    assert dict(after.files)["model.safetensors"] != dict(before.files)["model.safetensors"]
+
+
+def test_a_forged_cache_entry_is_not_trusted(base, cache):
+    weights = base / "model.safetensors"
+    recorded = dict(resolve_model(str(base)).files)["model.safetensors"]
+    weights.write_bytes(weights.read_bytes()[:-8])  # another size, other bytes
+    info = weights.stat()
+    key = [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+    for file in cache.glob("*.json"):  # every cache format: (size, mtime_ns) and the full stat key
+        entries = json.loads(file.read_text())
+        entries[str(weights)] = {**entries.get(str(weights), {}), "size": info.st_size, "mtime_ns": info.st_mtime_ns,
+                                 "key": key, "sha256": recorded}
+        file.write_text(json.dumps(entries))
+    assert dict(resolve_model(str(base)).files)["model.safetensors"] != recorded
+
+
+def test_an_unchanged_file_is_not_read_again(base, monkeypatch):
+    from llm_classifier.engines import hf_checkpoints
+
+    first = resolve_model(str(base))
+    reads = []
+    real = hf_checkpoints._file_sha256
+    monkeypatch.setattr(hf_checkpoints, "_file_sha256", lambda path: reads.append(path) or real(path))
+    assert resolve_model(str(base)).fingerprint == first.fingerprint and reads == []
+    os.utime(base / "config.json")  # a new mtime and ctime: read again, same content
+    assert resolve_model(str(base)).fingerprint == first.fingerprint and reads == [base / "config.json"]
+
+
+# -- what is fingerprinted ------------------------------------------------------------------------
+
+
+def test_the_shard_index_is_fingerprinted(tiny_model, tmp_path, cache):
+    import warnings
+
+    from transformers import AutoModelForCausalLM
+
+    sharded = tmp_path / "sharded"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        AutoModelForCausalLM.from_pretrained(tiny_model).save_pretrained(sharded, max_shard_size="2MB")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(Path(tiny_model) / name, sharded / name)
+    index = sharded / "model.safetensors.index.json"
+    before = resolve_model(str(sharded))
+    assert "model.safetensors.index.json" in dict(before.files)
+    data = json.loads(index.read_text())
+    dropped = next(name for name in data["weight_map"] if "layers.1." in name)
+    del data["weight_map"][dropped]
+    index.write_text(json.dumps(data))
+    assert resolve_model(str(sharded)).fingerprint != before.fingerprint
+
+
+@pytest.mark.parametrize("adapter_file", ["adapter_config.json", "adapter_model.safetensors"])
+def test_a_base_folder_holding_an_adapter_is_refused(base, tiny_params, tmp_path, adapter_file):
+    clf = LLMClassifier(**{**tiny_params, "model": str(base), "max_steps": 0}).fit(TEXTS, ["p", "n"] * 2)
+    clf.save(tmp_path / "clf")
+    (base / adapter_file).write_text("{}")
+    with pytest.raises(ModelNotFoundError, match=r"holds a PEFT adapter \(" + adapter_file):
+        LLMClassifier.load(tmp_path / "clf")
+    with pytest.raises(ModelNotFoundError, match="transformers would load on top of the base weights"):
+        LLMClassifier(**{**tiny_params, "model": str(base), "max_steps": 0}).fit(TEXTS, ["p", "n"] * 2)
+
+
+# -- the check and the read -----------------------------------------------------------------------
+
+
+def test_weights_replaced_between_load_and_first_predict_are_refused(base, tiny_params, tmp_path):
+    clf = LLMClassifier(**{**tiny_params, "model": str(base), "max_steps": 0}).fit(TEXTS, ["p", "n"] * 2)
+    clf.save(tmp_path / "clf")
+    expected = clf.predict_proba(TEXTS)
+    loaded = LLMClassifier.load(tmp_path / "clf")
+    _flip_last_byte(base / "model.safetensors")
+    with pytest.raises(IncompatibleArtifactError, match=r"changed after it was checked \(changed files: model.safetensors\)"):
+        loaded.predict_proba(TEXTS)
+    _flip_last_byte(base / "model.safetensors")  # the same bytes again, in a rewritten file: accepted
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS), expected, atol=1e-6)
+
+
+# -- hub ids ------------------------------------------------------------------------------------
+
+
+def _hub_snapshot(hub: Path, tiny_model: str, commit: str, change=None) -> None:
+    """A Hugging Face cache holding ``acme/tiny`` at ``commit`` (what a download leaves), ``main`` pointing to it."""
+    repo = hub / "models--acme--tiny"
+    shutil.copytree(tiny_model, repo / "snapshots" / commit)
+    if change:
+        change(repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch, cache):
+    from huggingface_hub import constants
+
+    folder = tmp_path / "hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(folder))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return folder
+
+
+def test_a_hub_base_is_recorded_with_its_revision_and_files(hub, tiny_model, tiny_params, tmp_path):
+    first, second = "1" * 40, "2" * 40
+    _hub_snapshot(hub, tiny_model, first)
+    clf = LLMClassifier(**{**tiny_params, "model": "acme/tiny", "max_steps": 0}).fit(TEXTS, ["p", "n"] * 2)
+    clf.save(tmp_path / "clf")
+    record = json.loads((tmp_path / "clf" / "classifier.json").read_text())["model"]
+    assert record["name"] == f"acme/tiny@{first}" and "model.safetensors" in dict(record["files"])
+    expected = clf.predict_proba(TEXTS)
+    np.testing.assert_allclose(LLMClassifier.load(tmp_path / "clf").predict_proba(TEXTS), expected, atol=1e-6)
+    # other weights behind the same id and revision
+    _flip_last_byte(hub / "models--acme--tiny" / "snapshots" / first / "model.safetensors")
+    with pytest.raises(IncompatibleArtifactError, match=r"changed files: model.safetensors"):
+        LLMClassifier.load(tmp_path / "clf")
+    _flip_last_byte(hub / "models--acme--tiny" / "snapshots" / first / "model.safetensors")
+    # the same files at another revision: refused too
+    _hub_snapshot(hub, tiny_model, second)
+    with pytest.raises(IncompatibleArtifactError, match="trained on"):
+        LLMClassifier.load(tmp_path / "clf", model="acme/tiny")
+    np.testing.assert_allclose(LLMClassifier.load(tmp_path / "clf").predict_proba(TEXTS), expected, atol=1e-6)
+
+
+# -- engine options and parameters read from a file ---------------------------------------------------
+
+
+@pytest.fixture
+def zero_shot(tiny_params, tmp_path):
+    clf = LLMClassifier(**{**tiny_params, "max_steps": 0}).fit(TEXTS, ["n", "p"] * 2)
+    clf.save(tmp_path / "clf")
+    return tmp_path / "clf"
+
+
+def _backend(**params):
+    return {"__plugin__": "TransformersBackend", "params": params}
+
+
+@pytest.mark.parametrize("params, pattern", [
+    ({"attn_implementation": "owner/repo"}, r"'attn_implementation' parameter of TransformersBackend must be a str among"),
+    ({"compute": "bogus"}, r"'compute' parameter of TransformersBackend"),
+    ({"shared_prefix": "yes"}, r"'shared_prefix' parameter of TransformersBackend"),
+    ({"kernel_hub": "owner/repo"}, r"unknown parameters \['kernel_hub'\]"),
+])
+def test_engine_options_in_a_file_are_declared_plain_values(zero_shot, params, pattern):
+    _edit(zero_shot, lambda c: c["params"].update(backend=_backend(**params)))
+    with pytest.raises(IncompatibleArtifactError, match=pattern):
+        LLMClassifier.load(zero_shot)
+
+
+def test_thread_counts_are_never_restored_from_a_file(zero_shot):
+    import torch
+
+    before = torch.get_num_threads()
+    _edit(zero_shot, lambda c: c["params"].update(backend=_backend(num_threads=before + 3)))
+    try:
+        loaded = LLMClassifier.load(zero_shot)
+        loaded.predict_proba(TEXTS[:1])
+        assert loaded.backend.num_threads is None
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def reference_artifact(tmp_path):
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=2, batch_size=2, random_state=0)
+    clf.fit(TEXTS, ["n", "p"] * 2).save(tmp_path / "ref")
+    return tmp_path / "ref"
+
+
+@pytest.mark.parametrize("name, value, pattern", [
+    ("confidence_threshold", 5, r"'confidence_threshold' parameter of LLMClassifier must be"),
+    ("inference", "bogus", r"'inference' parameter"),
+    ("long_text", "bogus", r"'long_text' parameter"),
+    ("eval_batch_size", 0, r"'eval_batch_size' parameter"),
+    ("lora_r", True, r"'lora_r' parameter of LLMClassifier must be a number, not a bool"),
+    ("on_low_confidence", ["n", "p"], r"'on_low_confidence' parameter"),
+    ("on_low_confidence", "p", r"'on_low_confidence' parameter of LLMClassifier must be .* not one of the classes"),
+])
+def test_saved_parameters_pass_the_constraints_of_fit(reference_artifact, name, value, pattern):
+    def change(config):
+        if name == "on_low_confidence":  # a reject value acts with a threshold
+            config["params"]["confidence_threshold"] = 0.9
+        config["params"][name] = value
+
+    _edit(reference_artifact, change)
+    with pytest.raises(IncompatibleArtifactError, match=r"field 'params' of classifier.json .*" + pattern):
+        LLMClassifier.load(reference_artifact)
+
+
+def test_only_the_named_fields_may_hold_plugins(reference_artifact):
+    from llm_classifier.io.artifact import PLUGIN_FIELDS
+
+    assert set(PLUGIN_FIELDS) == {"params.prompt", "template", "params.verbalizer", "params.label_parser", "label_parser",
+                                  "params.backend"}
+    _edit(reference_artifact, lambda c: c["params"].update(on_low_confidence={"__plugin__": "ReferenceEngine"}))
+    with pytest.raises(IncompatibleArtifactError, match=r"'params.on_low_confidence' of classifier.json must hold a plain value"):
+        LLMClassifier.load(reference_artifact)
+    _edit(reference_artifact, lambda c: c["params"].update(on_low_confidence=None, verbalizer=_backend()))
+    with pytest.raises(IncompatibleArtifactError, match=r"'params.verbalizer' .* names 'TransformersBackend'; it may hold only"):
+        LLMClassifier.load(reference_artifact)
+
+
+@pytest.mark.parametrize("value, pattern", [("p", "must be .* not one of the classes"), (["x", "y"], "must be None, an instance")])
+def test_a_reject_value_that_is_a_class_or_a_list_is_refused_at_fit(value, pattern):
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=0, confidence_threshold=0.9,
+                        on_low_confidence=value)
+    with pytest.raises(InvalidParameterError, match=r"'on_low_confidence' parameter of LLMClassifier " + pattern):
+        clf.fit(TEXTS, ["n", "p"] * 2)
+
+
+# -- the low items -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fitted_artifact(tiny_params, tmp_path):
+    clf = LLMClassifier(**tiny_params).fit(TEXTS, ["n", "p"] * 2)
+    clf.save(tmp_path / "fitted")
+    return tmp_path / "fitted"
+
+
+@pytest.mark.parametrize("sha", ["remove", None, "0" * 64])
+def test_the_adapter_sha256_is_required(fitted_artifact, sha):
+    def change(config):
+        if sha == "remove":
+            del config["adapter"]["sha256"]
+        else:
+            config["adapter"]["sha256"] = sha
+
+    _edit(fitted_artifact, change)
+    with pytest.raises(IncompatibleArtifactError, match=r"'adapter.sha256' of classifier.json must be the adapter's sha256"):
+        LLMClassifier.load(fitted_artifact)
+
+
+@pytest.mark.parametrize("which", ["adapter", "classifier.json"])
+def test_a_symlink_leaving_the_artifact_is_refused(fitted_artifact, tmp_path, which):
+    name = next(fitted_artifact.glob("adapter-*")).name if which == "adapter" else which
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.move(str(fitted_artifact / name), outside / name)
+    (fitted_artifact / name).symlink_to(outside / name)
+    with pytest.raises(IncompatibleArtifactError, match="symbolic link that leads out of the artifact's folder"):
+        LLMClassifier.load(fitted_artifact)
+
+
+def test_a_symlink_inside_the_artifact_is_followed(fitted_artifact):
+    adapter = next(fitted_artifact.glob("adapter-*"))
+    (fitted_artifact / "real").mkdir()
+    shutil.move(str(adapter), fitted_artifact / "real" / adapter.name)
+    adapter.symlink_to(Path("real") / adapter.name)
+    assert LLMClassifier.load(fitted_artifact).classes_.tolist() == ["n", "p"]
+
+
+@pytest.mark.parametrize("depth", [100, 200_000])
+def test_a_deeply_nested_classifier_json_is_an_incompatible_artifact(reference_artifact, depth):
+    path = reference_artifact / "classifier.json"
+    text = path.read_text()
+    path.write_text(text[:-1] + ', "nested": ' + "[" * depth + "]" * depth + "}")
+    with pytest.raises(IncompatibleArtifactError, match=r"nests arrays or objects more than 32 deep"):
+        LLMClassifier.load(reference_artifact)
+
+
+def test_the_reference_engine_loads_the_zero_shot_classifier_it_saved(tmp_path):
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=0).fit(TEXTS, ["n", "p"] * 2)
+    clf.save(tmp_path / "zero")
+    np.testing.assert_allclose(LLMClassifier.load(tmp_path / "zero").predict_proba(TEXTS), clf.predict_proba(TEXTS))
+
+
+def test_a_label_holding_the_text_marker_is_blamed(tiny_params):
+    from llm_classifier.plugins.prompts import TEXT_MARKER
+
+    label = "odd" + TEXT_MARKER
+    with pytest.raises(ValueError, match=r"label answer 'odd.*' contains the marker"):
+        LLMClassifier(**{**tiny_params, "max_steps": 0}).fit(TEXTS, [label, "p"] * 2)
+
+
+def test_load_and_first_predict_keep_torchs_random_state(fitted_artifact):
+    import torch
+
+    torch.manual_seed(1234)
+    state = torch.get_rng_state()
+    LLMClassifier.load(fitted_artifact).predict_proba(TEXTS)
+    assert torch.equal(torch.get_rng_state(), state)
