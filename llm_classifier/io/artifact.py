@@ -34,8 +34,9 @@ to plain JSON values. Switches that load
 code (``trust_remote_code``) are never read from the file: :func:`load` always restores the
 backend with them off, and only the caller of ``LLMClassifier.load`` can turn them on.
 
-This module round-trips a :class:`FittedState`; ``LLMClassifier.save``/``load`` convert the
-estimator to and from it (this module never imports the estimator).
+``LLMClassifier.save``/``load`` call :func:`save_state`/:func:`load_state`, which take and give
+the estimator's parameters and its :class:`~llm_classifier.state.FittedState` (this module never
+imports the estimator or any engine).
 """
 
 from __future__ import annotations
@@ -118,8 +119,12 @@ MAX_DEPTH = 32
 
 
 @dataclass
-class FittedState:
-    """Everything a fitted classifier needs to predict, as plain data.
+class Artifact:
+    """An artifact's content as the file format holds it: a fitted state's data and its engine's state.
+
+    Only this module builds one: :func:`save_state` from a
+    :class:`~llm_classifier.state.FittedState` and the engine's ``state()``, :func:`load`
+    from the files; :func:`load_state` turns it back into a fitted state with a loaded engine.
 
     ``params`` holds the estimator's constructor parameters (plugins already rebuilt by
     :func:`load`); ``adapter`` the LoRA tensors (None for zero-shot); ``model`` the base
@@ -366,7 +371,7 @@ def _encode_calibration(calibration: Calibration | None) -> dict[str, Any] | Non
     return {"bias": np.asarray(calibration.bias, dtype=float).tolist(), "temperature": float(calibration.temperature)}
 
 
-def _config(state: FittedState, adapter_record: dict[str, Any] | None) -> dict[str, Any]:
+def _config(state: Artifact, adapter_record: dict[str, Any] | None) -> dict[str, Any]:
     from .._version import __version__
 
     classes = state.classes
@@ -397,7 +402,7 @@ def _config(state: FittedState, adapter_record: dict[str, Any] | None) -> dict[s
     }
 
 
-def save(state: FittedState, path: str | os.PathLike) -> Path:
+def save(state: Artifact, path: str | os.PathLike) -> Path:
     """Write ``state`` to the directory ``path`` (created if needed), atomically (see the module docstring).
 
     Raises
@@ -608,7 +613,7 @@ def _demonstrations(config: dict[str, Any], classes: np.ndarray) -> list[tuple[s
     return out
 
 
-def load(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> FittedState:
+def load(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> Artifact:
     """Read and check an artifact written by :func:`save` (or by format 1).
 
     Parameters
@@ -643,7 +648,7 @@ def load(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> Fit
         random_seed = config["random_seed"]
         if type(random_seed) is not int:
             raise _invalid("random_seed", f"must be an int. Got {random_seed!r} instead")
-        return FittedState(
+        return Artifact(
             classes=classes,
             answers=_check_strings(config["answers"], len(classes), "answers"),
             prompt_prefix=str(config["prompt_prefix"]),
@@ -719,7 +724,7 @@ def save_state(path: str | os.PathLike, params: dict[str, Any], fitted: Any) -> 
     params = dict(params)
     params["model"] = engine_state.model  # local paths absolute, so the artifact loads from any directory
     layout = fitted.layout
-    record = FittedState(
+    record = Artifact(
         classes=fitted.classes, answers=list(fitted.answers), prompt_prefix=layout.prefix,
         prompt_suffix=layout.suffix, params=params,
         model={"name": engine_state.model, "fingerprint": engine_state.fingerprint, "files": engine_state.files},
@@ -745,7 +750,7 @@ def load_state(path: str | os.PathLike, *, defaults: dict[str, Any], model: str 
     from ..formulations.base import PromptLayout
     from ..pipeline.plan import plan_of_params
     from ..plugins.labels import DefaultParser
-    from ..state import FittedState as Fitted
+    from ..state import FittedState
 
     if not isinstance(trust_remote_code, bool):
         raise TypeError(f"The 'trust_remote_code' parameter of LLMClassifier.load must be a bool. "
@@ -771,6 +776,6 @@ def load_state(path: str | os.PathLike, *, defaults: dict[str, Any], model: str 
                           [(text, codes[label.item() if hasattr(label, "item") else label])
                            for text, label in record.demonstrations],
                           list(record.class_prompts), record.prompt_prefix, record.prompt_suffix)
-    fitted = Fitted(record.classes, list(record.answers), layout, record.label_parser or DefaultParser(), engine,
+    fitted = FittedState(record.classes, list(record.answers), layout, record.label_parser or DefaultParser(), engine,
                     dict(record.history), record.random_seed, record.calibration, record.thresholds)
     return params, fitted
