@@ -242,7 +242,7 @@ def _decode_param(value: Any, default: Any, where: str) -> Any:
         raise IncompatibleArtifactError(f"The field '{where}' of {CONFIG_FILE} names {named!r}, which is not one of {known}.")
     if is_engine and where not in ENGINE_FIELDS or not is_engine and kind not in PLUGIN_FIELDS.get(where, ()):
         allowed_kinds = "an engine" if where in ENGINE_FIELDS else ", ".join(PLUGIN_FIELDS[where])
-        raise IncompatibleArtifactError(f"The field '{where}' of {CONFIG_FILE} names {kind!r}; it may hold only "
+        raise IncompatibleArtifactError(f"The field '{where}' of {CONFIG_FILE} names {named!r}; it may hold only "
                                         f"{allowed_kinds}.")
     params = value.get("params", {})
     if not isinstance(params, dict):

@@ -291,10 +291,10 @@ def test_saved_parameters_pass_the_constraints_of_fit(reference_artifact, name, 
 
 
 def test_only_the_named_fields_may_hold_plugins(reference_artifact):
-    from llm_classifier.io.artifact import PLUGIN_FIELDS
+    from llm_classifier.io.artifact import ENGINE_FIELDS, PLUGIN_FIELDS
 
-    assert set(PLUGIN_FIELDS) == {"params.prompt", "template", "params.verbalizer", "params.label_parser", "label_parser",
-                                  "params.backend"}
+    assert set(PLUGIN_FIELDS) == {"params.prompt", "template", "params.verbalizer", "params.label_parser", "label_parser"}
+    assert ENGINE_FIELDS == ("params.backend",)
     _edit(reference_artifact, lambda c: c["params"].update(on_low_confidence={"__plugin__": "ReferenceEngine"}))
     with pytest.raises(IncompatibleArtifactError, match=r"'params.on_low_confidence' of classifier.json must hold a plain value"):
         LLMClassifier.load(reference_artifact)

@@ -145,8 +145,17 @@ class TransformersBackend:
     # -- loading -------------------------------------------------------------------------
     def load(self, model: str, *, quantization: str | None = "4bit", dtype: str = "auto", device: str = "auto",
              **train_options: Any) -> None:
-        """Load the base model and tokenizer named by ``model`` (no adapter); training options are ignored here."""
+        """Load the base model and tokenizer named by ``model`` (no adapter).
+
+        ``train_options`` (the training options of :data:`TRAIN_OPTIONS`, which the estimator
+        passes with every call) apply to :meth:`fit`, not here; any other name is an error.
+        """
         from .runtime import check_device
+
+        unknown = sorted(set(train_options) - set(TRAIN_OPTIONS))
+        if unknown:
+            raise TypeError(f"TransformersBackend.load got unknown options {unknown}; it takes {list(LOAD_OPTIONS)} "
+                            f"and the training options {list(TRAIN_OPTIONS)}.")
 
         check_device(device)
         self._use(resolve_model(model), quantization=quantization, dtype=dtype, device=device)
