@@ -13,7 +13,7 @@ from typing import Any
 
 from sklearn.utils._param_validation import InvalidParameterError
 
-from .base import Backend, Capabilities, Engine, EngineState, Tokenizer, TrainRequest
+from .base import Backend, Capabilities, Decision, Engine, EngineState, Tokenizer, TrainExample, TrainRequest
 
 #: ``backend=`` names and the engine each one makes (module, class), imported on use.
 ENGINES = {
@@ -53,5 +53,6 @@ def resolve_backend(backend: Any) -> Engine:
     return copy.deepcopy(backend)
 
 
-__all__ = ["BACKENDS", "Backend", "Capabilities", "ENGINES", "Engine", "EngineState", "Tokenizer", "TrainRequest",
+__all__ = ["BACKENDS", "Backend", "Capabilities", "Decision", "ENGINES", "Engine", "EngineState", "Tokenizer",
+           "TrainExample", "TrainRequest",
            "engine_class", "resolve_backend"]

@@ -172,17 +172,17 @@ def _train(estimator: Any, engine: Engine, windows: Windows, texts: list[str],
 
     Each example's loss weight is its class weight times its sample weight, the sample weights
     scaled to average 1 over the training rows (and, for the validation log-loss, over the slice).
-    Long texts read as windows train as one example per window (see :mod:`llm_classifier.formulations.windows`).
+    Long texts read as windows train as one example per window (see :mod:`llm_classifier.formulations.windows`);
+    the validation slice is scored per document (its windows pooled), as prediction scores it.
     """
     schedule = train_schedule(estimator, engine, held is not None, seed)
     train = np.ones(len(texts), dtype=bool) if held is None else ~held
     weighted = engine.capabilities.sample_weight
-    held_windows = None
     if held is not None:
         held_windows = windows.encode([t for t, h in zip(texts, held) if h])
         held_weights = example_weights(codes[held], class_weights, None if weights is None else weights[held])
-        schedule["validation"] = (held_windows.ids, windows.codes(codes[held], held_windows),
-                                  windows.weights(held_weights, held_windows, weighted))
+        schedule["validation"] = windows.validation(held_windows, codes[held], held_weights, choice_ids,
+                                                    estimator.eval_batch_size)
     inputs = windows.encode([t for t, keep in zip(texts, train) if keep])
     if inputs.n_cut:
         warn_caller(windows.message(inputs.n_cut, inputs.n_texts))
@@ -193,10 +193,7 @@ def _train(estimator: Any, engine: Engine, windows: Windows, texts: list[str],
         return {**history, "n_steps": 0, "n_examples": len(inputs.ids), "steps": []}
     if not engine.capabilities.fit:
         raise TypeError(f"{type(engine).__name__} cannot fine-tune (capabilities.fit=False); use max_steps=0.")
-    history = {**history, **engine.fit(request)}
-    if held_windows is not None and history.get("validation_scores") is not None:  # per window: pool per text
-        history["validation_scores"] = windows.pool(history["validation_scores"], held_windows)
-    return history
+    return {**history, **engine.fit(request)}
 
 
 def _calibration_method(calibration: str | None, history: dict[str, Any]) -> str | None:

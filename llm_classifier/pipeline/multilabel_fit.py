@@ -1,8 +1,9 @@
 """What ``LLMClassifier.fit`` does with multi-label targets (see :mod:`llm_classifier.formulations.multilabel`).
 
 The steps of :func:`llm_classifier.pipeline.fit.fit_classifier`, with an indicator matrix
-instead of class codes: no calibration, no demonstrations, and per-label thresholds at
-the end (0.5, or fitted on early stopping's held-out slice).
+instead of class codes: no calibration, no demonstrations, "yes" decisions weighted by
+``positive_weight``, and per-label thresholds at the end (fitted on early stopping's
+held-out slice for ``multilabel_threshold="auto"`` when there is one, else 0.5).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .._params import check_params, invalid
 from ..engines import resolve_backend
 from .holdout import stratified_holdout
 from ..plugins.labels import check_answers, resolve_parser, resolve_verbalizer, warn_if_integer_codes
-from ..formulations.multilabel import MULTILABEL, check_multilabel_targets, fit_thresholds
+from ..formulations.multilabel import MULTILABEL, check_multilabel_targets, fit_thresholds, positive_weights
 from ..inputs import check_sample_weight, check_texts
 
 __all__ = ["fit_multilabel", "multilabel_holdout"]
@@ -46,11 +47,6 @@ def fit_multilabel(estimator: Any, X: Any, y: Any, sample_weight: Any = None) ->
     texts, indicator = [texts[i] for i in order], indicator[order]
     weights = None if weights is None else weights[order]
     held = multilabel_holdout(estimator, indicator, seed)
-    if estimator.multilabel_threshold == "auto" and held is None:
-        raise ValueError("multilabel_threshold='auto' fits the thresholds on early stopping's held-out slice, and "
-                         "this fit has none (early_stopping is off, max_steps=0, or fewer than "
-                         f"{EARLY_STOPPING_MIN_TEXTS} texts with early_stopping='auto'); set early_stopping=True or "
-                         "pass a number.")
     engine.load(estimator.model, **engine_options(estimator, engine))
     layout = MULTILABEL.layout(estimator.prompt, engine.tokenizer, answers, ([], np.zeros(0, int)),
                                estimator.max_length)
@@ -58,16 +54,19 @@ def fit_multilabel(estimator: Any, X: Any, y: Any, sample_weight: Any = None) ->
     encoder = MULTILABEL.encoder(engine.tokenizer, layout, choice_ids, estimator.max_length, estimator.truncation)
     schedule = train_schedule(estimator, engine, held is not None, seed)
     train = np.ones(len(texts), dtype=bool) if held is None else ~held
+    positive = positive_weights(indicator[train], estimator.positive_weight)
     if held is not None:
         held_ids = encoder.encode([t for t, h in zip(texts, held) if h], warn=False).ids
-        schedule["validation"] = (held_ids, indicator[held], _scaled(weights, held))
+        schedule["validation"] = MULTILABEL.validation(held_ids, indicator[held], _scaled(weights, held), choice_ids,
+                                                       estimator.eval_batch_size, positive_weights=positive)
     inputs = encoder.encode([t for t, keep in zip(texts, train) if keep]).ids
     request = MULTILABEL.train_request(inputs, indicator[train], choice_ids, weights=_scaled(weights, train),
-                                       **schedule)
+                                       positive_weights=positive, **schedule)
     history: dict[str, Any] = {"num_train_epochs": None if request.max_steps is not None else request.num_train_epochs,
-                               "n_texts": len(inputs), "n_labels": len(classes)}
+                               "n_texts": len(inputs), "n_labels": len(classes),
+                               "positive_weights": positive.tolist()}
     if request.n_steps() == 0:
-        history.update(n_steps=0, n_examples=len(request.contexts), steps=[])
+        history.update(n_steps=0, n_examples=len(request.examples), steps=[])
     elif not engine.capabilities.fit:
         raise TypeError(f"{type(engine).__name__} cannot fine-tune (capabilities.fit=False); use max_steps=0.")
     else:
@@ -107,10 +106,11 @@ def _scaled(weights: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
 
 def _thresholds(estimator: Any, validation_scores: np.ndarray | None, held_indicator: np.ndarray | None,
                 n_labels: int) -> np.ndarray:
-    """Per-label thresholds: ``multilabel_threshold``, or F1-optimal on the held-out slice for "auto"."""
+    """Per-label thresholds: ``multilabel_threshold``, or for "auto" F1-optimal on the held-out slice (0.5 without one).
+
+    ``validation_scores`` are the held-out texts' ``(n, k)`` per-label logits (see ``MultiLabel.validation``).
+    """
     if estimator.multilabel_threshold != "auto" or validation_scores is None:
         return np.full(n_labels, 0.5 if estimator.multilabel_threshold == "auto" else
                        float(estimator.multilabel_threshold))
-    scores = np.asarray(validation_scores)
-    logits = (scores[:, 0] - scores[:, 1]).reshape(len(held_indicator), n_labels)
-    return fit_thresholds(expit(logits), held_indicator)
+    return fit_thresholds(expit(np.asarray(validation_scores)), held_indicator)
