@@ -13,28 +13,25 @@ in which ``log p("<answer_j>:" | prompt)`` cancels: only the decision token is c
 So scoring costs one prompt pass per text whatever the number of labels ``k`` (plus the
 trie's ``O(k)`` answer tokens), as in single-label scoring.
 
-Training. Each (text, label) pair is one example: the context is the text's prompt
-followed by the label's question (``"<answer_j>:"`` and any token "yes" and "no" share),
-the continuation is the decision (``" yes"`` or ``" no"`` and the end token), so the loss
-is exactly on the tokens the probability compares; the label name is context, not a
-target. Every label of every text trains, so **training costs k examples per text**
-(linear in ``k``); the engine contract has one continuation per example and no shared-
-context packing, so this is the cheapest exact layout within it. With
-``objective="class"`` the engine normalises over the two choices ``yes``/``no``: the
-binary cross-entropy of each label. Early stopping's validation slice is laid out the
-same way, so its log-loss is the mean per-label binary log-loss, and its scores give
-the per-label thresholds (``multilabel_threshold="auto"``).
+Training. Each text is one example (:class:`~llm_classifier.engines.base.TrainExample`):
+its prompt as the context, then one decision per label, whose prefix is the label's
+question (``"<answer_j>:"`` and any token "yes" and "no" share) and whose candidates are
+the two decisions (``" yes"`` / ``" no"`` and the end token), so the loss is exactly on the
+tokens the probability compares; the label name is context, not a target. The transformers
+engine runs the prompt once and every label's branch after it in one tree-masked pass (a
+branch sees the prompt and itself only, at the positions of its own sequence), so a text
+costs about one single-label example plus ``k`` short branches, and every step sees every
+label of its texts; epochs and batches count texts. With ``objective="class"`` the engine
+normalises over the two candidates: the binary cross-entropy of each label.
 
-Measured (benchmark task ``debtags``: Debian package descriptions, 12 labels, 1.26 labels
-per text; 100 training and 100 test texts, default model, ``max_length=256``,
-``batch_size=4``, 2 shared CPU cores): 100 texts give 1,200 training examples, so one epoch
-is 300 steps; 150 steps (half an epoch) took 1,945 s, and predicting the 100 texts (24
-continuations each, one trie pass) 44 s. After those 150 steps the model answered "no" to
-every label (F1 0 at the 0.5 threshold; the pairs are 89.5% "no"), where one-vs-rest
-logistic regression on MiniLM embeddings reached micro-F1 0.552: with this budget the
-yes/no imbalance dominates, and longer training, ``multilabel_threshold="auto"`` or a
-weighting of the "yes" pairs (not implemented) are the levers to measure next. The default
-threshold stays 0.5 (no measurement yet supports another).
+The "no" answers are the large majority (89.5% of the (text, label) pairs on ``debtags``),
+and without weighting a short training learns "no" everywhere. ``positive_weight``
+(default ``"balanced"``) weighs a label's "yes" decisions by its "no" count over its "yes"
+count (at most :data:`MAX_POSITIVE_WEIGHT`), each label's weights scaled to average 1 (see
+:func:`decision_weights`). Early stopping's validation slice is scored as prediction scores
+it; its loss is the per-label binary log-loss under the same weights, and its per-label
+logits give the thresholds (``multilabel_threshold="auto"``, the default, whenever the fit
+holds a slice out; 0.5 otherwise).
 
 Targets: a binary indicator matrix (``MultiLabelBinarizer``'s output, dense or sparse),
 a pandas DataFrame of 0/1 columns (its column names become ``classes_``) or a sequence
