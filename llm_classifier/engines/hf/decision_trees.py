@@ -12,9 +12,9 @@ layer is applied only where a candidate token is predicted ("edges").
 
 :class:`DecisionCollator` batches trees: the tokens all contexts of a batch start with run
 once (a shared prefix), then the examples are packed into one sequence with block-diagonal
-tree attention (up to :data:`PACK_MAX_TOKENS`) or padded into rows that attend to the
-prefix's cache; batches of plain chains (one decision, one candidate computed, no prefix)
-keep the causal 2-D mask. :func:`decision_loss` turns a batch into the objective's loss.
+tree attention (up to :data:`PACK_MAX_TOKENS`), or into as few rows as the longest tree's
+width holds, after the prefix's cache; batches of plain chains (one decision, one candidate
+computed, no prefix) run one padded row each with the causal 2-D mask. :func:`decision_loss` turns a batch into the objective's loss.
 """
 
 from __future__ import annotations
@@ -56,24 +56,31 @@ def flatten_example(context: list[int], decisions: list[Any], objective: str) ->
         positions.append(positions[parent] + 1)
         return len(tokens) - 1
 
+    # A leaf (a candidate's last token that no other candidate continues) predicts nothing: it is not
+    # fed, its log-probability is read from its parent's output. A lone chain (one decision, one
+    # candidate computed) keeps its last token, as a plain context + continuation sequence has it.
+    lone = len(decisions) == 1 and objective == "answer"
     n_candidates = 0
     for d, decision in enumerate(decisions):
         anchor = len(context) - 1
         for token in decision.prefix:
             anchor = add(token, anchor)
-        used = [decision.target] if objective == "answer" else range(len(decision.candidates))
-        nodes: dict[tuple[int, int], tuple[int, int]] = {}  # (parent, token) -> (node, edge)
+        used = [decision.target] if objective == "answer" else list(range(len(decision.candidates)))
+        inner = {tuple(decision.candidates[c][:depth]) for c in used for depth in range(1, len(decision.candidates[c]))}
+        nodes: dict[tuple[int, ...], tuple[int, int]] = {}  # candidate prefix -> (node or -1 if not fed, edge)
         for c in used:
             if c == decision.target:
                 row["decision_targets"].append(n_candidates)
             row["candidate_decisions"].append(d)
             parent = anchor
-            for token in decision.candidates[c]:
-                key = (parent, int(token))
+            candidate = [int(t) for t in decision.candidates[c]]
+            for depth, token in enumerate(candidate, start=1):
+                key = tuple(candidate[:depth])
                 if key not in nodes:
-                    nodes[key] = (add(token, parent), len(row["edge_rows"]))
+                    fed = lone or key in inner
+                    nodes[key] = (add(token, parent) if fed else -1, len(row["edge_rows"]))
                     row["edge_rows"].append(parent)
-                    row["edge_tokens"].append(int(token))
+                    row["edge_tokens"].append(token)
                     row["edge_decisions"].append(d)
                 node, edge = nodes[key]
                 row["path_edges"].append(edge)
@@ -155,27 +162,41 @@ class DecisionCollator:
         return {"input_ids": ids[None], "position_ids": positions[None], "allowed": allowed[None, None]}, columns
 
     def _rows(self, features: list[dict[str, Any]], skip: int) -> tuple[dict[str, Any], list[torch.Tensor]]:
-        """One right-padded row per example (after the shared prefix's cache): a causal mask for chains, else trees."""
-        width = max(len(f["input_ids"]) for f in features) - skip
-        ids = torch.full((len(features), width), self.pad_id, dtype=torch.long)
-        columns = []
-        chains = all(_is_chain(f) for f in features)
-        if chains:
+        """Right-padded rows after the shared prefix's cache: one per chain (a causal mask), or for trees as few
+        rows as the longest tree's width holds (first fit, longest first; block-diagonal tree masks)."""
+        lengths = [len(f["input_ids"]) - skip for f in features]
+        width = max(lengths)
+        if all(_is_chain(f) for f in features):
+            ids = torch.full((len(features), width), self.pad_id, dtype=torch.long)
             attention = torch.zeros((len(features), width), dtype=torch.long)
-        else:
-            positions = torch.zeros((len(features), width), dtype=torch.long)
-            allowed = torch.eye(width, dtype=torch.bool).repeat(len(features), 1, 1)  # padding sees itself
-        for row, feature in enumerate(features):
-            n = len(feature["input_ids"]) - skip
-            ids[row, :n] = torch.tensor(feature["input_ids"][skip:], dtype=torch.long)
-            if chains:
-                attention[row, :n] = 1
-            else:
-                positions[row, :n] = torch.tensor(feature["positions"][skip:], dtype=torch.long)
-                allowed[row, :n, :n] = _ancestry(feature["parents"], skip, feature["context_length"])
-            columns.append(row * width - skip + torch.arange(len(feature["input_ids"])))
-        if chains:
+            for row, feature in enumerate(features):
+                ids[row, : lengths[row]] = torch.tensor(feature["input_ids"][skip:], dtype=torch.long)
+                attention[row, : lengths[row]] = 1
+            columns = [row * width - skip + torch.arange(len(f["input_ids"])) for row, f in enumerate(features)]
             return {"input_ids": ids, "attention_mask": attention}, columns
+        rows: list[list[int]] = []  # the examples of each row
+        free: list[int] = []
+        for index in sorted(range(len(features)), key=lambda i: -lengths[i]):
+            row = next((r for r, room in enumerate(free) if room >= lengths[index]), None)
+            if row is None:
+                rows.append([])
+                free.append(width)
+                row = len(rows) - 1
+            rows[row].append(index)
+            free[row] -= lengths[index]
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        positions = torch.zeros((len(rows), width), dtype=torch.long)
+        allowed = torch.eye(width, dtype=torch.bool).repeat(len(rows), 1, 1)  # padding sees itself
+        columns: list[torch.Tensor] = [torch.empty(0)] * len(features)
+        for row, members in enumerate(rows):
+            start = 0
+            for index in members:
+                feature, stop = features[index], start + lengths[index]
+                ids[row, start:stop] = torch.tensor(feature["input_ids"][skip:], dtype=torch.long)
+                positions[row, start:stop] = torch.tensor(feature["positions"][skip:], dtype=torch.long)
+                allowed[row, start:stop, start:stop] = _ancestry(feature["parents"], skip, feature["context_length"])
+                columns[index] = row * width + start - skip + torch.arange(len(feature["input_ids"]))
+                start = stop
         return {"input_ids": ids, "position_ids": positions, "allowed": allowed[:, None]}, columns
 
 
