@@ -73,11 +73,13 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "random_state": ["random_state"],
     "verbose": ["verbose"],
     "multilabel_threshold": [Interval(Real, 0, 1, closed="neither"), StrOptions({"auto"})],
+    "positive_weight": [Interval(Real, 0, None, closed="neither"), StrOptions({"balanced"}), None],
 }
 
 _INT_PARAMS = ("lora_r", "max_steps", "batch_size", "gradient_accumulation_steps", "warmup_steps", "max_length",
                "eval_batch_size", "max_new_tokens", "max_windows")
-_REAL_PARAMS = ("lora_alpha", "lora_dropout", "learning_rate", "num_train_epochs", "weight_decay", "window_overlap")
+_REAL_PARAMS = ("lora_alpha", "lora_dropout", "learning_rate", "num_train_epochs", "weight_decay", "window_overlap",
+                "positive_weight")
 
 
 class ParamValues:

@@ -127,10 +127,17 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Seeds adapter initialisation and data order; the caller's global random state is kept.
     verbose : bool or int, default=False
         Progress bars for training and prediction.
-    multilabel_threshold : float in (0, 1) or "auto", default=0.5
+    multilabel_threshold : float in (0, 1) or "auto", default="auto"
         Multi-label targets only: the probability from which a label is predicted, for
         every label; "auto" fits one threshold per label maximising F1 on early stopping's
-        held-out slice (:mod:`llm_classifier.formulations.multilabel`).
+        held-out slice when the fit has one, and is 0.5 otherwise
+        (:mod:`llm_classifier.formulations.multilabel`).
+    positive_weight : "balanced", float > 0 or None, default="balanced"
+        Multi-label targets only (ignored otherwise): the loss weight of a label's "yes"
+        decisions relative to its "no" decisions, so that rare labels are not learnt as
+        "always no". "balanced": per label, its number of "no" training texts over its
+        "yes" texts, at most 10; a float: that weight for every label; None: 1. Each
+        label's weights are then scaled to average 1 over its texts.
 
     Attributes
     ----------
@@ -216,7 +223,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         device: str = "auto",
         random_state: Any = None,
         verbose: bool | int = False,
-        multilabel_threshold: float | str = 0.5,
+        multilabel_threshold: float | str = "auto",
+        positive_weight: float | str | None = "balanced",
     ):
         self.model = model
         self.prompt = prompt
@@ -263,6 +271,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.multilabel_threshold = multilabel_threshold
+        self.positive_weight = positive_weight
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -20,7 +20,7 @@ from typing import Any
 
 from sklearn.utils._param_validation import InvalidParameterError
 
-from .base import Backend, Capabilities, Engine, EngineState, Tokenizer, TrainRequest
+from .base import Backend, Capabilities, Decision, Engine, EngineState, Tokenizer, TrainExample, TrainRequest
 
 #: ``backend=`` kind names and the engine class each one names, as ``"module:Class"`` (imported on use).
 ENGINES: dict[str, str] = {
@@ -153,5 +153,6 @@ def restore_engine(state: EngineState, backend: Any, options: Callable[[Engine],
     return engine
 
 
-__all__ = ["BACKENDS", "Backend", "Capabilities", "ENGINES", "Engine", "EngineState", "Tokenizer", "TrainRequest",
+__all__ = ["BACKENDS", "Backend", "Capabilities", "Decision", "ENGINES", "Engine", "EngineState", "Tokenizer",
+           "TrainExample", "TrainRequest",
            "check_options", "engine_class", "register_engine", "registered_name", "resolve_backend", "restore_engine"]

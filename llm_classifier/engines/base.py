@@ -14,13 +14,14 @@ torch tensor, a transformers tokenizer or a peft model.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Backend", "Capabilities", "Engine", "EngineState", "Progress", "Tokenizer", "TrainRequest"]
+__all__ = ["Backend", "Capabilities", "Decision", "Engine", "EngineState", "Progress", "ScoreFunction", "Tokenizer",
+           "TrainExample", "TrainRequest", "Validation"]
 
 
 @runtime_checkable
@@ -81,7 +82,7 @@ class Capabilities:
     fit : bool
         Fine-tunes an adapter (:meth:`Engine.fit`); without it only ``max_steps=0`` works.
     sample_weight : bool
-        :class:`TrainRequest` ``weights`` are honoured in training.
+        :class:`Decision` ``weight`` values are honoured in training.
     generate : bool
         :meth:`Engine.generate` works (``inference="generate"``).
     state : bool
@@ -104,51 +105,83 @@ class Capabilities:
     option_constraints: dict[str, list[Any]] = field(default_factory=dict)
 
 
-@dataclass
-class TrainRequest:
-    """One fine-tuning run, in token ids.
+#: An engine's scoring function under its current adapter, with :meth:`Engine.score`'s signature:
+#: ``score(contexts, continuations, *, batch_size, progress=None) -> ndarray (n_contexts, n_continuations)``.
+ScoreFunction = Callable[..., np.ndarray]
+#: A held-out slice as the core scores it: called with the engine's :data:`ScoreFunction` under the
+#: adapter being trained, it returns ``(loss, scores)``: the criterion to minimise (a float) and the
+#: slice's scores (an array the core reads back from the history, e.g. to calibrate).
+Validation = Callable[[ScoreFunction], tuple[float, np.ndarray]]
 
-    Each example is a *context* followed by a *continuation*, and the loss is on the
-    continuation. The direction (see :mod:`llm_classifier.formulations.base`) decides what those
-    are: for ``"direct"`` the context is a text's prompt and the continuation its class's
-    answer; for ``"channel"`` the context is the class's prompt and the continuation the text.
+
+@dataclass
+class Decision:
+    """One choice the model learns to make after a :class:`TrainExample`'s context.
 
     Attributes
     ----------
-    contexts, continuations : list of list of int
-        Per example.
-    codes : ndarray of int
-        Class of each example (indexes ``choices``).
-    choices : list of list of int
-        Every class's answer ids, for objectives that normalise over the label set and for
-        scoring the validation slice (direct direction); for the channel direction, every
-        class's prompt.
-    channel : bool
-        Whether ``choices`` are contexts (channel) rather than continuations (direct).
-    weights : ndarray of float or None
-        Loss weight of each example (class weight x sample weight, the sample weights scaled to
-        average 1), None when all are equal. A weight scales its example's loss; the transformers
-        engine averages weighted token losses over the tokens, so a weight of 0 removes an
-        example's gradient but not its tokens from the average.
-    validation : tuple or None
-        ``(inputs, codes, weights)``: a held-out slice, encoded like ``contexts`` (direct) or
-        ``continuations`` (channel), scored as prediction would; the engine keeps the adapter
-        with the lowest weighted log-loss on it and may stop early.
+    prefix : list of int
+        Tokens after the context and before the candidates (context too: no loss on them). They
+        belong to this decision only: another decision of the same example does not see them.
+    candidates : list of list of int
+        The possible continuations after ``context + prefix``; each has at least one token.
+    target : int
+        Index of the right candidate.
+    weight : float, default=1.0
+        Loss weight of this decision (class weight x sample weight, or a label's positive weight).
+    """
+
+    prefix: list[int]
+    candidates: list[list[int]]
+    target: int
+    weight: float = 1.0
+
+
+@dataclass
+class TrainExample:
+    """A context computed once, followed by one or more :class:`Decision` (each seeing the context only).
+
+    Single-label direct: the text's prompt and one decision over every class's answer. Multi-label:
+    the text's prompt and one decision per label (its question as ``prefix``, candidates yes/no).
+    Channel: a class's prompt and one decision whose only candidate is the text.
+    """
+
+    context: list[int]
+    decisions: list[Decision]
+
+
+@dataclass
+class TrainRequest:
+    """One fine-tuning run, in token ids; the same for every formulation (no direction crosses it).
+
+    Attributes
+    ----------
+    examples : list of TrainExample
+        Each a context and its decisions. An engine computes the context once per example and each
+        decision after it (the transformers engine: one tree-masked pass); the result equals one
+        ``(context + prefix, candidate)`` sequence per decision.
+    objective : {"answer", "class", "answer+class"}
+        ``"answer"``: token cross-entropy on each decision's ``candidates[target]`` (only that
+        candidate need be computed), averaged over those tokens, each token weighted by its
+        decision's weight. ``"class"``: cross-entropy of ``target`` under the candidates' summed
+        log-probabilities normalised over the decision's candidates, weighted mean over decisions.
+        ``"answer+class"``: that plus the target's mean token negative log-likelihood, per decision.
+    validation : callable or None
+        A held-out slice (:data:`Validation`): the engine calls it with its scoring function under
+        the current adapter, keeps the adapter with the lowest returned loss, may stop early, and
+        returns the kept adapter's scores as ``validation_scores``.
     max_steps, num_train_epochs, batch_size, gradient_accumulation_steps, warmup_steps,
-    learning_rate, weight_decay, objective, patience, eval_batch_size, seed, verbose
-        The training schedule (as LLMClassifier's parameters of the same names, resolved).
+    learning_rate, weight_decay, patience, eval_batch_size, seed, verbose
+        The training schedule (as LLMClassifier's parameters of the same names, resolved); epochs
+        and batches count examples.
     options : dict
         The engine's own knobs (LoRA rank, optimizer, ...), those named in
         :attr:`Capabilities.options`.
     """
 
-    contexts: list[list[int]]
-    continuations: list[list[int]]
-    codes: np.ndarray
-    choices: list[list[int]]
-    channel: bool = False
-    weights: np.ndarray | None = None
-    validation: tuple[list[list[int]], np.ndarray, np.ndarray | None] | None = None
+    examples: list[TrainExample]
+    objective: str = "answer"
+    validation: Validation | None = None
     max_steps: int | None = None
     num_train_epochs: float = 2.0
     batch_size: int = 8
@@ -156,19 +189,31 @@ class TrainRequest:
     warmup_steps: int = 5
     learning_rate: float | str = "auto"
     weight_decay: float = 0.01
-    objective: str = "answer"
     patience: int | None = None
     eval_batch_size: int = 16
     seed: int = 0
     verbose: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for i, example in enumerate(self.examples):
+            if not example.context:
+                raise ValueError(f"TrainRequest.examples[{i}] has an empty context; every example needs one token.")
+            if not example.decisions:
+                raise ValueError(f"TrainRequest.examples[{i}] has no decision.")
+            for j, decision in enumerate(example.decisions):
+                if not 0 <= decision.target < len(decision.candidates):
+                    raise ValueError(f"TrainRequest.examples[{i}].decisions[{j}].target is {decision.target}; it must "
+                                     f"index its {len(decision.candidates)} candidates.")
+                if not all(len(candidate) for candidate in decision.candidates):
+                    raise ValueError(f"TrainRequest.examples[{i}].decisions[{j}] has an empty candidate.")
+
     def n_steps(self, world_size: int = 1) -> int:
         """Optimizer steps this request makes (``max_steps``, or the epochs over the examples)."""
         if self.max_steps is not None:
             return int(self.max_steps)
         per_step = self.batch_size * self.gradient_accumulation_steps * world_size
-        return max(1, math.ceil(self.num_train_epochs * len(self.contexts) / per_step))
+        return max(1, math.ceil(self.num_train_epochs * len(self.examples) / per_step))
 
 
 @dataclass
@@ -224,8 +269,9 @@ class Engine(Protocol):
 
     def fit(self, request: TrainRequest) -> dict[str, Any]:
         """Train an adapter as ``request`` says and keep it; return the run's history
-        (``n_steps``, ``n_examples``, ``steps``, and ``validation_scores`` when a validation
-        slice was given: its class log-scores under the adapter kept)."""
+        (``n_steps``, ``n_examples``, ``steps``, and when ``request.validation`` is given
+        ``validation`` (``{"step", "log_loss"}`` per evaluation), ``best_step``, ``stopped_early``
+        and ``validation_scores``: the scores it returned for the adapter kept)."""
         ...
 
     def score(self, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], *,

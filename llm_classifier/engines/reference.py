@@ -164,13 +164,6 @@ def _check_ids(ids: Sequence[Sequence[int]], what: str) -> list[np.ndarray]:
     return arrays
 
 
-def class_log_loss(scores: np.ndarray, codes: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """Weighted mean negative log-probability of ``codes`` under ``scores`` normalised over classes."""
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    log_proba = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return float(-np.average(log_proba[np.arange(len(codes)), codes], weights=weights))
-
-
 class ReferenceEngine:
     """The pure-numpy reference implementation of :class:`~llm_classifier.engines.base.Engine`.
 
@@ -184,7 +177,9 @@ class ReferenceEngine:
     Training counts tokens, so of :class:`~llm_classifier.engines.base.TrainRequest`'s schedule
     only ``max_steps`` / ``num_train_epochs``, ``batch_size``, ``gradient_accumulation_steps``,
     ``seed``, ``patience`` and ``eval_batch_size`` mean anything: each step adds the counts of
-    the next ``batch_size * gradient_accumulation_steps`` examples (a seeded shuffle per epoch).
+    the next ``batch_size * gradient_accumulation_steps`` examples (a seeded shuffle per epoch):
+    each decision's target candidate, in its history (the context, then the decision's prefix),
+    weighted by the decision's weight.
     ``learning_rate``, ``warmup_steps`` and ``weight_decay`` have nothing to act on, and only
     ``objective="answer"`` (maximum likelihood of the continuation) is a count model's objective.
     """
@@ -309,20 +304,16 @@ class ReferenceEngine:
         return new
 
     def fit(self, request: TrainRequest) -> dict[str, Any]:
-        """Count ``request``'s continuations as a fresh adapter, step by step; see the class notes."""
+        """Count each decision's target candidate, after its context and prefix, as a fresh adapter; see the class notes."""
         self._require_loaded()
         if request.objective != "answer":
             raise ValueError(f"The reference engine trains only objective='answer' (maximum likelihood); "
                              f"got objective={request.objective!r}.")
-        n = len(request.contexts)
-        if len(request.continuations) != n or len(request.codes) != n:
-            raise ValueError(f"TrainRequest has {n} contexts, {len(request.continuations)} continuations and "
-                             f"{len(request.codes)} codes; they must be as many.")
-        weights = np.ones(n) if request.weights is None else np.asarray(request.weights, dtype=np.float64)
-        if weights.shape != (n,):
-            raise ValueError(f"TrainRequest.weights must have one weight per example ({n}); got shape {weights.shape}.")
-        contexts = [list(map(int, c)) for c in request.contexts]
-        continuations = [list(map(int, c)) for c in request.continuations]
+        # every decision as (history, continuation, weight), per example
+        pairs = [[(list(map(int, example.context)) + list(map(int, decision.prefix)),
+                   list(map(int, decision.candidates[decision.target])), float(decision.weight))
+                  for decision in example.decisions] for example in request.examples]
+        n = len(pairs)
         n_steps = request.n_steps() if n else 0
         self._set_adapter(_zero_tables() if n_steps else None)
         history: dict[str, Any] = {"n_steps": 0, "n_examples": n, "steps": []}
@@ -330,12 +321,13 @@ class ReferenceEngine:
         order = _example_order(n, request.seed)
         per_step = min(n, request.batch_size * request.gradient_accumulation_steps)
         for step in range(1, n_steps + 1):
-            batch = [next(order) for _ in range(per_step)]
-            losses = [-self._pair(contexts[i], continuations[i]) for i in batch]
-            total = weights[batch].sum()
-            loss = float(np.dot(weights[batch], losses) / total) if total > 0 else 0.0
-            for i in batch:
-                count_tokens(self._adapter, contexts[i], continuations[i], weights[i])
+            batch = [pair for _ in range(per_step) for pair in pairs[next(order)]]
+            losses = np.array([-self._pair(context, continuation) for context, continuation, _ in batch])
+            weights = np.array([weight for _, _, weight in batch])
+            total = weights.sum()
+            loss = float(np.dot(weights, losses) / total) if total > 0 else 0.0
+            for context, continuation, weight in batch:
+                count_tokens(self._adapter, context, continuation, weight)
             self._probabilities = None
             history["steps"].append({"step": step, "epoch": step * per_step / n, "loss": loss})
             history["n_steps"] = step
@@ -370,7 +362,11 @@ class ReferenceEngine:
 
 
 class _Monitor:
-    """Score the validation slice during :meth:`ReferenceEngine.fit`, keep the best adapter, stop early."""
+    """Score the validation slice during :meth:`ReferenceEngine.fit`, keep the best adapter, stop early.
+
+    The slice is the core's :data:`~llm_classifier.engines.base.Validation`: it is called with
+    :meth:`ReferenceEngine.score` (the adapter as trained so far) and returns the loss and the scores.
+    """
 
     #: evaluations over a run, as the Hugging Face engine's default
     N_EVALUATIONS = 10
@@ -385,24 +381,13 @@ class _Monitor:
     def due(self, step: int) -> bool:
         return self.request.validation is not None and (step % self.every == 0 or step == self.n_steps)
 
-    def scores(self) -> np.ndarray:
-        """The validation slice's class log-scores, shape ``(n_val, n_classes)``, as prediction scores it."""
-        inputs = self.request.validation[0]  # type: ignore[index]
-        batch_size = self.request.eval_batch_size
-        if self.request.channel:
-            return self.engine.score(self.request.choices, inputs, batch_size=batch_size).T
-        return self.engine.score(inputs, self.request.choices, batch_size=batch_size)
-
     def evaluate(self, step: int) -> bool:
-        """Record the validation log-loss after ``step``; True when ``patience`` evaluations brought no new best."""
-        _, codes, weights = self.request.validation  # type: ignore[misc]
-        scores = self.scores()
-        loss = class_log_loss(scores, np.asarray(codes), weights)
-        accuracy = float((scores.argmax(axis=1) == np.asarray(codes)).mean())
-        self.records.append({"step": step, "log_loss": loss, "accuracy": accuracy})
+        """Record the validation loss after ``step``; True when ``patience`` evaluations brought no new best."""
+        loss, scores = self.request.validation(self.engine.score)  # type: ignore[misc]
+        self.records.append({"step": step, "log_loss": float(loss)})
         if self.best is None or loss <= self.best[0]:
             adapter = {name: array.copy() for name, array in (self.engine._adapter or _zero_tables()).items()}
-            self.best = (loss, step, adapter, scores)
+            self.best = (float(loss), step, adapter, scores)
         patience = self.request.patience
         return patience is not None and len(self.records) - 1 - self._best_index() >= patience
 
@@ -414,7 +399,8 @@ class _Monitor:
         if self.request.validation is None:
             return {}
         if self.best is None:  # no step was made: score the model as it is
-            return {"validation": [], "best_step": None, "stopped_early": False, "validation_scores": self.scores()}
+            return {"validation": [], "best_step": None, "stopped_early": False,
+                    "validation_scores": self.request.validation(self.engine.score)[1]}
         _, best_step, adapter, scores = self.best
         self.engine._set_adapter(adapter)
         stopped = self.records[-1]["step"] < self.n_steps

@@ -3,21 +3,24 @@
 :class:`Direct` (the default) scores every class's answer after the text's prompt,
 ``log p(answer_k | prompt(text))``; :class:`Channel` (the noisy channel of Min et al.,
 2022) scores the text after every class's own prompt, ``log p(text | prompt(class))``.
-A direction owns the three things that differ between them: the prompt layout built at
-fit, the layout of the training examples (what is context and what is continuation, and
-so where the loss is), and the scoring call. Nothing outside this module branches on the
-direction; a new formulation (multi-label, long-document windows) is a new subclass.
+A direction owns the things that differ between them: the prompt layout built at fit,
+the layout of the training examples (what is context and what is a candidate, and so
+where the loss is: :meth:`Direction.example`), the scoring call, and the validation slice
+built on it (:meth:`Direction.validation`), so no engine learns the direction. Nothing
+outside this module branches on the direction; a new formulation (multi-label,
+long-document windows) is a new subclass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import log_softmax
 
-from ..engines.base import Engine, Progress, Tokenizer, TrainRequest
+from ..engines.base import Decision, Engine, Progress, ScoreFunction, Tokenizer, TrainExample, TrainRequest, Validation
 from ..plugins.channel_template import resolve_channel_template
 from ..plugins.demonstrations import add_demonstrations
 from ..encoding import PromptEncoder, encode_answers, encode_class_prompts, escape
@@ -26,7 +29,8 @@ from ..pipeline.holdout import smallest_held_out_class
 from ..pipeline.weights import resolve_class_weights
 from ..plugins.prompts import FormatTemplate, resolve_template, split_template
 
-__all__ = ["Channel", "DIRECTIONS", "Direct", "Direction", "PromptLayout", "get_direction"]
+__all__ = ["Channel", "DIRECTIONS", "Direct", "Direction", "PromptLayout", "Scorer", "class_log_loss", "class_validation",
+           "get_direction"]
 
 
 @dataclass
@@ -53,6 +57,44 @@ class PromptLayout:
     class_prompts: list[str] = field(default_factory=list)
     prefix: str = ""
     suffix: str = ""
+
+
+class Scorer:
+    """An engine's scoring function as the object :meth:`Direction.score` takes (its ``score`` method).
+
+    During training an engine hands the :data:`~llm_classifier.engines.base.Validation` its scoring
+    function under the adapter being trained; wrapped in a ``Scorer`` it scores exactly as prediction does.
+    """
+
+    def __init__(self, score: ScoreFunction) -> None:
+        self.score = score
+
+
+def class_log_loss(scores: np.ndarray, codes: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Weighted mean negative log-probability of ``codes`` under ``scores`` normalised over the classes.
+
+    With ``weights`` (one per text: its class weight times its sample weight, see
+    :func:`~llm_classifier.pipeline.weights.example_weights`) it is the criterion training with those
+    weights optimises.
+    """
+    log_proba = log_softmax(np.asarray(scores, dtype=float), axis=1)
+    return float(-np.average(log_proba[np.arange(len(codes)), np.asarray(codes)], weights=weights))
+
+
+def class_validation(score_classes: Callable[[Scorer], np.ndarray], codes: np.ndarray,
+                     weights: np.ndarray | None = None) -> Validation:
+    """The :data:`~llm_classifier.engines.base.Validation` of a held-out slice of single-label texts.
+
+    ``score_classes(scorer)`` gives the slice's ``(n_texts, n_classes)`` class log-scores as
+    prediction computes them; the loss is their :func:`class_log_loss`.
+    """
+    codes = np.asarray(codes)
+
+    def validation(score: ScoreFunction) -> tuple[float, np.ndarray]:
+        scores = np.asarray(score_classes(Scorer(score)), dtype=float)
+        return class_log_loss(scores, codes, weights), scores
+
+    return validation
 
 
 class Direction:
@@ -91,6 +133,10 @@ class Direction:
 
     def check_holdout(self, plan: Any, held: np.ndarray | None) -> None:
         """Raise for settings that need a validation slice this fit does not have (before the model loads)."""
+
+    def training_options(self, plan: Any, targets: np.ndarray) -> dict[str, Any]:
+        """Keyword arguments of :meth:`train_request` and :meth:`validation` fitted on the training targets."""
+        return {}
 
     def fit_decision(self, plan: Any, fit: Any) -> dict[str, Any]:
         """What turns scores into predictions, fitted after training: the calibration of the class scores.
@@ -132,10 +178,27 @@ class Direction:
         return PromptEncoder(tokenizer, layout.prefix, layout.suffix, max_length, max(map(len, choice_ids)),
                              truncation, start_token=self.start_token)
 
-    def train_request(self, inputs: list[list[int]], codes: np.ndarray, choice_ids: list[list[int]],
+    def train_request(self, inputs: list[list[int]], codes: np.ndarray, choice_ids: list[list[int]], *,
+                      weights: np.ndarray | None = None, validation: Validation | None = None,
                       **schedule: Any) -> TrainRequest:
-        """The engine's training request for encoded texts ``inputs`` of classes ``codes``."""
+        """The engine's training request for encoded texts ``inputs`` of classes ``codes`` (one example per text).
+
+        ``weights``: each text's loss weight (None: all 1); ``validation``: from :meth:`validation`.
+        """
+        weights = np.ones(len(inputs)) if weights is None else np.asarray(weights, dtype=float)
+        examples = [self.example(ids, int(code), choice_ids, float(weight))
+                    for ids, code, weight in zip(inputs, codes, weights)]
+        return TrainRequest(examples=examples, validation=validation, **schedule)
+
+    def example(self, ids: list[int], code: int, choice_ids: list[list[int]], weight: float) -> TrainExample:
+        """The training example of one encoded text of class ``code``."""
         raise NotImplementedError
+
+    def validation(self, inputs: list[list[int]], codes: np.ndarray, weights: np.ndarray | None,
+                   choice_ids: list[list[int]], batch_size: int) -> Validation:
+        """The held-out slice ``inputs`` (encoded texts of classes ``codes``) scored as prediction scores it."""
+        return class_validation(lambda scorer: self.score(scorer, inputs, choice_ids, batch_size=batch_size),
+                                codes, weights)
 
     def score(self, engine: Engine, inputs: list[list[int]], choice_ids: list[list[int]], *, batch_size: int,
               progress: Progress | None = None) -> np.ndarray:
@@ -182,11 +245,9 @@ class Direct(Direction):
     def choice_ids(self, tokenizer: Tokenizer, answers: list[str], layout: PromptLayout) -> list[list[int]]:
         return encode_answers(tokenizer, answers)
 
-    def train_request(self, inputs: list[list[int]], codes: np.ndarray, choice_ids: list[list[int]],
-                      **schedule: Any) -> TrainRequest:
-        continuations = [list(choice_ids[code]) for code in codes]
-        return TrainRequest(contexts=inputs, continuations=continuations, codes=codes, choices=choice_ids,
-                            channel=False, **schedule)
+    def example(self, ids: list[int], code: int, choice_ids: list[list[int]], weight: float) -> TrainExample:
+        """The text's prompt, then one decision among every class's answer."""
+        return TrainExample(list(ids), [Decision([], choice_ids, code, weight)])
 
     def score(self, engine: Engine, inputs: list[list[int]], choice_ids: list[list[int]], *, batch_size: int,
               progress: Progress | None = None) -> np.ndarray:
@@ -230,11 +291,9 @@ class Channel(Direction):
         return PromptEncoder(tokenizer, layout.prefix, "", max_length, max(map(len, choice_ids)), truncation,
                              start_token=False, suffix_ids=[int(tokenizer.end_id)])
 
-    def train_request(self, inputs: list[list[int]], codes: np.ndarray, choice_ids: list[list[int]],
-                      **schedule: Any) -> TrainRequest:
-        contexts = [list(choice_ids[code]) for code in codes]
-        return TrainRequest(contexts=contexts, continuations=inputs, codes=codes, choices=choice_ids,
-                            channel=True, **schedule)
+    def example(self, ids: list[int], code: int, choice_ids: list[list[int]], weight: float) -> TrainExample:
+        """The class's prompt, then the text as the only candidate (the loss is on the text)."""
+        return TrainExample(list(choice_ids[code]), [Decision([], [list(ids)], 0, weight)])
 
     def score(self, engine: Engine, inputs: list[list[int]], choice_ids: list[list[int]], *, batch_size: int,
               progress: Progress | None = None) -> np.ndarray:

@@ -13,28 +13,25 @@ in which ``log p("<answer_j>:" | prompt)`` cancels: only the decision token is c
 So scoring costs one prompt pass per text whatever the number of labels ``k`` (plus the
 trie's ``O(k)`` answer tokens), as in single-label scoring.
 
-Training. Each (text, label) pair is one example: the context is the text's prompt
-followed by the label's question (``"<answer_j>:"`` and any token "yes" and "no" share),
-the continuation is the decision (``" yes"`` or ``" no"`` and the end token), so the loss
-is exactly on the tokens the probability compares; the label name is context, not a
-target. Every label of every text trains, so **training costs k examples per text**
-(linear in ``k``); the engine contract has one continuation per example and no shared-
-context packing, so this is the cheapest exact layout within it. With
-``objective="class"`` the engine normalises over the two choices ``yes``/``no``: the
-binary cross-entropy of each label. Early stopping's validation slice is laid out the
-same way, so its log-loss is the mean per-label binary log-loss, and its scores give
-the per-label thresholds (``multilabel_threshold="auto"``).
+Training. Each text is one example (:class:`~llm_classifier.engines.base.TrainExample`):
+its prompt as the context, then one decision per label, whose prefix is the label's
+question (``"<answer_j>:"`` and any token "yes" and "no" share) and whose candidates are
+the two decisions (``" yes"`` / ``" no"`` and the end token), so the loss is exactly on the
+tokens the probability compares; the label name is context, not a target. The transformers
+engine runs the prompt once and every label's branch after it in one tree-masked pass (a
+branch sees the prompt and itself only, at the positions of its own sequence), so a text
+costs about one single-label example plus ``k`` short branches, and every step sees every
+label of its texts; epochs and batches count texts. With ``objective="class"`` the engine
+normalises over the two candidates: the binary cross-entropy of each label.
 
-Measured (benchmark task ``debtags``: Debian package descriptions, 12 labels, 1.26 labels
-per text; 100 training and 100 test texts, default model, ``max_length=256``,
-``batch_size=4``, 2 shared CPU cores): 100 texts give 1,200 training examples, so one epoch
-is 300 steps; 150 steps (half an epoch) took 1,945 s, and predicting the 100 texts (24
-continuations each, one trie pass) 44 s. After those 150 steps the model answered "no" to
-every label (F1 0 at the 0.5 threshold; the pairs are 89.5% "no"), where one-vs-rest
-logistic regression on MiniLM embeddings reached micro-F1 0.552: with this budget the
-yes/no imbalance dominates, and longer training, ``multilabel_threshold="auto"`` or a
-weighting of the "yes" pairs (not implemented) are the levers to measure next. The default
-threshold stays 0.5 (no measurement yet supports another).
+The "no" answers are the large majority (89.5% of the (text, label) pairs on ``debtags``),
+and without weighting a short training learns "no" everywhere. ``positive_weight``
+(default ``"balanced"``) weighs a label's "yes" decisions by its "no" count over its "yes"
+count (at most :data:`MAX_POSITIVE_WEIGHT`), each label's weights scaled to average 1 (see
+:func:`decision_weights`). Early stopping's validation slice is scored as prediction scores
+it; its loss is the per-label binary log-loss under the same weights, and its per-label
+logits give the thresholds (``multilabel_threshold="auto"``, the default, whenever the fit
+holds a slice out; 0.5 otherwise).
 
 Targets: a binary indicator matrix (``MultiLabelBinarizer``'s output, dense or sparse),
 a pandas DataFrame of 0/1 columns (its column names become ``classes_``) or a sequence
@@ -50,15 +47,14 @@ import numpy as np
 from scipy.special import expit, log_expit
 
 from .._logging import warn_caller
-from ..engines.base import Engine, Progress, Tokenizer, TrainRequest
-from ..pipeline.holdout import EARLY_STOPPING_MIN_TEXTS
-from .base import Direct, PromptLayout
+from ..engines.base import Decision, Engine, Progress, ScoreFunction, Tokenizer, TrainExample, TrainRequest, Validation
+from .base import Direct, PromptLayout, Scorer
 from ..encoding import escape
 from ..plugins.prompts import MAX_LISTED_TOKENS, AlpacaTemplate, ChatTemplate, resolve_template, split_template
 from ..inputs import show_value
 
-__all__ = ["MULTILABEL", "MultiLabel", "MULTILABEL_INSTRUCTION", "check_multilabel_targets", "fit_thresholds",
-           "is_multilabel_target"]
+__all__ = ["MAX_POSITIVE_WEIGHT", "MULTILABEL", "MultiLabel", "MULTILABEL_INSTRUCTION", "check_multilabel_targets",
+           "decision_weights", "fit_thresholds", "is_multilabel_target", "positive_weights"]
 
 #: The instruction of the "auto", "chat" and "alpaca" prompts for multi-label targets.
 MULTILABEL_INSTRUCTION = ("Which of these topics apply to the text: {labels}? For each topic, answer yes or no.")
@@ -66,6 +62,8 @@ MULTILABEL_INSTRUCTION = ("Which of these topics apply to the text: {labels}? Fo
 MULTILABEL_UNLISTED_INSTRUCTION = "Which topics apply to the text? For each topic, answer yes or no."
 #: What follows a label's answer text before the decision, and the two decisions.
 QUESTION_END, YES, NO = ":", " yes", " no"
+#: ``positive_weight="balanced"`` weighs a label's "yes" decisions by its "no" count over its "yes" count, at most this.
+MAX_POSITIVE_WEIGHT = 10.0
 #: The per-label thresholds ``multilabel_threshold="auto"`` chooses from (F1 on the held-out slice).
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
@@ -217,23 +215,18 @@ class MultiLabel(Direct):
     def class_weights(self, plan: Any, classes: np.ndarray, targets: np.ndarray) -> list[float] | None:
         return None  # class_weight must be None for multi-label targets (check_params)
 
-    def check_holdout(self, plan: Any, held: np.ndarray | None) -> None:
-        if plan.multilabel_threshold == "auto" and held is None:
-            raise ValueError("multilabel_threshold='auto' fits the thresholds on early stopping's held-out slice, "
-                             "and this fit has none (early_stopping is off, max_steps=0, or fewer than "
-                             f"{EARLY_STOPPING_MIN_TEXTS} texts with early_stopping='auto'); set early_stopping=True "
-                             "or pass a number.")
+    def training_options(self, plan: Any, targets: np.ndarray) -> dict[str, Any]:
+        """Each label's weight of a "yes" decision, from ``positive_weight`` and the training texts' labels."""
+        return {"positive_weights": positive_weights(targets, plan.positive_weight)}
 
     def fit_decision(self, plan: Any, fit: Any) -> dict[str, Any]:
-        """Per-label thresholds: ``multilabel_threshold``, or F1-optimal on the held-out slice for "auto"."""
+        """Per-label thresholds: ``multilabel_threshold``, or for "auto" F1-optimal on the held-out slice
+        (0.5 without one); the validation scores are the held-out texts' ``(n, k)`` per-label logits."""
         n_labels = len(fit.classes)
         if plan.multilabel_threshold != "auto" or fit.validation_scores is None:
             value = 0.5 if plan.multilabel_threshold == "auto" else float(plan.multilabel_threshold)
             return {"thresholds": np.full(n_labels, value)}
-        held_targets = fit.targets[fit.held]
-        scores = np.asarray(fit.validation_scores)
-        logits = (scores[:, 0] - scores[:, 1]).reshape(len(held_targets), n_labels)
-        return {"thresholds": fit_thresholds(expit(logits), held_targets)}
+        return {"thresholds": fit_thresholds(expit(np.asarray(fit.validation_scores)), fit.targets[fit.held])}
 
     def layout(self, prompt: Any, tokenizer: Tokenizer, answers: list[str], demonstrations: Any,
                max_length: int) -> PromptLayout:
@@ -252,19 +245,39 @@ class MultiLabel(Direct):
             ids += [question + yes + end, question + no + end]
         return ids
 
-    def train_request(self, inputs: list[list[int]], codes: np.ndarray, choice_ids: list[list[int]],
-                      validation: tuple[list[list[int]], np.ndarray, np.ndarray | None] | None = None,
-                      weights: np.ndarray | None = None, **schedule: Any) -> TrainRequest:
-        """One example per (text, label): ``codes`` is the ``(n, k)`` indicator; ``weights`` per text."""
-        questions, decisions = split_choices(choice_ids)
-        contexts, targets = _pairs(inputs, codes, questions)
-        if validation is not None:
-            held_inputs, held_codes, held_weights = validation
-            held_contexts, held_targets = _pairs(held_inputs, held_codes, questions)
-            validation = (held_contexts, held_targets, _per_pair(held_weights, len(questions)))
-        return TrainRequest(contexts=contexts, continuations=[list(decisions[code]) for code in targets],
-                            codes=targets, choices=[list(d) for d in decisions], channel=False,
-                            weights=_per_pair(weights, len(questions)), validation=validation, **schedule)
+    def train_request(self, inputs: list[list[int]], codes: np.ndarray, choice_ids: list[list[int]], *,
+                      weights: np.ndarray | None = None, validation: Validation | None = None,
+                      positive_weights: np.ndarray | None = None, **schedule: Any) -> TrainRequest:
+        """One example per text: its prompt, then one yes/no decision per label (``codes``: the ``(n, k)`` indicator).
+
+        ``weights``: per text; ``positive_weights``: per label, the weight of a "yes" decision relative
+        to a "no" (see :func:`decision_weights`).
+        """
+        questions, (yes, no) = split_choices(choice_ids)
+        indicator = np.asarray(codes, dtype=int)
+        matrix = decision_weights(indicator, weights, positive_weights)
+        examples = [TrainExample(list(ids), [Decision(question, [yes, no], 1 - int(truth), float(weight))
+                                             for question, truth, weight in zip(questions, row, row_weights)])
+                    for ids, row, row_weights in zip(inputs, indicator, matrix)]
+        return TrainRequest(examples=examples, validation=validation, **schedule)
+
+    def validation(self, inputs: list[list[int]], codes: np.ndarray, weights: np.ndarray | None,
+                   choice_ids: list[list[int]], batch_size: int,
+                   positive_weights: np.ndarray | None = None) -> Validation:
+        """The held-out texts ``inputs`` (indicator ``codes``) scored as prediction scores them.
+
+        The loss is the per-label binary log-loss, averaged over (text, label) with the weights
+        training gives those decisions; the scores are the ``(n, k)`` per-label logits.
+        """
+        indicator = np.asarray(codes, dtype=int)
+        matrix = _raw_decision_weights(indicator, weights, positive_weights)
+
+        def validation(score: ScoreFunction) -> tuple[float, np.ndarray]:
+            logits = self.score(Scorer(score), inputs, choice_ids, batch_size=batch_size)
+            log_likelihood = np.where(indicator == 1, log_expit(logits), log_expit(-logits))
+            return float(-np.average(log_likelihood, weights=matrix)), logits
+
+        return validation
 
     def score(self, engine: Engine, inputs: list[list[int]], choice_ids: list[list[int]], *, batch_size: int,
               progress: Progress | None = None) -> np.ndarray:
@@ -319,15 +332,44 @@ def split_choices(choice_ids: list[list[int]]) -> tuple[list[list[int]], tuple[l
     return questions, (list(yes_ids), list(no_ids))
 
 
-def _pairs(inputs: list[list[int]], indicator: np.ndarray, questions: list[list[int]]
-           ) -> tuple[list[list[int]], np.ndarray]:
-    """Contexts ``input_i + question_j`` (text-major) and their decision codes (0 yes, 1 no)."""
-    contexts = [list(ids) + question for ids in inputs for question in questions]
-    return contexts, (1 - np.asarray(indicator, dtype=int)).reshape(-1)
+def positive_weights(indicator: np.ndarray, positive_weight: float | str | None) -> np.ndarray:
+    """Per label, the loss weight of a "yes" decision relative to a "no" one (``positive_weight`` resolved).
+
+    ``"balanced"``: the label's number of "no" texts over its "yes" texts in ``indicator``, at most
+    :data:`MAX_POSITIVE_WEIGHT` (1 for a label that is on every text or on none); a number: that
+    weight for every label; None: 1.
+    """
+    n_labels = np.asarray(indicator).shape[1]
+    if positive_weight is None:
+        return np.ones(n_labels)
+    if positive_weight != "balanced":
+        return np.full(n_labels, float(positive_weight))
+    yes = np.asarray(indicator).sum(axis=0).astype(float)
+    no = len(indicator) - yes
+    ratio = np.divide(no, yes, out=np.ones(n_labels), where=(yes > 0) & (no > 0))
+    return np.minimum(ratio, MAX_POSITIVE_WEIGHT)
 
 
-def _per_pair(weights: np.ndarray | None, n_labels: int) -> np.ndarray | None:
-    return None if weights is None else np.repeat(np.asarray(weights, dtype=float), n_labels)
+def _raw_decision_weights(indicator: np.ndarray, weights: np.ndarray | None,
+                          positive: np.ndarray | None) -> np.ndarray:
+    """``(n, k)``: the text's weight, times the label's positive weight where the answer is "yes"."""
+    indicator = np.asarray(indicator, dtype=int)
+    matrix = np.ones(indicator.shape) if positive is None else np.where(indicator == 1, positive[None, :], 1.0)
+    return matrix if weights is None else matrix * np.asarray(weights, dtype=float)[:, None]
+
+
+def decision_weights(indicator: np.ndarray, weights: np.ndarray | None, positive: np.ndarray | None) -> np.ndarray:
+    """``(n, k)`` loss weight of each (text, label) decision.
+
+    A "yes" decision weighs ``positive[j]`` times a "no" one; each label's weights are then scaled
+    to average 1 over its texts (so the loss keeps its scale and every label weighs the same in
+    total), and multiplied by the text's weight (``weights``, per text, None: 1).
+    """
+    indicator = np.asarray(indicator, dtype=int)
+    matrix = _raw_decision_weights(indicator, None, positive)
+    if len(matrix):
+        matrix = matrix / matrix.mean(axis=0, keepdims=True)
+    return matrix if weights is None else matrix * np.asarray(weights, dtype=float)[:, None]
 
 
 MULTILABEL = MultiLabel()

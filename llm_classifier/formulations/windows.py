@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 from scipy.special import log_softmax
 
-from ..engines.base import Engine, Progress, TrainRequest
+from ..engines.base import Engine, Progress, TrainRequest, Validation
+from .base import class_validation
 from ..encoding import PromptEncoder
 
 __all__ = ["LONG_TEXT", "POOLINGS", "EncodedWindows", "Windows", "split_windows", "window_overlap_tokens", "windows_needed"]
@@ -210,7 +211,19 @@ class Windows:
         return share if weights is None else share * np.asarray(weights, dtype=float)[encoded.owners]
 
     def train_request(self, encoded: EncodedWindows, codes: np.ndarray, choice_ids: list[list[int]],
-                      weights: np.ndarray | None, weighted: bool = True, **schedule: Any) -> TrainRequest:
+                      weights: np.ndarray | None, weighted: bool = True, validation: Validation | None = None,
+                      **schedule: Any) -> TrainRequest:
         """The direction's training request with every window as an example of its document's class."""
         return self.direction.train_request(encoded.ids, self.codes(codes, encoded), choice_ids,
-                                            weights=self.weights(weights, encoded, weighted), **schedule)
+                                            weights=self.weights(weights, encoded, weighted), validation=validation,
+                                            **schedule)
+
+    def validation(self, encoded: EncodedWindows, codes: np.ndarray, weights: np.ndarray | None,
+                   choice_ids: list[list[int]], batch_size: int, **options: Any) -> Validation:
+        """The held-out documents ``encoded`` (of classes ``codes``, weights per document) scored as
+        prediction scores them: every window, pooled per document; the loss is over documents.
+        With one window per text this is the formulation's own validation (``options`` go to it)."""
+        if self.long_text == "truncate":
+            return self.direction.validation(encoded.ids, codes, weights, choice_ids, batch_size, **options)
+        return class_validation(lambda scorer: self.score(scorer, encoded, choice_ids, batch_size=batch_size),
+                                codes, weights)

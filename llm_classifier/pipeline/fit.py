@@ -168,33 +168,34 @@ def _train(run: FitRun, class_weights: list[float] | None) -> None:
 
     Each example's loss weight is its class weight times its sample weight, the sample weights
     scaled to average 1 over the training rows (and, for the validation log-loss, over the slice).
-    Long texts read as windows train as one example per window (see :mod:`llm_classifier.formulations.windows`).
+    Long texts read as windows train as one example per window (see :mod:`llm_classifier.formulations.windows`);
+    the validation slice is scored as prediction scores it (windows pooled per document).
     """
     plan, engine, windows, texts, targets, held = run.plan, run.engine, run.windows, run.texts, run.targets, run.held
     schedule = plan.schedule(engine, held is not None, run.seed)
     train = np.ones(len(texts), dtype=bool) if held is None else ~held
     weighted = engine.capabilities.sample_weight
     weights = run.weights
-    held_windows = None
+    options = plan.formulation.training_options(plan, targets[train])  # e.g. multi-label's positive weights
     if held is not None:
         held_windows = windows.encode([t for t, h in zip(texts, held) if h])
         held_weights = example_weights(targets[held], class_weights, None if weights is None else weights[held])
-        schedule["validation"] = (held_windows.ids, windows.codes(targets[held], held_windows),
-                                  windows.weights(held_weights, held_windows, weighted))
+        schedule["validation"] = windows.validation(held_windows, targets[held], held_weights, run.choice_ids,
+                                                    plan.eval_batch_size, **options)
     inputs = windows.encode([t for t, keep in zip(texts, train) if keep])
     if inputs.n_cut:
         warn_caller(windows.message(inputs.n_cut, inputs.n_texts))
     train_weights = example_weights(targets[train], class_weights, None if weights is None else weights[train])
-    request = windows.train_request(inputs, targets[train], run.choice_ids, train_weights, weighted, **schedule)
+    request = windows.train_request(inputs, targets[train], run.choice_ids, train_weights, weighted, **options,
+                                    **schedule)
     history: dict[str, Any] = {"num_train_epochs": None if request.max_steps is not None else request.num_train_epochs,
                                "n_texts": inputs.n_texts}
+    history.update({name: np.asarray(value).tolist() for name, value in options.items()})
     if request.n_steps() == 0:
-        history.update(n_steps=0, n_examples=len(request.contexts), steps=[])
+        history.update(n_steps=0, n_examples=len(request.examples), steps=[])
     else:
         history.update(engine.fit(request))
     validation_scores = history.pop("validation_scores", None)
-    if held_windows is not None and validation_scores is not None:  # per window: pool per text
-        validation_scores = windows.pool(validation_scores, held_windows)
     history["early_stopping"] = validation_scores is not None
     history["class_weights"] = class_weights  # per class, in the order of classes_ (None: equal)
     run.history, run.validation_scores = history, validation_scores

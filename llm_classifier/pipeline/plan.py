@@ -58,6 +58,7 @@ class Plan:
     random_state: Any
     verbose: bool | int
     multilabel_threshold: float | str
+    positive_weight: float | str | None
     #: Every parameter, by name: the engine takes those its ``capabilities.options`` name.
     params: tuple[tuple[str, Any], ...] = ()
     #: The formulation's registry name ("direct", "channel", "multilabel").

@@ -19,7 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_classifier.engines.base import Capabilities, Engine, EngineState, Tokenizer, TrainRequest
+from llm_classifier.engines.base import (Capabilities, Decision, Engine, EngineState, Tokenizer, TrainExample,
+                                         TrainRequest)
 from llm_classifier.engines.reference import SPECIAL_TOKENS, VOCAB_SIZE, ReferenceEngine, ReferenceTokenizer
 from llm_classifier.exceptions import IncompatibleArtifactError, ModelNotFoundError
 
@@ -129,17 +130,42 @@ def _texts(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
 
 
 def toy_request(tokenizer: Tokenizer, *, channel: bool = False, texts: list[str] = TEXTS,
-                codes: np.ndarray = CODES, **schedule: Any) -> TrainRequest:
-    """The toy task as a request: full-batch steps, a learning rate the tiny model learns at."""
+                codes: np.ndarray = CODES, weights: np.ndarray | None = None, **schedule: Any) -> TrainRequest:
+    """The toy task as a request: full-batch steps, a learning rate the tiny model learns at.
+
+    Direct: each text's prompt, then one decision among the answers; channel: each class's prompt,
+    then the text as the only candidate (what the core's formulations build).
+    """
     codes = np.asarray(codes)
+    weights = np.ones(len(texts)) if weights is None else weights
     schedule = {"max_steps": 8, "batch_size": len(texts), "learning_rate": 5e-3, "warmup_steps": 0, **schedule}
     if channel:
-        choices = _class_prompts(tokenizer)
-        return TrainRequest(contexts=[choices[c] for c in codes], continuations=_texts(tokenizer, texts),
-                            codes=codes, choices=choices, channel=True, **schedule)
-    choices = _answers(tokenizer)
-    return TrainRequest(contexts=[_prompt(tokenizer, t) for t in texts], continuations=[choices[c] for c in codes],
-                        codes=codes, choices=choices, **schedule)
+        prompts = _class_prompts(tokenizer)
+        examples = [TrainExample(prompts[c], [Decision([], [text], 0, float(w))])
+                    for text, c, w in zip(_texts(tokenizer, texts), codes, weights)]
+    else:
+        answers = _answers(tokenizer)
+        examples = [TrainExample(_prompt(tokenizer, t), [Decision([], answers, int(c), float(w))])
+                    for t, c, w in zip(texts, codes, weights)]
+    return TrainRequest(examples=examples, **schedule)
+
+
+@dataclass
+class _Scorer:
+    """An engine's score function (under the adapter being trained) beside its tokenizer."""
+
+    score: Callable[..., np.ndarray]
+    tokenizer: Tokenizer
+
+
+def toy_validation(tokenizer: Tokenizer, texts: list[str], codes: np.ndarray, channel: bool = False) -> Callable[..., Any]:
+    """A held-out slice as the core builds one: scored as prediction scores it, the class log-loss."""
+
+    def validation(score: Callable[..., np.ndarray]) -> tuple[float, np.ndarray]:
+        scores = class_scores(_Scorer(score, tokenizer), texts, channel)
+        return class_log_loss(scores, codes), scores
+
+    return validation
 
 
 def class_scores(engine: Any, texts: list[str], channel: bool) -> np.ndarray:
@@ -262,12 +288,90 @@ def test_zero_weights_drop_examples(case: EngineCase, engine: Any) -> None:
 def test_validation_scores_are_the_kept_adapters(case: EngineCase, engine: Any, channel: bool) -> None:
     tokenizer = engine.tokenizer
     held_texts, held_codes = ["aaa a", "bb b", "a aaaa"], np.array([0, 1, 0])
-    inputs = _texts(tokenizer, held_texts) if channel else [_prompt(tokenizer, t) for t in held_texts]
-    request = toy_request(tokenizer, channel=channel, validation=(inputs, held_codes, None))
+    request = toy_request(tokenizer, channel=channel, validation=toy_validation(tokenizer, held_texts, held_codes, channel))
     history = engine.fit(request)
     scores = history["validation_scores"]
     assert scores.shape == (len(held_texts), len(ANSWERS))
     np.testing.assert_allclose(scores, class_scores(engine, held_texts, channel), rtol=1e-5, atol=case.atol)
+
+
+# -- several decisions after one context ----------------------------------------------------
+LABELS = ["red", "blue", "green"]
+INDICATOR = np.array([[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1], [1, 0, 1], [0, 1, 0], [0, 0, 0], [1, 1, 1]])
+
+
+def _decision_examples(tokenizer: Tokenizer, layout: str, shared: bool) -> list[TrainExample]:
+    """The toy texts as a multi-label or single-label (direct) request, in the shared-context layout or one
+    pair per example (each decision's prefix moved into its own example's context, one candidate per decision
+    for single-label)."""
+    end = [tokenizer.end_id]
+    if layout == "multilabel":
+        yes, no = tokenizer.encode_text(" yes") + end, tokenizer.encode_text(" no") + end
+        questions = [tokenizer.encode_text(f" {label}:") for label in LABELS]
+        grouped = [(_prompt(tokenizer, text), [Decision(q, [yes, no], 1 - int(y), 1.0 + 0.5 * j * int(y))
+                                               for j, (q, y) in enumerate(zip(questions, row))])
+                   for text, row in zip(TEXTS, INDICATOR)]
+    else:
+        answers = _answers(tokenizer)
+        grouped = [(_prompt(tokenizer, text), [Decision([], answers, int(code), 1.0 + 0.25 * i)])
+                   for i, (text, code) in enumerate(zip(TEXTS, CODES))]
+    if shared:
+        return [TrainExample(context, decisions) for context, decisions in grouped]
+    if layout == "direct":  # the continuation alone: what objective="answer" computes
+        return [TrainExample(context, [Decision([], [d.candidates[d.target]], 0, d.weight)])
+                for context, decisions in grouped for d in decisions]
+    return [TrainExample(context + d.prefix, [Decision([], d.candidates, d.target, d.weight)])
+            for context, decisions in grouped for d in decisions]
+
+
+@pytest.mark.parametrize("objective", ["answer", "class"])
+@pytest.mark.parametrize("layout", ["multilabel", "direct"])
+def test_shared_context_trains_as_one_pair_per_example(case: EngineCase, engine: Any, layout: str,
+                                                       objective: str) -> None:
+    """Same losses and same update (plain SGD, full batches) from either layout of the same decisions."""
+    if objective != "answer" and engine.name == "reference":
+        pytest.skip("the reference engine trains objective='answer' only")
+    if layout == "direct" and objective != "answer":
+        pytest.skip("one candidate per pair is the answer objective's layout")
+    tokenizer = engine.tokenizer
+    options = {"optimizer": "sgd", "lr_scheduler": "constant"} if "optimizer" in engine.capabilities.options else {}
+    shared_examples = _decision_examples(tokenizer, layout, shared=True)
+    pairs = [(e.context + d.prefix, d.candidates) for e in shared_examples for d in e.decisions]
+    contexts, candidates = [c for c, _ in pairs], pairs[0][1]
+
+    def run(shared: bool) -> tuple[list[float], np.ndarray]:
+        examples = _decision_examples(tokenizer, layout, shared)
+        history = engine.fit(TrainRequest(examples=examples, objective=objective, max_steps=2, batch_size=len(examples),
+                                          learning_rate=0.5, warmup_steps=0, weight_decay=0.0, options=options))
+        assert history["n_examples"] == len(examples)
+        return [step["loss"] for step in history["steps"]], engine.score(contexts, candidates, batch_size=4)
+
+    base = engine.score(contexts, candidates, batch_size=4)
+    shared_losses, shared_scores = run(True)
+    pair_losses, pair_scores = run(False)
+    np.testing.assert_allclose(shared_losses, pair_losses, rtol=1e-5)
+    tolerance = case.atol / 10
+    assert np.abs(shared_scores - base).max() > 100 * tolerance  # training moved the model
+    np.testing.assert_allclose(shared_scores, pair_scores, rtol=0, atol=tolerance)
+
+
+def test_decision_weights_scale_their_loss(engine: Any) -> None:
+    if not engine.capabilities.sample_weight:
+        pytest.skip("the engine does not take decision weights")
+    examples = _decision_examples(engine.tokenizer, "multilabel", shared=True)
+    doubled = [TrainExample(e.context, [replace(d, weight=2 * d.weight) for d in e.decisions]) for e in examples]
+    losses = [engine.fit(TrainRequest(examples=x, max_steps=1, batch_size=len(x), learning_rate=1e-3,
+                                      warmup_steps=0))["steps"][0]["loss"] for x in (examples, doubled)]
+    assert losses[1] == pytest.approx(2 * losses[0] if engine.name == "transformers" else losses[0], rel=1e-5)
+
+
+def test_request_checks_its_examples() -> None:
+    with pytest.raises(ValueError, match=r"examples\[0\]\.decisions\[0\]\.target is 2"):
+        TrainRequest(examples=[TrainExample([1, 2], [Decision([], [[3], [4]], 2)])])
+    with pytest.raises(ValueError, match=r"examples\[0\] has an empty context"):
+        TrainRequest(examples=[TrainExample([], [Decision([], [[3]], 0)])])
+    with pytest.raises(ValueError, match=r"examples\[1\]\.decisions\[0\] has an empty candidate"):
+        TrainRequest(examples=[TrainExample([1], [Decision([], [[3]], 0)]), TrainExample([1], [Decision([], [[]], 0)])])
 
 
 # -- generate ------------------------------------------------------------------------------
@@ -520,8 +624,7 @@ def test_reference_fit_without_steps_keeps_the_base(reference: ReferenceEngine) 
 def test_reference_stops_early_and_keeps_the_best_adapter(reference: ReferenceEngine) -> None:
     tokenizer = reference.tokenizer
     flipped = 1 - CODES  # a validation slice that training can only get worse at
-    request = toy_request(tokenizer, max_steps=20, patience=2,
-                          validation=([_prompt(tokenizer, t) for t in TEXTS], flipped, None))
+    request = toy_request(tokenizer, max_steps=20, patience=2, validation=toy_validation(tokenizer, TEXTS, flipped))
     history = reference.fit(request)
     assert history["stopped_early"] and history["n_steps"] < 20
     losses = [record["log_loss"] for record in history["validation"]]

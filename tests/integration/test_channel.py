@@ -45,10 +45,12 @@ def test_channel_scores_match_one_sequence_at_a_time(tiny_lm):
 def test_channel_training_sequences_put_the_text_after_its_class_prompt():
     texts, class_prompts = [[5, 6, 2], [7, 2]], [[1, 40], [1, 41, 42]]
     request = get_direction("channel").train_request(texts, np.array([1, 0]), class_prompts)
-    assert request.channel and request.choices == class_prompts
-    rows = build_dataset(request.contexts, request.continuations, request.codes)
+    assert [e.context for e in request.examples] == [[1, 41, 42], [1, 40]]
+    assert [[(d.candidates, d.target) for d in e.decisions] for e in request.examples] == [[([texts[0]], 0)], [([texts[1]], 0)]]
+    rows = build_dataset(request.examples)
     assert rows["input_ids"] == [[1, 41, 42, 5, 6, 2], [1, 40, 7, 2]]
-    assert rows["prompt_length"] == [3, 2]  # the loss starts at the text
+    assert rows["context_length"] == [3, 2]  # the loss starts at the text
+    assert rows["edge_rows"] == [[2, 3, 4], [1, 2]] and rows["edge_tokens"] == [[5, 6, 2], [7, 2]]
 
 
 def test_channel_template_renders_each_class(tiny_model):

@@ -7,7 +7,8 @@ from scipy.special import log_softmax, softmax
 from llm_classifier import LLMClassifier
 from llm_classifier.plugins.calibration import fit_affine
 from llm_classifier.formulations.base import get_direction
-from llm_classifier.engines.hf.early_stopping import NEAR_TIE, validation_scores
+from llm_classifier.engines.hf.early_stopping import NEAR_TIE
+from llm_classifier.formulations.base import class_log_loss
 from llm_classifier.pipeline.holdout import stratified_holdout
 from llm_classifier.inputs import canonical_order
 
@@ -30,13 +31,11 @@ def test_holdout_spares_rare_classes_at_the_default_fraction():
     assert [int(held[codes == c].sum()) for c in range(4)] == [0, 0, 1, 3]
 
 
-def test_validation_scores_match_definition():
+def test_validation_log_loss_matches_definition():
     scores = np.log(np.array([[0.2, 0.6], [0.9, 0.3]]))
     codes = np.array([1, 1])
-    result = validation_scores(scores, codes)
     expected = -np.mean(log_softmax(scores, axis=1)[[0, 1], [1, 1]])
-    assert result["log_loss"] == pytest.approx(expected)
-    assert result["accuracy"] == 0.5
+    assert class_log_loss(scores, codes) == pytest.approx(expected)
 
 
 def test_early_stopping_restores_the_best_adapter(tiny_params, sentiment):
@@ -160,6 +159,6 @@ def test_smallest_held_out_class_matches_the_rounding_rule(fraction):
 def test_monitor_evaluates_every_eval_steps_and_after_the_last_step():
     from llm_classifier.engines.hf.early_stopping import BestAdapterMonitor
 
-    monitor = BestAdapterMonitor(None, [], np.array([]), [], pad_id=0, eval_steps=3, patience=None, batch_size=1)
+    monitor = BestAdapterMonitor(None, lambda score: (0.0, np.zeros(0)), pad_id=0, eval_steps=3, patience=None)
     assert [step for step in range(1, 11) if monitor.due(step, 10)] == [3, 6, 9, 10]
     assert not monitor.should_stop  # patience=None never stops

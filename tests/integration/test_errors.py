@@ -388,20 +388,20 @@ def _assert_unchanged(clf, before_state, before_adapter, before_proba):
 
 @pytest.mark.parametrize("interruption", [KeyboardInterrupt, RuntimeError])
 def test_fit_interrupted_during_training_leaves_estimator_unchanged(tiny_model, monkeypatch, interruption):
-    import llm_classifier.engines.hf.training as training
+    import llm_classifier.engines.hf.decision_trees as decision_trees
 
     clf = LLMClassifier(model=tiny_model, quantization=None, dtype="float32", max_steps=2, batch_size=2, random_state=0).fit(X4, Y4)
     before_state, before_proba = _state(clf), clf.predict_proba(X4)
     before_adapter = {name: value.copy() for name, value in clf.backend_.state().adapter.items()}
-    real_loss, calls = training.answer_only_loss, []
+    real_loss, calls = decision_trees.decision_loss, []
 
-    def failing_loss(model, inputs):
+    def failing_loss(model, inputs, objective):
         calls.append(1)
         if len(calls) == 2:  # after one optimizer step of the new fit
             raise interruption("interrupted half-way")
-        return real_loss(model, inputs)
+        return real_loss(model, inputs, objective)
 
-    monkeypatch.setattr(training, "answer_only_loss", failing_loss)
+    monkeypatch.setattr(decision_trees, "decision_loss", failing_loss)
     clf.set_params(max_steps=3, random_state=1)
     with pytest.raises(interruption, match="half-way"):
         clf.fit(["other", "texts", "entirely", "now"], ["a", "b", "a", "b"])

@@ -15,8 +15,8 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from llm_classifier import LLMClassifier
 from llm_classifier.engines.reference import ReferenceEngine
-from llm_classifier.formulations.multilabel import (MULTILABEL, check_multilabel_targets, fit_thresholds, is_multilabel_target,
-                                       split_choices)
+from llm_classifier.formulations.multilabel import (MAX_POSITIVE_WEIGHT, MULTILABEL, check_multilabel_targets,
+                                                   fit_thresholds, is_multilabel_target, positive_weights, split_choices)
 
 TEXTS = ["goal scored in the match", "the team won the cup", "stocks fell sharply", "market rallies on earnings",
          "election results announced", "parliament votes on budget", "football club buys striker",
@@ -101,18 +101,53 @@ def test_choices_pair_each_question_with_the_same_decisions():
     assert [q + yes for q in questions] == [ids[0], ids[2]] and [q + no for q in questions] == [ids[1], ids[3]]
 
 
-def test_train_request_has_one_example_per_text_and_label():
+def test_train_request_has_one_example_per_text_with_a_decision_per_label():
     engine = ReferenceEngine()
     engine.load("reference")
     ids = MULTILABEL.choice_ids(engine.tokenizer, ["a", "b", "c"], None)
-    Y = np.array([[1, 0, 1], [0, 0, 0]])
-    request = MULTILABEL.train_request([[1, 2], [3]], Y, ids, weights=np.array([1.0, 3.0]))
-    questions, decisions = split_choices(ids)
-    assert len(request.contexts) == 6 and request.contexts[1] == [1, 2] + questions[1]
-    assert request.codes.tolist() == [0, 1, 0, 1, 1, 1] and request.choices == list(map(list, decisions))
-    assert request.continuations[0] == decisions[0] and request.weights.tolist() == [1, 1, 1, 3, 3, 3]
+    Y = np.array([[1, 0, 1], [0, 0, 0], [0, 0, 1], [0, 0, 1]])
+    request = MULTILABEL.train_request([[1, 2], [3], [4], [5]], Y, ids, weights=np.array([1.0, 3.0, 1.0, 1.0]),
+                                       positive_weights=np.array([3.0, 1.0, 0.5]))
+    questions, (yes, no) = split_choices(ids)
+    assert [e.context for e in request.examples] == [[1, 2], [3], [4], [5]]
+    first = request.examples[0].decisions
+    assert [d.prefix for d in first] == questions and all(d.candidates == [yes, no] for d in first)
+    assert [[d.target for d in e.decisions] for e in request.examples] == (1 - Y).tolist()  # 0: yes, 1: no
     # the sequences trained on are exactly the scored ones: prompt + "<label>: yes|no" + end
-    assert request.contexts[2] + request.continuations[2] == [1, 2] + ids[4]
+    assert [1, 2] + first[2].prefix + first[2].candidates[first[2].target] == [1, 2] + ids[4]
+    # a yes weighs positive_weights[j] times a no, each label's weights average 1, times the text's weight
+    weights = np.array([[d.weight for d in e.decisions] for e in request.examples])
+    label_a = np.array([3.0, 1, 1, 1]) / 1.5
+    label_c = np.array([0.5, 1, 0.5, 0.5]) / 0.625
+    np.testing.assert_allclose(weights[:, 0], label_a * [1, 3, 1, 1])
+    np.testing.assert_allclose(weights[:, 1], [1, 3, 1, 1])
+    np.testing.assert_allclose(weights[:, 2], label_c * [1, 3, 1, 1])
+
+
+def test_balanced_positive_weights_are_the_no_to_yes_ratio_capped():
+    Y = np.zeros((40, 4), dtype=int)
+    Y[:10, 0] = 1  # 30 no / 10 yes
+    Y[:1, 1] = 1  # 39 / 1: capped
+    Y[:, 3] = 1  # never no
+    np.testing.assert_allclose(positive_weights(Y, "balanced"), [3.0, MAX_POSITIVE_WEIGHT, 1.0, 1.0])
+    np.testing.assert_allclose(positive_weights(Y, 2.5), [2.5] * 4)
+    np.testing.assert_allclose(positive_weights(Y, None), [1.0] * 4)
+
+
+@pytest.mark.parametrize("value", [0, -1.0, "auto", True])
+def test_positive_weight_parameter_is_validated(value):
+    with pytest.raises(InvalidParameterError, match="'positive_weight' parameter"):
+        reference(positive_weight=value).fit(TEXTS, [sorted(s) for s in SETS])
+
+
+def test_positive_weight_changes_the_fit():
+    Y = [sorted(s) for s in SETS]
+    plain = reference(positive_weight=None).fit(TEXTS, Y)
+    weighted = reference(positive_weight=5.0).fit(TEXTS, Y)
+    assert plain.history_["positive_weights"] == [1.0] * 3 and weighted.history_["positive_weights"] == [5.0] * 3
+    Yb = MultiLabelBinarizer(classes=list(plain.classes_)).fit_transform(SETS)
+    gap = lambda clf: clf.predict_proba(TEXTS)[Yb == 1].mean()  # noqa: E731
+    assert gap(weighted) > gap(plain)  # the "yes" answers were learnt harder
 
 
 def test_probabilities_are_the_sigmoid_of_yes_minus_no(fitted_reference):
@@ -133,7 +168,7 @@ def test_shapes_and_prompt(fitted_reference):
     assert not np.allclose(proba.sum(axis=1), 1)
     assert clf.thresholds_.tolist() == [0.5, 0.5, 0.5] and clf.calibration_ is None
     assert "Which of these topics apply to the text: finance, politics, sport?" in clf.prompt_prefix_
-    assert clf.layout_.formulation == "multilabel" and clf.history_["n_examples"] == 24
+    assert clf.layout_.formulation == "multilabel" and clf.history_["n_examples"] == 8  # one example per text
 
 
 def test_training_moves_the_probabilities_toward_the_labels():
@@ -189,18 +224,26 @@ def test_fit_thresholds_maximise_f1_per_label():
 
 
 def test_auto_thresholds_come_from_the_held_out_slice():
+    from llm_classifier.pipeline.multilabel_fit import multilabel_holdout
+
     texts = [f"{t} {i}" for i in range(25) for t in TEXTS]
     rows = [sorted(s) for _ in range(25) for s in SETS]
-    clf = reference(max_steps=10, early_stopping=True, multilabel_threshold="auto", n_iter_no_change=None)
+    clf = reference(max_steps=10, early_stopping=True, n_iter_no_change=None)  # multilabel_threshold="auto"
     clf.fit(texts, rows)
     assert clf.history_["early_stopping"] and clf.thresholds_.shape == (3,)
-    assert set(clf.thresholds_.tolist()) <= set(np.round(np.arange(0.05, 0.951, 0.05), 2).tolist())
+    # the held-out texts as fit chose them: their probabilities under the kept adapter give the thresholds
+    _, Y = check_multilabel_targets(rows, len(texts))
+    order = sorted(range(len(texts)), key=lambda i: (Y[i].tolist(), texts[i]))
+    held = multilabel_holdout(clf, Y[order], clf.random_seed_)
+    held_texts = [texts[i] for i, h in zip(order, held) if h]
+    np.testing.assert_array_equal(clf.thresholds_, fit_thresholds(clf.predict_proba(held_texts), Y[order][held]))
+    assert not np.allclose(clf.thresholds_, 0.5)
     assert 0 <= clf.history_["validation"][0]["log_loss"]
 
 
-def test_auto_thresholds_without_a_held_out_slice_is_an_error():
-    with pytest.raises(ValueError, match="multilabel_threshold='auto' fits the thresholds on early stopping"):
-        reference(multilabel_threshold="auto").fit(TEXTS, [sorted(s) for s in SETS])
+def test_auto_thresholds_without_a_held_out_slice_are_one_half():
+    clf = reference(multilabel_threshold="auto").fit(TEXTS, [sorted(s) for s in SETS])
+    assert not clf.history_["early_stopping"] and clf.thresholds_.tolist() == [0.5, 0.5, 0.5]
 
 
 @pytest.mark.parametrize("value", [0, 1, 1.5, "best"])
@@ -268,7 +311,7 @@ def test_tiny_model_fits_predicts_and_round_trips(tiny_params, tmp_path):
     proba = clf.predict_proba(TEXTS)
     assert proba.shape == (8, 3) and ((proba > 0) & (proba < 1)).all()
     np.testing.assert_array_equal(clf.predict(TEXTS), (proba >= 0.5).astype(int))
-    assert clf.history_["n_examples"] == 24 and clf.history_["n_steps"] == 3
+    assert clf.history_["n_examples"] == 8 and clf.history_["n_steps"] == 3
     clf.save(tmp_path / "tiny")
     np.testing.assert_allclose(LLMClassifier.load(tmp_path / "tiny").predict_proba(TEXTS), proba, rtol=1e-5)
 

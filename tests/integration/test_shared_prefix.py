@@ -72,66 +72,102 @@ def test_the_option_round_trips_through_save_and_load(tiny_params, sentiment, tm
     np.testing.assert_allclose(loaded.predict_proba(sentiment[0]), clf.predict_proba(sentiment[0]), atol=1e-6)
 
 
-@pytest.mark.parametrize("objective, route", [("answer", "packed"), ("answer", "cached"), ("class", "cached")])
-def test_one_batch_gives_the_same_loss_and_gradients_with_the_prefix_run_once(tiny_model, objective, route, monkeypatch):
+def _naive_loss(model, examples, objective):
+    """The loss of TrainRequest's definition, one full (context + prefix + candidate) sequence per pair, plain forward."""
+    import torch
+
+    token_terms, decision_terms = [], []
+    for example in examples:
+        for decision in example.decisions:
+            head = list(example.context) + list(decision.prefix)
+            scores, token_log_probs = [], []
+            for candidate in decision.candidates:
+                ids = torch.tensor([head + list(candidate)])
+                log_probs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+                steps = torch.arange(len(head) - 1, len(head) - 1 + len(candidate))
+                per_token = log_probs[steps, torch.tensor(candidate)]
+                token_log_probs.append(per_token)
+                scores.append(per_token.sum())
+            target = decision.target
+            token_terms.append(decision.weight * token_log_probs[target])
+            scores = torch.stack(scores)
+            loss = torch.logsumexp(scores, 0) - scores[target]
+            if objective == "answer+class":
+                loss = loss - scores[target] / len(decision.candidates[target])
+            decision_terms.append(decision.weight * loss)
+    if objective == "answer":
+        return -torch.cat(token_terms).mean()
+    return torch.stack(decision_terms).mean()
+
+
+@pytest.mark.parametrize("objective, route", [("answer", "packed"), ("answer", "cached"), ("answer", "whole"),
+                                              ("class", "packed"), ("class", "cached"), ("answer+class", "whole")])
+def test_one_tree_pass_gives_the_loss_and_gradients_of_one_sequence_per_pair(tiny_model, objective, route, monkeypatch):
+    """Several decisions (prefix + candidates) after each context, the contexts' shared tokens run once: the loss
+    and gradients of running every (context + prefix + candidate) sequence whole."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    from llm_classifier.engines.hf import training
-    from llm_classifier.engines.hf.scoring import TrieTensors
-    from llm_classifier.engines.hf.training import (AnswerCollator, TrainConfig, TreeCollator, add_lora,
-                                                     answer_only_loss, build_dataset, class_objective_loss)
+    from llm_classifier.engines.base import Decision, TrainExample
+    from llm_classifier.engines.hf import decision_trees
+    from llm_classifier.engines.hf.decision_trees import DecisionCollator, decision_loss, flatten_example
+    from llm_classifier.engines.hf.training import TrainConfig, add_lora
 
     if route == "cached":  # too long to pack: rows after the prefix's cache
-        monkeypatch.setattr(training, "PACK_MAX_TOKENS", 0)
+        monkeypatch.setattr(decision_trees, "PACK_MAX_TOKENS", 0)
     model = add_lora(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32),
                      TrainConfig(lora_r=4, target_modules=["q_proj", "v_proj", "up_proj"], seed=1))
     for name, parameter in model.named_parameters():  # B = 0 at initialisation: give the adapter a gradient path
         if "lora_B" in name:
             torch.nn.init.normal_(parameter, std=0.05)
     rng = np.random.default_rng(4)
-    head = list(rng.integers(10, 40000, size=30))
-    contexts = [head + list(rng.integers(10, 40000, size=n)) for n in (4, 11, 1, 7)]
-    answers = [[100, 200, 2], [300, 2]]
-    codes = np.array([0, 1, 1, 0])
-    features = list(build_dataset(contexts, [answers[c] for c in codes], codes, weights=np.array([1.0, 2.0, 0.5, 1.0])))
-    tensors = TrieTensors.build(answers)
-    tokens, losses, grads = {}, {}, {}
-    for shared in (True, False):
-        collate = AnswerCollator(0, shared) if objective == "answer" else TreeCollator(tensors, 0, shared)
-        batch = collate(features)
-        if shared and route == "packed":
-            assert batch["input_ids"].shape == (1, 30 + sum(len(c) - 30 for c in contexts) + 3 + 2 + 2 + 3)
-        else:
-            assert ("prefix_ids" in batch) == shared and (not shared or len(batch["prefix_ids"]) == 30)
-        seen = []
-        handle = model.get_input_embeddings().register_forward_hook(lambda m, a, o: seen.append(a[0].numel()))
+    head = [int(t) for t in rng.integers(10, 40000, size=30)]
+    contexts = [head + [int(t) for t in rng.integers(10, 40000, size=n)] for n in (4, 11, 1, 7)]
+    yes, no, questions = [100, 2], [101, 2], [[500, 501], [502], [503, 504, 505]]
+    examples = [TrainExample(context, [Decision(q, [yes, no], int(rng.integers(2)), float(w))
+                                       for q, w in zip(questions, rng.uniform(0.5, 3, size=3))])
+                for context in contexts]
+    examples.append(TrainExample(contexts[0][:-2], [Decision([], [[300, 301, 2], [300, 2], [7, 2]], 1, 1.5)]))
+    features = [flatten_example(e.context, e.decisions, objective) for e in examples]
+    batch = DecisionCollator(0, shared_prefix=route != "whole")(features)
+    if route == "packed":
+        assert batch["input_ids"].shape[0] == 1 and "prefix_ids" not in batch
+    else:
+        assert ("prefix_ids" in batch) == (route == "cached")
+        assert batch["input_ids"].shape[0] == (4 if route == "cached" else 5)  # trees share rows where they fit
+    losses, grads = {}, {}
+    for way in ("tree", "naive"):
         model.zero_grad()
-        loss = answer_only_loss(model, batch) if objective == "answer" else class_objective_loss(model, batch, tensors, objective)
+        loss = decision_loss(model, batch, objective) if way == "tree" else _naive_loss(model, examples, objective)
         loss.backward()
-        handle.remove()
-        tokens[shared], losses[shared] = sum(seen), float(loss.detach())
-        grads[shared] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    assert tokens[True] <= tokens[False] - 30 * 3  # the 30 shared tokens ran once instead of four times
-    assert losses[True] == pytest.approx(losses[False], rel=1e-5)
-    assert grads[True].keys() == grads[False].keys() and len(grads[True]) == 2 * 3 * 2  # A and B, 3 targets, 2 layers
-    for name in grads[True]:
-        torch.testing.assert_close(grads[True][name], grads[False][name], atol=1e-6, rtol=1e-4, msg=name)
+        losses[way] = float(loss.detach())
+        grads[way] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert losses["tree"] == pytest.approx(losses["naive"], rel=1e-5)
+    assert grads["tree"].keys() == grads["naive"].keys() and len(grads["tree"]) == 2 * 3 * 2  # A and B, 3 targets, 2 layers
+    for name in grads["tree"]:
+        torch.testing.assert_close(grads["tree"][name], grads["naive"][name], atol=1e-6, rtol=1e-4, msg=name)
 
 
-def test_packing_leaves_each_example_its_own_positions_and_attention():
-    from llm_classifier.engines.hf.training import pack_examples
+def test_packing_gives_each_branch_its_own_positions_and_attention():
+    from llm_classifier.engines.base import Decision
+    from llm_classifier.engines.hf.decision_trees import DecisionCollator, flatten_example
 
-    features = [{"input_ids": [7, 8, 9, 1, 50], "prompt_length": 4}, {"input_ids": [7, 8, 2, 3, 60, 61], "prompt_length": 4}]
-    packed = pack_examples(features, 2)
-    assert packed["input_ids"].tolist() == [[7, 8, 9, 1, 50, 2, 3, 60, 61]]
-    assert packed["position_ids"].tolist() == [[0, 1, 2, 3, 4, 2, 3, 4, 5]]
-    assert packed["example_ids"].tolist() == [[-1, -1, 0, 0, 0, 1, 1, 1, 1]]
-    assert packed["labels"].tolist() == [[-100, -100, -100, -100, 50, -100, -100, 60, 61]]
+    first = flatten_example([7, 8, 9, 1], [Decision([40], [[50, 2]], 0), Decision([41], [[50, 2], [51, 2]], 1)], "answer")
+    second = flatten_example([7, 8, 3], [Decision([], [[60], [61]], 0, 2.0)], "answer")
+    assert first["input_ids"] == [7, 8, 9, 1, 40, 50, 41, 51]  # each target after its question; leaves not fed
+    assert second["input_ids"] == [7, 8, 3, 60]  # a lone chain keeps its last token
+    packed = DecisionCollator(0, shared_prefix=True)([first, second])
+    assert packed["input_ids"].tolist() == [[7, 8, 9, 1, 40, 50, 41, 51, 3, 60]]
+    assert packed["position_ids"].tolist() == [[0, 1, 2, 3, 4, 5, 4, 5, 2, 3]]
     allowed = packed["allowed"][0, 0]
-    assert allowed[5].tolist() == [True, True, False, False, False, True, False, False, False]  # prefix + itself
-    assert allowed[4].tolist() == [True] * 5 + [False] * 4
+    assert allowed[6].tolist() == [True] * 4 + [False] * 2 + [True] + [False] * 3  # the 2nd question: context + itself
+    assert allowed[9].tolist() == [True, True] + [False] * 6 + [True, True]  # prefix, own context, itself
     assert not allowed[1, 2]  # the prefix is causal too
+    # edges: the output before each target token, its token, its decision (numbered over the batch)
+    assert packed["edge_index"].tolist() == [4, 5, 6, 7, 8]
+    assert packed["edge_tokens"].tolist() == [50, 2, 51, 2, 60]
+    assert packed["edge_decisions"].tolist() == [0, 0, 1, 1, 2]
+    assert packed["decision_weights"].tolist() == [1.0, 1.0, 2.0]
 
 
 @pytest.fixture(scope="module")

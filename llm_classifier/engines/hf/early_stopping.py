@@ -2,9 +2,10 @@
 
 With ``LLMClassifier(early_stopping=True)`` a stratified share of the training texts
 is held out. Every ``eval_steps`` optimizer steps :class:`BestAdapterMonitor`
-scores it exactly as ``predict_proba`` would (all classes, normalised over the
-label set), keeps a copy of the adapter weights with the lowest validation
-log-loss (the later one on a near tie), stops training after ``patience``
+calls the core's validation with this engine's scoring function (the core scores
+the slice exactly as ``predict_proba`` would, whatever the formulation, and
+returns its loss), keeps a copy of the adapter weights with the lowest validation
+loss (the later one on a near tie), stops training after ``patience``
 evaluations without one and, at the end, puts the best weights back.
 """
 
@@ -20,31 +21,15 @@ import numpy as np
 from .adapter_weights import load_weights, snapshot, trainable_parameters
 
 if TYPE_CHECKING:
+    from ..base import Validation
     from .averaging import AdapterEMA
 
-__all__ = ["BestAdapterMonitor", "NEAR_TIE", "trainer_callback", "validation_scores"]
+__all__ = ["BestAdapterMonitor", "NEAR_TIE", "trainer_callback"]
 
-#: A later evaluation whose validation log-loss is within this many nats of the best so far
+#: A later evaluation whose validation loss is within this many nats of the best so far
 #: replaces it (and counts as progress): on a slice of a few dozen texts such differences
 #: are noise, and the later adapter has trained longer at a lower learning rate.
 NEAR_TIE = 0.01
-
-
-def validation_scores(log_scores: np.ndarray, codes: np.ndarray, weights: Sequence[float] | None = None) -> dict[str, float]:
-    """Log-loss and accuracy of class log-scores normalised over the label set.
-
-    With ``weights`` (one per text: its class weight times its sample weight, see
-    :func:`~llm_classifier.pipeline.weights.example_weights`) the log-loss is their weighted mean,
-    the criterion training with those weights optimises.
-    """
-    from scipy.special import log_softmax
-
-    log_proba = log_softmax(log_scores, axis=1)
-    rows = np.arange(len(codes))
-    return {
-        "log_loss": float(-np.average(log_proba[rows, codes], weights=weights)),
-        "accuracy": float((log_proba.argmax(axis=1) == codes).mean()),
-    }
 
 
 class BestAdapterMonitor:
@@ -57,72 +42,55 @@ class BestAdapterMonitor:
     ----------
     model : peft model
         The model being trained (its LoRA weights are copied and restored).
-    prompts : sequence of token-id lists
-        Encoded validation prompts.
-    codes : ndarray of int
-        Their class codes.
-    answers : sequence of token-id lists
-        The answer of every class (as scored by ``predict_proba``).
+    validation : callable
+        The core's :data:`~llm_classifier.engines.base.Validation`: called with this engine's
+        scoring function under the current adapter, it returns ``(loss, scores)``.
     pad_id : int
     eval_steps : int
         Evaluate every this many optimizer steps (and after the last step).
     patience : int or None
-        Stop after this many evaluations without a lower validation log-loss
+        Stop after this many evaluations without a lower validation loss
         (``None``: train to the end, still restoring the best adapter).
-    batch_size : int
-        Prompts scored per forward pass.
-    weights : sequence of float, optional
-        Weight of each validation text in the log-loss (as in the training loss).
-    channel : bool, default=False
-        How the slice is scored: ``log p(answer_k | prompt)`` (``prompts`` are prompts,
-        ``answers`` the answers) or, when true, ``log p(text | class prompt_k)`` (``prompts``
-        are the encoded texts, ``answers`` the class prompts).
     averaged : AdapterEMA, optional
         Score (and keep) the moving average of the adapter weights instead of the trained ones.
     """
 
-    def __init__(self, model: Any, prompts: Sequence[Sequence[int]], codes: np.ndarray, answers: Sequence[Sequence[int]],
-                 pad_id: int, eval_steps: int, patience: int | None, batch_size: int,
-                 weights: Sequence[float] | None = None, channel: bool = False,
+    def __init__(self, model: Any, validation: Validation, pad_id: int, eval_steps: int, patience: int | None,
                  averaged: AdapterEMA | None = None) -> None:
         self.model = model
-        self.prompts = prompts
-        self.codes = np.asarray(codes)
-        self.answers = answers
+        self.validation = validation
         self.pad_id = pad_id
         self.eval_steps = max(1, int(eval_steps))
         self.patience = patience
-        self.batch_size = batch_size
-        self.weights = weights
-        self.channel = channel
         self.averaged = averaged
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Any] | None = None
         self.best_step: int | None = None
-        #: the validation slice's class log-scores under the best adapter (for calibration)
+        #: the scores ``validation`` returned for the best adapter (for calibration or thresholds)
         self.best_scores: np.ndarray | None = None
         self._best_loss = math.inf
         self._since_best = 0
+
+    def score(self, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], *, batch_size: int,
+              progress: Any = None) -> np.ndarray:
+        """:meth:`~llm_classifier.engines.base.Engine.score` under the model as it is now (the adapter being trained)."""
+        from .scoring import score_pairs
+
+        return score_pairs(self.model, contexts, continuations, pad_id=self.pad_id, batch_size=batch_size,
+                           progress=progress)
 
     def evaluate(self, step: int) -> dict[str, float]:
         """Score the validation slice with the current adapter; remember it if it is the best so far."""
         import torch
 
-        from .scoring import score_pairs
-
         was_training = self.model.training
         self.model.eval()
         try:
             with self.averaged.applied() if self.averaged is not None else nullcontext(), torch.inference_mode():
-                if self.channel:
-                    scores = score_pairs(self.model, self.answers, self.prompts, pad_id=self.pad_id,
-                                         batch_size=self.batch_size).T
-                else:
-                    scores = score_pairs(self.model, self.prompts, self.answers, pad_id=self.pad_id,
-                                         batch_size=self.batch_size)
+                loss, scores = self.validation(self.score)
         finally:
             self.model.train(was_training)
-        record = {"step": int(step), **validation_scores(scores, self.codes, self.weights)}
+        record = {"step": int(step), "log_loss": float(loss)}
         self.history.append(record)
         if record["log_loss"] <= self._best_loss + NEAR_TIE:
             self._best_loss = min(self._best_loss, record["log_loss"])

@@ -232,9 +232,9 @@ class TransformersBackend:
         config = TrainConfig.from_request(request, lora_targets(base, request.options.get("target_modules")))
         config = dataclasses.replace(config, shared_prefix=self.shared_prefix)
         model = add_lora(base, config)
-        dataset = build_dataset(request.contexts, request.continuations, request.codes, weights=request.weights)
+        dataset = build_dataset(request.examples, config.objective)
         bf16 = self.torch_dtype == torch.bfloat16
-        history = train(model, dataset, request.choices, config, self.pad_id, use_cpu=self.device == "cpu", bf16=bf16,
+        history = train(model, dataset, config, self.pad_id, use_cpu=self.device == "cpu", bf16=bf16,
                         validation=request.validation)
         from peft import get_peft_model_state_dict
 

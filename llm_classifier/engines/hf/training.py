@@ -2,16 +2,17 @@
 
 Training runs through :class:`transformers.Trainer` (so optimizers, schedulers,
 gradient accumulation, progress bars and ``accelerate launch`` multi-process runs
-come from the engine users already know). Two things differ from a plain run:
+come from the engine users already know). Three things differ from a plain run:
 
-* the loss is computed on the answer tokens only, and the output layer is applied
-  only at the positions that predict an answer token (not over the whole sequence
-  and vocabulary);
+* each example is a token tree (:mod:`.decision_trees`): its context once, then
+  every decision (a prefix and its candidates) as a branch after it, in one
+  tree-masked pass; the loss is on the candidates' tokens only, and the output
+  layer is applied only at the positions that predict one;
 * batches are grouped by length, so little compute is spent on padding;
-* the tokens that all of a batch's prompts start with (system line, instruction,
+* the tokens that all of a batch's contexts start with (system line, instruction,
   class list) run once per batch, and every example attends to their keys and
   values (:class:`~.scoring.SharedPrefix`): the gradient of every example flows
-  into that one computation, so the update is the one of running each prompt whole.
+  into that one computation, so the update is the one of running each sequence whole.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 
 from ...exceptions import TrainingDivergedError
+from ..base import Validation
 
 OPTIMIZERS = {
     "adamw": "adamw_torch",
@@ -58,8 +59,6 @@ class TrainConfig:
     optimizer: str = "adamw"
     lr_scheduler: str = "linear"
     objective: str = "answer"
-    #: the validation slice holds texts scored after the class prompts (channel), not prompts
-    channel: bool = False
     #: recompute each decoder layer's activations in the backward pass instead of storing them
     gradient_checkpointing: bool = False
     #: decay of an exponential moving average of the adapter weights, kept instead of the last ones (``None``: off)
@@ -81,7 +80,7 @@ class TrainConfig:
         options["target_modules"] = target_modules
         schedule = {name: getattr(request, name) for name in (
             "learning_rate", "max_steps", "num_train_epochs", "batch_size", "gradient_accumulation_steps",
-            "warmup_steps", "weight_decay", "objective", "channel", "patience", "eval_batch_size", "seed", "verbose")}
+            "warmup_steps", "weight_decay", "objective", "patience", "eval_batch_size", "seed", "verbose")}
         return cls(**options, **schedule)
 
     def n_steps(self, n_examples: int, world_size: int = 1) -> int:
@@ -164,158 +163,6 @@ def _add_lora(model: Any, config: TrainConfig) -> Any:
         return get_peft_model(model, lora)
 
 
-def _batch_weights(features: list[dict[str, Any]]) -> dict[str, Any]:
-    """``{"weights": tensor}`` of the examples' loss weights, or nothing when the data set has none."""
-    if "weight" not in features[0]:
-        return {}
-    import torch
-
-    return {"weights": torch.tensor([float(f["weight"]) for f in features], dtype=torch.float32)}
-
-
-def _batch_prefix(features: list[dict[str, Any]], enabled: bool) -> tuple[dict[str, Any], int]:
-    """``{"prefix_ids": tensor}`` of the tokens all the batch's prompts start with (nothing when off or none), and its length."""
-    if not enabled:
-        return {}, 0
-    import torch
-
-    from .scoring import common_prefix_length
-
-    length = common_prefix_length([f["input_ids"][: f["prompt_length"]] for f in features])
-    if not length:
-        return {}, 0
-    return {"prefix_ids": torch.tensor(features[0]["input_ids"][:length], dtype=torch.long)}, length
-
-
-def _prefix_inputs(model: Any, inputs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The batch's :class:`~.scoring.SharedPrefix` (run here, with gradients) and the decoder's extra inputs."""
-    if "prefix_ids" not in inputs:
-        return None, {"use_cache": False}
-    from .scoring import SharedPrefix
-
-    prefix = SharedPrefix(model, inputs["prefix_ids"])
-    return prefix, prefix.inputs(len(inputs["input_ids"]))
-
-
-#: A batch whose prompts share a prefix is packed into one sequence when it has at most this many
-#: tokens: the prefix once, then every example after it, each attending to the prefix and to
-#: itself only (no padding, one pass). A longer batch runs as padded rows after the prefix's cache.
-PACK_MAX_TOKENS = 1024
-
-
-def pack_examples(features: list[dict[str, Any]], skip: int) -> dict[str, Any]:
-    """One sequence: the ``skip`` shared tokens, then each example's own tokens (block-diagonal attention).
-
-    Returns ``input_ids``, ``position_ids``, ``labels`` and ``example_ids`` (``[1, L]``; -1 on the
-    prefix) and ``allowed`` (``[1, 1, L, L]`` bool): a token sees the prefix and the earlier
-    tokens of its own example, at the positions it has in its own prompt.
-    """
-    import torch
-
-    ids = list(features[0]["input_ids"][:skip])
-    positions, owners, labels = list(range(skip)), [-1] * skip, [-100] * skip
-    for index, feature in enumerate(features):
-        own = list(feature["input_ids"][skip:])
-        answer_start = feature["prompt_length"] - skip
-        ids += own
-        positions += range(skip, skip + len(own))
-        owners += [index] * len(own)
-        labels += [-100] * answer_start + own[answer_start:]
-    owner = torch.tensor(owners)
-    order = torch.arange(len(ids))
-    causal = order[None, :] <= order[:, None]
-    same = (owner[None, :] == owner[:, None]) | (owner[None, :] < 0)
-    return {"input_ids": torch.tensor([ids]), "position_ids": torch.tensor([positions]), "labels": torch.tensor([labels]),
-            "example_ids": owner[None], "allowed": (causal & same)[None, None]}
-
-
-class AnswerCollator:
-    """Right-pad prompt + answer sequences; labels are -100 outside the answer.
-
-    With ``shared_prefix`` the tokens that all the batch's prompts start with run once: the
-    batch is packed into one sequence after them (:func:`pack_examples`, up to
-    :data:`PACK_MAX_TOKENS` tokens), or they are cut off into ``prefix_ids`` and the rows
-    attend to their cache (:func:`answer_only_loss`).
-    """
-
-    def __init__(self, pad_id: int, shared_prefix: bool = False):
-        self.pad_id = pad_id
-        self.shared_prefix = shared_prefix
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
-
-        prefix, skip = _batch_prefix(features, self.shared_prefix)
-        if prefix and skip + sum(len(f["input_ids"]) - skip for f in features) <= PACK_MAX_TOKENS:
-            return {**pack_examples(features, skip), **_batch_weights(features)}
-        width = max(len(f["input_ids"]) for f in features) - skip
-        ids = torch.full((len(features), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(features), width), -100, dtype=torch.long)
-        attention = torch.zeros((len(features), width), dtype=torch.long)
-        for row, feature in enumerate(features):
-            n = len(feature["input_ids"]) - skip
-            ids[row, :n] = torch.tensor(feature["input_ids"][skip:])
-            attention[row, :n] = 1
-            start = feature["prompt_length"] - skip
-            labels[row, start:n] = ids[row, start:n]
-        return {"input_ids": ids, "attention_mask": attention, "labels": labels, **prefix, **_batch_weights(features)}
-
-
-def answer_only_loss(model: Any, inputs: dict[str, Any]) -> Any:
-    """Mean cross-entropy of the answer tokens, with logits only where they are predicted.
-
-    With ``inputs["weights"]`` each token's loss is multiplied by its example's weight
-    (the mean is still over the tokens, so weights that average 1 keep the loss's scale).
-    With ``inputs["prefix_ids"]`` the batch's shared prefix runs once, before the rest.
-    """
-    import torch
-
-    from .scoring import _logits, additive_mask, attention_for
-
-    labels = inputs["labels"]
-    batch, width = inputs["input_ids"].shape
-    if "allowed" in inputs:  # packed (pack_examples)
-        with attention_for(model, batch, width, width):
-            hidden = model.get_decoder()(input_ids=inputs["input_ids"], attention_mask=additive_mask(model, inputs["allowed"]),
-                                         position_ids=inputs["position_ids"], use_cache=False)
-    else:
-        prefix, extra = _prefix_inputs(model, inputs)
-        attention = inputs["attention_mask"] if prefix is None else prefix.attention(inputs["attention_mask"])
-        with attention_for(model, batch, width, attention.shape[-1]):
-            hidden = model.get_decoder()(input_ids=inputs["input_ids"], attention_mask=attention, **extra)
-    hidden = hidden.last_hidden_state[:, :-1]
-    targets = labels[:, 1:]
-    where = targets != -100
-    losses = torch.nn.functional.cross_entropy(_logits(model, hidden[where]), targets[where], reduction="none")
-    if "weights" in inputs:
-        rows = inputs["example_ids"][:, 1:][where] if "example_ids" in inputs else where.nonzero()[:, 0]
-        losses = losses * inputs["weights"].to(losses.device)[rows]
-    return losses.mean()
-
-
-def class_objective_loss(model: Any, inputs: dict[str, Any], tensors: Any, objective: str) -> Any:
-    """Loss from every class's sequence log-probability (one tree-masked forward pass).
-
-    ``"class"``: cross-entropy over the label set of ``log p(answer_k | prompt)``, the very
-    quantity ``predict_proba`` normalises. ``"answer+class"`` adds the true answer's mean
-    token negative log-likelihood (the ``"answer"`` loss), computed from the same pass.
-    """
-    import torch
-
-    from .scoring import tree_scores
-
-    prefix, _ = _prefix_inputs(model, inputs)
-    scores = tree_scores(model, inputs, tensors, prefix)  # [B, K]
-    codes = inputs["codes"]
-    losses = torch.nn.functional.cross_entropy(scores, codes, reduction="none")
-    if objective == "answer+class":
-        lengths = tensors.paths.sum(dim=0).to(scores.device)[codes]
-        losses = losses - scores.gather(1, codes[:, None])[:, 0] / lengths
-    if "weights" in inputs:
-        losses = losses * inputs["weights"].to(losses.device)
-    return losses.mean()
-
-
 @contextlib.contextmanager
 def checkpointed(model: Any, enabled: bool) -> Iterator[None]:
     """Gradient checkpointing of ``model``'s decoder layers while the block runs (if ``enabled``).
@@ -345,9 +192,11 @@ def checkpointed(model: Any, enabled: bool) -> Iterator[None]:
         base.short_sequence_attention = short
 
 
-def _loss_module(model: Any, objective: str, tensors: Any) -> Any:
+def _loss_module(model: Any, objective: str) -> Any:
     """Wrap the peft model so the Trainer's (and DDP's) forward call computes our loss."""
     import torch
+
+    from .decision_trees import decision_loss
 
     class ClassifierLoss(torch.nn.Module):
         def __init__(self) -> None:
@@ -357,9 +206,7 @@ def _loss_module(model: Any, objective: str, tensors: Any) -> Any:
             self._body_params = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n and "lm_head" not in n)
 
         def forward(self, **inputs: Any) -> Any:
-            if objective == "answer":
-                return answer_only_loss(self.model, inputs)
-            return class_objective_loss(self.model, inputs, tensors, objective)
+            return decision_loss(self.model, inputs, objective)
 
         def floating_point_ops(self, inputs: dict[str, Any]) -> int:
             # Frozen base: forward (2 FLOPs per weight per token) + backward to the activations (2).
@@ -369,45 +216,17 @@ def _loss_module(model: Any, objective: str, tensors: Any) -> Any:
     return ClassifierLoss()
 
 
-class TreeCollator:
-    """Batch prompts followed by the label trie (for the class-level objectives), the shared prefix cut off as in :class:`AnswerCollator`."""
+def build_dataset(examples: Sequence[Any], objective: str = "answer") -> Any:
+    """A ``datasets.Dataset`` of the request's examples, each as a token tree (:func:`~.decision_trees.flatten_example`).
 
-    def __init__(self, tensors: Any, pad_id: int, shared_prefix: bool = False):
-        self.tensors = tensors
-        self.pad_id = pad_id
-        self.shared_prefix = shared_prefix
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
-
-        from .scoring import tree_inputs
-
-        prefix, skip = _batch_prefix(features, self.shared_prefix)
-        prompts = [f["input_ids"][skip: f["prompt_length"]] for f in features]
-        batch = tree_inputs(prompts, self.tensors, self.pad_id, offset=skip)
-        batch["codes"] = torch.tensor([f["code"] for f in features], dtype=torch.long)
-        return {**batch, **prefix, **_batch_weights(features)}
-
-
-def build_dataset(contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], codes: np.ndarray,
-                  weights: np.ndarray | None = None) -> Any:
-    """A ``datasets.Dataset`` of context + continuation sequences, the loss on the continuation.
-
-    ``prompt_length`` marks where the continuation starts; ``length`` serves length grouping;
-    ``weights`` (one per example) become a ``weight`` column that scales each example's loss.
+    ``length`` (the tree's tokens) serves length grouping.
     """
     from datasets import Dataset
 
-    rows: dict[str, list[Any]] = {"input_ids": [], "prompt_length": [], "length": [], "code": []}
-    for head, tail, code in zip(contexts, continuations, codes):
-        sequence = list(head) + list(tail)
-        rows["input_ids"].append(sequence)
-        rows["prompt_length"].append(len(head))
-        rows["length"].append(len(sequence))
-        rows["code"].append(int(code))
-    if weights is not None:
-        rows["weight"] = [float(w) for w in weights]
-    return Dataset.from_dict(rows)
+    from .decision_trees import flatten_example
+
+    rows = [flatten_example(example.context, example.decisions, objective) for example in examples]
+    return Dataset.from_dict({name: [row[name] for row in rows] for name in rows[0]} if rows else {"length": []})
 
 
 def check_finite_loss(loss: Any, step: int, learning_rate: float) -> None:
@@ -422,20 +241,17 @@ def check_finite_loss(loss: Any, step: int, learning_rate: float) -> None:
         )
 
 
-def train(
-    model: Any, dataset: Any, answers: Sequence[Sequence[int]], config: TrainConfig, pad_id: int, use_cpu: bool, bf16: bool,
-    validation: tuple[Sequence[Sequence[int]], np.ndarray] | tuple[Sequence[Sequence[int]], np.ndarray, np.ndarray] | None = None,
-) -> dict[str, Any]:
+def train(model: Any, dataset: Any, config: TrainConfig, pad_id: int, use_cpu: bool, bf16: bool,
+          validation: Validation | None = None) -> dict[str, Any]:
     """Train the adapters of ``model`` in place and return the run's history.
 
     Torch's global generators are left as they were (see :func:`kept_torch_rng`); a loss
     that turns NaN or infinite stops the run with :class:`TrainingDivergedError`.
 
-    ``dataset`` comes from :func:`build_dataset` (with a ``weight`` column when examples
-    weigh differently). With ``validation = (prompts, codes)`` or ``(prompts, codes,
-    sample_weight)`` the held-out slice is scored
+    ``dataset`` comes from :func:`build_dataset`. With ``validation`` (the core's
+    :data:`~llm_classifier.engines.base.Validation`) the held-out slice is scored
     ``config.n_evaluations`` times during the run, training stops after
-    ``config.patience`` evaluations without a lower log-loss, and the best
+    ``config.patience`` evaluations without a lower loss, and the best
     adapter weights are restored at the end (see :mod:`.early_stopping`).
 
     Returns
@@ -444,21 +260,21 @@ def train(
         ``steps`` (per-step loss, learning rate, ...) and the trainer's summary
         (``train_runtime``, ``train_samples_per_second``, ``train_steps_per_second``,
         ``total_flos``, ``train_loss``), plus ``n_steps`` and ``n_examples``;
-        with a validation slice also ``validation`` (log-loss and accuracy per
-        evaluation), ``best_step``, ``stopped_early`` and ``validation_scores``
-        (the slice's class log-scores under the restored adapter).
+        with a validation slice also ``validation`` (the loss per evaluation),
+        ``best_step``, ``stopped_early`` and ``validation_scores`` (the scores
+        ``validation`` returned for the restored adapter).
     """
     with kept_torch_rng():
-        return _train(model, dataset, answers, config, pad_id, use_cpu, bf16, validation)
+        return _train(model, dataset, config, pad_id, use_cpu, bf16, validation)
 
 
-def _train(model: Any, dataset: Any, answers: Sequence[Sequence[int]], config: TrainConfig, pad_id: int, use_cpu: bool,
-           bf16: bool, validation: tuple[Any, ...] | None) -> dict[str, Any]:
+def _train(model: Any, dataset: Any, config: TrainConfig, pad_id: int, use_cpu: bool, bf16: bool,
+           validation: Validation | None) -> dict[str, Any]:
     from transformers import Trainer, TrainingArguments
 
     from ..hf_models import quiet_transformers
+    from .decision_trees import DecisionCollator
     from .runtime import world_size
-    from .scoring import TrieTensors
 
     class ClassifierTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -469,12 +285,8 @@ def _train(model: Any, dataset: Any, answers: Sequence[Sequence[int]], config: T
     # Gradient checkpointing recomputes each layer without its cache, and LoRA dropout draws a mask per
     # example: with either, every prompt runs whole.
     shared_prefix = config.shared_prefix and not config.gradient_checkpointing and not config.lora_dropout
-    if config.objective == "answer":
-        tensors, collator = None, AnswerCollator(pad_id, shared_prefix)
-    else:
-        tensors = TrieTensors.build(answers)
-        collator = TreeCollator(tensors, pad_id, shared_prefix)
-    loss_module = _loss_module(model, config.objective, tensors)
+    collator = DecisionCollator(pad_id, shared_prefix)
+    loss_module = _loss_module(model, config.objective)
 
     max_steps = config.n_steps(len(dataset), world_size())
     learning_rate = resolve_learning_rate(config.learning_rate, model)
@@ -517,11 +329,9 @@ def _train(model: Any, dataset: Any, answers: Sequence[Sequence[int]], config: T
         if validation is not None:
             from .early_stopping import BestAdapterMonitor, trainer_callback
 
-            held_inputs, held_codes, held_weights = validation
-            monitor = BestAdapterMonitor(model, held_inputs, held_codes, answers, pad_id,
+            monitor = BestAdapterMonitor(model, validation, pad_id,
                                          eval_steps=math.ceil(max_steps / max(1, config.n_evaluations)),
-                                         patience=config.patience, batch_size=config.eval_batch_size,
-                                         weights=held_weights, channel=config.channel, averaged=ema)
+                                         patience=config.patience, averaged=ema)
             trainer.add_callback(trainer_callback(monitor))
         with checkpointed(model, config.gradient_checkpointing):
             output = trainer.train()
