@@ -224,7 +224,9 @@ def test_fit_thresholds_maximise_f1_per_label():
 
 
 def test_auto_thresholds_come_from_the_held_out_slice():
-    from llm_classifier.pipeline.multilabel_fit import multilabel_holdout
+    from llm_classifier.formulations.multilabel import MULTILABEL
+    from llm_classifier.pipeline.fit import held_out_rows
+    from llm_classifier.pipeline.plan import plan_of
 
     texts = [f"{t} {i}" for i in range(25) for t in TEXTS]
     rows = [sorted(s) for _ in range(25) for s in SETS]
@@ -233,8 +235,9 @@ def test_auto_thresholds_come_from_the_held_out_slice():
     assert clf.history_["early_stopping"] and clf.thresholds_.shape == (3,)
     # the held-out texts as fit chose them: their probabilities under the kept adapter give the thresholds
     _, Y = check_multilabel_targets(rows, len(texts))
-    order = sorted(range(len(texts)), key=lambda i: (Y[i].tolist(), texts[i]))
-    held = multilabel_holdout(clf, Y[order], clf.random_seed_)
+    order = MULTILABEL.order(texts, Y)
+    plan = plan_of(clf).for_formulation("multilabel")
+    held = held_out_rows(plan, MULTILABEL.strata(Y[order]), clf.random_seed_)
     held_texts = [texts[i] for i, h in zip(order, held) if h]
     np.testing.assert_array_equal(clf.thresholds_, fit_thresholds(clf.predict_proba(held_texts), Y[order][held]))
     assert not np.allclose(clf.thresholds_, 0.5)
