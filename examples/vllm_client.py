@@ -30,7 +30,7 @@ import numpy as np
 from scipy.special import log_softmax
 
 from llm_classifier import LLMClassifier
-from llm_classifier.formulations.base import get_direction
+from llm_classifier.formulations.registry import get_direction
 
 
 def answer_trie(answers: list[list[int]]) -> tuple[list[int], list[int], list[list[int]]]:

@@ -22,7 +22,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 
 from .encoding import TRUNCATIONS
 from .exceptions import invalid
-from .formulations.base import DIRECTIONS, get_direction
+from .formulations.registry import DIRECTIONS, get_direction
 from .formulations.windows import LONG_TEXT
 
 #: The training objectives every engine understands (see :class:`~llm_classifier.engines.base.TrainRequest`).

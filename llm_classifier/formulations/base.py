@@ -1,14 +1,13 @@
-"""The direction of classification as a strategy: what the model is asked to score.
+"""What every formulation of classification as scoring has: the prompt layout and the steps.
 
-:class:`Direct` (the default) scores every class's answer after the text's prompt,
-``log p(answer_k | prompt(text))``; :class:`Channel` (the noisy channel of Min et al.,
-2022) scores the text after every class's own prompt, ``log p(text | prompt(class))``.
-A direction owns the things that differ between them: the prompt layout built at fit,
-the layout of the training examples (what is context and what is a candidate, and so
-where the loss is: :meth:`Direction.example`), the scoring call, and the validation slice
-built on it (:meth:`Direction.validation`), so no engine learns the direction. Nothing
-outside this module branches on the direction; a new formulation (multi-label,
-long-document windows) is a new subclass.
+A formulation is the whole strategy of one task type: the targets, the row order and the
+hold-out strata, the prompt layout built at fit, the training examples (what is context and
+what is a candidate, and so where the loss is: :meth:`Direction.example`), the scoring call,
+the validation slice built on it (:meth:`Direction.validation`), what is fitted after
+training to decide (:meth:`Direction.fit_decision`) and the decision itself. No engine learns
+which formulation it serves. :mod:`.direct` and :mod:`.channel` are the two directions of
+single-label classification, :mod:`.multilabel` asks one yes/no question per label, and
+:mod:`.windows` reads long texts as windows around any of them.
 """
 
 from __future__ import annotations
@@ -20,17 +19,13 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import log_softmax
 
-from ..engines.base import Decision, Engine, Progress, ScoreFunction, Tokenizer, TrainExample, TrainRequest, Validation
-from ..plugins.channel_template import resolve_channel_template
-from ..plugins.demonstrations import add_demonstrations
-from ..encoding import PromptEncoder, encode_answers, encode_class_prompts, escape
+from ..encoding import PromptEncoder
+from ..engines.base import Engine, Progress, ScoreFunction, Tokenizer, TrainExample, TrainRequest, Validation
 from ..inputs import canonical_order, check_classes, check_labels
 from ..pipeline.holdout import smallest_held_out_class
 from ..pipeline.weights import resolve_class_weights
-from ..plugins.prompts import FormatTemplate, resolve_template, split_template
 
-__all__ = ["Channel", "DIRECTIONS", "Direct", "Direction", "PromptLayout", "Scorer", "class_log_loss", "class_validation",
-           "get_direction"]
+__all__ = ["Direction", "PromptLayout", "Scorer", "class_log_loss", "class_validation"]
 
 
 @dataclass
@@ -217,93 +212,3 @@ class Direction:
     def decide(self, log_proba: np.ndarray, classes: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
         """The predicted class of each row: the most probable (``thresholds`` are multi-label's)."""
         return classes[np.argmax(log_proba, axis=1)]
-
-
-class Direct(Direction):
-    """Score each class's answer after the text's prompt: ``log p(answer_k | prompt(text))``."""
-
-    name = "direct"
-    start_token = True
-
-    def check_prompt(self, prompt: Any) -> None:
-        template = resolve_template(prompt, None)  # unknown names, format strings without {text}
-        if isinstance(prompt, str) and isinstance(template, FormatTemplate):
-            split_template(template, ["a", "b"])  # {text} exactly once
-
-    def layout(self, prompt: Any, tokenizer: Tokenizer, answers: list[str], demonstrations: tuple[list[str], np.ndarray],
-               max_length: int) -> PromptLayout:
-        template = resolve_template(prompt, tokenizer)
-        rendered = [escape(tokenizer, answer) for answer in answers]  # user data in the template stays plain text
-        texts, codes = demonstrations
-        shown: list[tuple[str, int]] = []
-        if len(texts):
-            template, shortened = add_demonstrations(template, texts, codes, rendered, tokenizer, max_length)
-            shown = [(text, int(code)) for text, code in zip(shortened, codes)]
-        prefix, suffix = split_template(template, rendered, tokenizer)
-        return PromptLayout(self.name, template, shown, [], prefix, suffix)
-
-    def choice_ids(self, tokenizer: Tokenizer, answers: list[str], layout: PromptLayout) -> list[list[int]]:
-        return encode_answers(tokenizer, answers)
-
-    def example(self, ids: list[int], code: int, choice_ids: list[list[int]], weight: float) -> TrainExample:
-        """The text's prompt, then one decision among every class's answer."""
-        return TrainExample(list(ids), [Decision([], choice_ids, code, weight)])
-
-    def score(self, engine: Engine, inputs: list[list[int]], choice_ids: list[list[int]], *, batch_size: int,
-              progress: Progress | None = None) -> np.ndarray:
-        return engine.score(inputs, choice_ids, batch_size=batch_size, progress=progress)
-
-
-class Channel(Direction):
-    """Score the text after each class's prompt: ``log p(text | prompt(class))``.
-
-    Fine-tuning learns to write each class's texts, with the loss on every text token;
-    the text is closed by the end token, which is scored too.
-    """
-
-    name = "channel"
-    start_token = False
-
-    def check_params(self, plan: Any) -> list[tuple[str, str]]:
-        conflicts = [
-            ("inference", plan.inference != "score", "'score' (a channel model writes texts, not answers)"),
-            ("few_shot", plan.few_shot != 0, "0 (demonstrations are not supported in the channel direction)"),
-            ("objective", plan.objective != "answer",
-             "'answer' (the loss is on the text; the class objectives score answers)"),
-        ]
-        return [(name, f"{allowed} when direction='channel'") for name, conflicting, allowed in conflicts if conflicting]
-
-    def check_prompt(self, prompt: Any) -> None:
-        resolve_channel_template(prompt)
-
-    def layout(self, prompt: Any, tokenizer: Tokenizer, answers: list[str], demonstrations: tuple[list[str], np.ndarray],
-               max_length: int) -> PromptLayout:
-        template = resolve_channel_template(prompt)
-        class_prompts = [template.render_class(escape(tokenizer, answer), tokenizer) for answer in answers]
-        return PromptLayout(self.name, template, [], class_prompts, "", "")
-
-    def choice_ids(self, tokenizer: Tokenizer, answers: list[str], layout: PromptLayout) -> list[list[int]]:
-        return encode_class_prompts(tokenizer, layout.class_prompts)
-
-    def encoder(self, tokenizer: Tokenizer, layout: PromptLayout, choice_ids: list[list[int]], max_length: int,
-                truncation: str) -> PromptEncoder:
-        # The text is closed by the end token, which is scored too.
-        return PromptEncoder(tokenizer, layout.prefix, "", max_length, max(map(len, choice_ids)), truncation,
-                             start_token=False, suffix_ids=[int(tokenizer.end_id)])
-
-    def example(self, ids: list[int], code: int, choice_ids: list[list[int]], weight: float) -> TrainExample:
-        """The class's prompt, then the text as the only candidate (the loss is on the text)."""
-        return TrainExample(list(choice_ids[code]), [Decision([], [list(ids)], 0, weight)])
-
-    def score(self, engine: Engine, inputs: list[list[int]], choice_ids: list[list[int]], *, batch_size: int,
-              progress: Progress | None = None) -> np.ndarray:
-        return np.asarray(engine.score(choice_ids, inputs, batch_size=batch_size, progress=progress)).T
-
-
-DIRECTIONS: dict[str, Direction] = {direction.name: direction for direction in (Direct(), Channel())}
-
-
-def get_direction(name: str) -> Direction:
-    """The direction named ``name`` (a key of :data:`DIRECTIONS`); see :mod:`llm_classifier.formulations.registry`
-    for every formulation a fitted classifier may record, multi-label included."""
-    return DIRECTIONS[name]

@@ -48,7 +48,8 @@ from scipy.special import expit, log_expit
 
 from .._logging import warn_caller
 from ..engines.base import Decision, Engine, Progress, ScoreFunction, Tokenizer, TrainExample, TrainRequest, Validation
-from .base import Direct, PromptLayout, Scorer
+from .base import PromptLayout, Scorer
+from .direct import Direct
 from ..encoding import escape
 from ..plugins.prompts import MAX_LISTED_TOKENS, AlpacaTemplate, ChatTemplate, resolve_template, split_template
 from ..inputs import show_value

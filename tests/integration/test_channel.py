@@ -14,7 +14,7 @@ from llm_classifier.encoding import encode_class_prompts
 from llm_classifier.engines.hf.scoring import score_channel
 from llm_classifier.engines.hf_tokenizer import HFTokenizer
 from llm_classifier.engines.hf.training import build_dataset
-from llm_classifier.formulations.base import get_direction
+from llm_classifier.formulations.registry import get_direction
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from scipy.special import log_softmax, softmax
 
 from llm_classifier import LLMClassifier
 from llm_classifier.plugins.calibration import fit_affine
-from llm_classifier.formulations.base import get_direction
+from llm_classifier.formulations.registry import get_direction
 from llm_classifier.engines.hf.early_stopping import NEAR_TIE
 from llm_classifier.formulations.base import class_log_loss
 from llm_classifier.pipeline.holdout import stratified_holdout

@@ -331,7 +331,7 @@ def test_truncation_chooses_the_part_of_a_long_text_that_is_scored(tiny_model):
         lambda: LLMClassifier(truncation="tail", **params).fit([start + end, "good", "bad"], ["pos", "pos", "neg"])
     )
     assert "truncated to their end (truncation='tail')" in str(caught[0].message)
-    from llm_classifier.formulations.base import get_direction
+    from llm_classifier.formulations.registry import get_direction
 
     tokenizer = clf.backend_.tokenizer
     kept = {}

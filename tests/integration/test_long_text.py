@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from llm_classifier import LLMClassifier
 from llm_classifier.pipeline.plan import plan_of
 from llm_classifier.pipeline.predict import text_windows
-from llm_classifier.formulations.base import get_direction
+from llm_classifier.formulations.registry import get_direction
 from llm_classifier.formulations.windows import EncodedWindows, Windows, split_windows, window_overlap_tokens, windows_needed
 
 PROMPT = "Review: {text}\nLabel:"
