@@ -192,7 +192,7 @@ class DecoderHeadClassifier(ClassifierMixin, BaseEstimator):
         stop = False
         model.train()
         for epoch in range(self.max_epochs):
-            for idx in _batches(len(train_rows), self.batch_size, train_rows[rng.permutation(len(train_rows))]):
+            for idx in self._length_grouped_batches(train_rows, [len(t) for t in enc], rng):
                 batch = self.tokenizer_.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt")
                 with self._autocast():
                     out = model(**batch, labels=targets[idx])
@@ -228,6 +228,21 @@ class DecoderHeadClassifier(ClassifierMixin, BaseEstimator):
         run = {"learning_rate": lr, "best_val_loss": best_loss, "best_step": best_step, "steps_run": len(steps),
                "evaluations": evaluations, "steps": steps}
         return model, run
+
+    def _length_grouped_batches(self, rows: np.ndarray, lengths: list[int], rng: np.random.Generator):
+        """Batches of ``rows`` in random order, each drawn from texts of similar length (less padding).
+
+        Like transformers' ``group_by_length``: shuffle, cut into mega-batches of 16 batches, sort
+        each by length, cut into batches, then shuffle the batches.
+        """
+        rows = rows[rng.permutation(len(rows))]
+        mega = 16 * self.batch_size
+        batches = []
+        for start in range(0, len(rows), mega):
+            chunk = rows[start:start + mega]
+            chunk = chunk[np.argsort([lengths[i] for i in chunk], kind="stable")]
+            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        return [batches[i] for i in rng.permutation(len(batches))]
 
     def _logits(self, model, ids: list[list[int]]) -> np.ndarray:
         import torch
