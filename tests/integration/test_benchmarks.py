@@ -260,13 +260,34 @@ def test_seqcls_learns_and_chooses_its_learning_rate_and_checkpoint_on_held_out_
     proba = clf.predict_proba(x_te)
     np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
     assert np.mean(clf.classes_[proba.argmax(axis=1)] == np.asarray(y_te)) >= 0.9
-    # the model kept is the best checkpoint: its held-out loss is the one recorded
+
+
+def _held_out_loss(clf, X, y) -> float:
+    """The held-out log-loss of ``clf.model_`` on the slice its fit held out."""
     from llm_classifier.pipeline.holdout import stratified_holdout
 
-    held = stratified_holdout(np.searchsorted(clf.classes_, y_tr), 0.1, 0)
-    ids = clf.tokenizer_([x for x, h in zip(x_tr, held) if h])["input_ids"]
-    codes = np.searchsorted(clf.classes_, [v for v, h in zip(y_tr, held) if h])
-    assert clf._log_loss(clf.model_, ids, codes) == pytest.approx(clf.history_["best_val_loss"], rel=1e-4)
+    held = stratified_holdout(np.searchsorted(clf.classes_, y), clf.validation_fraction, clf.seed)
+    ids = clf.tokenizer_([x for x, h in zip(X, held) if h])["input_ids"]
+    return clf._log_loss(clf.model_, ids, np.searchsorted(clf.classes_, [v for v, h in zip(y, held) if h]))
+
+
+def test_seqcls_keeps_the_best_checkpoint_and_stops_early(tiny_model):
+    from benchmarks.seqcls import DecoderHeadClassifier
+
+    rng = np.random.default_rng(0)
+    X = [" ".join(rng.choice(_FILLER, 6)) for _ in range(40)]
+    y = ["a", "b"] * 20  # unrelated to the texts: the held-out loss rises and falls as the head memorises
+    params = dict(model=tiny_model, learning_rates=(1e-2,), max_epochs=4, batch_size=4, dtype="float32",
+                  progress=False)
+    clf = DecoderHeadClassifier(patience=100, **params).fit(X, y)
+    evaluations = clf.history_["runs"][0]["evaluations"]
+    assert clf.history_["steps_run"] == 36 and clf.history_["best_step"] < 36  # the last step is not the best
+    assert clf.history_["best_val_loss"] == min(e["val_loss"] for e in evaluations) < evaluations[-1]["val_loss"]
+    assert _held_out_loss(clf, X, y) == pytest.approx(clf.history_["best_val_loss"], rel=1e-4)  # restored
+    early = DecoderHeadClassifier(patience=2, **params).fit(X, y)
+    assert early.history_["best_step"] == clf.history_["best_step"]
+    assert early.history_["steps_run"] < 36 and len(early.history_["runs"][0]["evaluations"]) == (
+        [e["step"] for e in evaluations].index(clf.history_["best_step"]) + 3)  # two evaluations past the best
 
 
 def test_seqcls_pads_with_the_tokenizers_pad_token_and_pools_the_last_text_token(tiny_model):
