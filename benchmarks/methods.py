@@ -112,7 +112,7 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("llm-seqcls", "SmolLM2-135M-Instruct (bf16) with a classification head on the last token, LoRA "
                    "r=16 on the seven projections and the head trained (peft SEQ_CLS); learning rate from "
                    "2e-4/5e-4/1e-3 and the checkpoint chosen on a 10 % held-out slice, early stopping within "
-                   "3 epochs", _seqcls, needs_llm=True),
+                   "3 epochs", _seqcls),
         MethodSpec("setfit", "SetFit on all-MiniLM-L6-v2 at its documented settings (num_iterations=20, batch 16, "
                    "one epoch), logistic-regression head (pip install setfit)", _setfit),
     ]

@@ -5,6 +5,10 @@ non-padding token; peft's ``TaskType.SEQ_CLS`` trains LoRA adapters on the seven
 and the head with them. The budget is meant to be fair to it: a learning rate chosen from a
 small grid on a held-out slice of the training texts (never the test set), early stopping on
 that slice, and the checkpoint with the lowest held-out log-loss kept.
+
+Single-label only (the suite skips it on multi-label tasks). It uses ``llm_classifier`` to find the
+packaged model (as ``LLMClassifier(model=...)`` does) and for the held-out slice (the same rows
+``LLMClassifier``'s early stopping would hold out), nothing else.
 """
 
 from __future__ import annotations
