@@ -114,7 +114,8 @@ METHODS: dict[str, MethodSpec] = {
                    "2e-4/5e-4/1e-3 and the checkpoint chosen on a 10 % held-out slice, early stopping within "
                    "3 epochs", _seqcls),
         MethodSpec("setfit", "SetFit on all-MiniLM-L6-v2 at its documented settings (num_iterations=20, batch 16, "
-                   "one epoch), logistic-regression head (pip install setfit)", _setfit),
+                   "one epoch), logistic-regression head (pip install setfit); --setfit-max-steps caps it where a fit "
+                   "would exceed an hour (the cap is in the record's extra)", _setfit),
     ]
 }
 #: methods on the packaged gemma-3-270m: run only when asked for (its package is an extra install)

@@ -348,6 +348,18 @@ def test_the_runner_reports_log_loss_for_the_head_and_setfit(tiny_model, minilm,
     assert setfit["extra"]["num_iterations"] == 1
 
 
+def test_setfit_max_steps_caps_the_fit_from_the_command_line(tmp_path, minilm, setfit_installed):
+    from benchmarks.__main__ import main
+
+    if not _has("sentiment"):
+        pytest.skip("sentiment data not installed")
+    out = tmp_path / "run"
+    assert main(["--tasks", "sentiment", "--methods", "setfit", "--setfit-max-steps", "3", "--n-train", "20",
+                 "--n-test", "10", "--out", str(out), "--in-process", "--no-progress"]) == 0
+    [rec] = json.loads((out / "results.json").read_text())["results"]
+    assert rec["extra"]["max_steps"] == 3 and rec["history"]["steps"] == 3  # 20 texts x 40 pairs would be 50 steps
+
+
 @pytest.mark.slow
 def test_llm_gemma_learns_a_separable_toy_task_with_every_default():
     from benchmarks.methods import METHODS
