@@ -386,6 +386,7 @@ def write_markdown(payload: dict, out_dir: str | Path) -> Path:
         parts = [f"on {device}" if device and not device.startswith("cpu") else "",
                  f"model reused from {r['fit_reused_from']}" if r.get("fit_reused_from") else "",
                  f"{extra['n_unparseable']} unparseable" if "n_unparseable" in extra else "",
+                 f"capped at {extra['max_steps']} steps" if (extra.get("max_steps") or -1) > 0 else "",
                  (r.get("error") or r.get("reason") or "").strip()]
         note = "; ".join(part for part in parts if part)
         note = note.splitlines()[0][:120] if note else ""

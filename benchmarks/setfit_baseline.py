@@ -6,6 +6,7 @@ The body is the packaged all-MiniLM-L6-v2 the suite's embedding baselines use.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Sequence
 
@@ -74,7 +75,9 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
             state = getattr(getattr(trainer, "st_trainer", None), "state", None)
         self.model_ = model
         self.classes_ = np.asarray(model.model_head.classes_)
+        pairs = 2 * self.num_iterations * len(X)  # one same-class and one other-class pair per text and iteration
         self.history_ = {"steps": int(state.global_step) if state is not None else None,
+                         "uncapped_steps": math.ceil(pairs / self.batch_size) * self.num_epochs,
                          "num_iterations": self.num_iterations, "batch_size": self.batch_size,
                          "num_epochs": self.num_epochs, "max_steps": self.max_steps}
         return self

@@ -357,7 +357,9 @@ def test_setfit_max_steps_caps_the_fit_from_the_command_line(tmp_path, minilm, s
     assert main(["--tasks", "sentiment", "--methods", "setfit", "--setfit-max-steps", "3", "--n-train", "20",
                  "--n-test", "10", "--out", str(out), "--in-process", "--no-progress"]) == 0
     [rec] = json.loads((out / "results.json").read_text())["results"]
-    assert rec["extra"]["max_steps"] == 3 and rec["history"]["steps"] == 3  # 20 texts x 40 pairs would be 50 steps
+    assert rec["extra"]["max_steps"] == 3 and rec["history"]["steps"] == 3
+    assert rec["history"]["uncapped_steps"] == 50  # 20 texts x 40 pairs / 16
+    assert "| sentiment | setfit |" in (out / "summary.md").read_text().split("capped at 3 steps")[0].splitlines()[-1]
 
 
 @pytest.mark.slow
