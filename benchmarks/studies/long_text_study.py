@@ -1,96 +1,195 @@
 """Long documents: head truncation against windows pooled by mean or max, on the long-text tasks.
 
-    OMP_NUM_THREADS=1 python3 -m benchmarks.studies.long_text_study --tasks news-bbc,authors-en,news-20ng \\
-        --n-train 100 --n-test 50 --llm-kwargs '{"max_length": 256, "max_steps": 12, "batch_size": 8}' --out results/long-text
+The standard-size table of ``docs/benchmarks.md`` ("Long documents"), one fit at a time::
 
-Per task it fits ``llm-qlora`` (the library's defaults, with ``--llm-kwargs``) twice on the same
-sample: with ``long_text="truncate"`` (training on each text's head), which predicts truncated
-test texts, and with windows (``long_text="mean"``: every window of a training text is an
-example with its label), which predicts in windows (``--cross`` adds the other two pairings);
-the windows are scored once and pooled both ways (mean and max of the class log-probabilities), which is what ``predict`` does with
-``long_text="mean"`` or ``"max"`` (the pooling itself costs nothing). It writes
-``results.json`` and ``summary.md`` with macro-F1, fit and predict seconds, and the windows per text.
+    OMP_NUM_THREADS=1 python -m benchmarks.studies.long_text_study --tasks authors-en,news-bbc,news-20ng \\
+        --max-length authors-en=128,news-bbc=256,news-20ng=256 --out docs/results/long-text
+
+Per task it draws the suite's sample (``--n-train`` / ``--n-test``, default 500 / 200, ``--seed``)
+and fits ``llm-qlora`` (every library default, ``max_length`` from ``--max-length``, anything
+else from ``--llm-kwargs``) once per ``--fits`` entry:
+
+- ``truncate``: ``long_text="truncate"``, training on each text's head;
+- ``windows``: ``long_text="mean"``, every window of a training text an example of its label
+  (the pooling does not change training: a ``"max"`` fit trains the same model).
+
+Training is in epochs (the default), so both fits see every training text. Each fitted model
+then predicts the test texts three ways: truncated (``predict`` with ``long_text="truncate"``,
+set on the fitted model: a prediction setting, no refit) and in windows pooled by mean and by
+max. The windows are scored once (timed: that is what ``predict`` costs with windows) and pooled
+both ways, calibrated and decided exactly as ``predict`` does; the first texts are checked
+against ``predict`` itself. The same window scores give the diagnostics: accuracy of single
+windows, of each text's first window, and the share of texts with at least one right window.
+
+``results.json`` (rows keyed by task and fit, merged with the rows already there, so tasks and
+fits can be run by separate commands) and ``summary.md`` are rewritten after every fit.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import f1_score
+from scipy.special import log_softmax
+from sklearn.metrics import accuracy_score, f1_score
 
 from benchmarks.llm_methods import make_llm
 from benchmarks.tasks import expand_tasks, load_task
 
+FIT_MODES = {"truncate": "truncate", "windows": "mean"}
+POOLED = ("mean", "max")
+N_CHECKED = 8  # test texts whose pooled predictions are checked against predict()
 
-def timed_predict(clf, texts: list[str], long_text: str) -> tuple[np.ndarray, float]:
-    """``clf.predict(texts)`` with ``long_text`` (a prediction setting: no refit), and its seconds."""
-    clf.set_params(long_text=long_text)
+
+def parse_max_length(value: str, tasks: list[str]) -> dict[str, int | None]:
+    """``"256"`` for every task, or ``"task=N,task=N"``; a task not named keeps the default."""
+    if not value:
+        return {task: None for task in tasks}
+    if "=" not in value:
+        return {task: int(value) for task in tasks}
+    pairs = dict(item.split("=", 1) for item in value.split(","))
+    return {task: int(pairs[task]) if task in pairs else None for task in tasks}
+
+
+def window_diagnostics(clf, texts: list[str], codes: np.ndarray) -> tuple[dict, dict[str, np.ndarray], float]:
+    """Score every window of ``texts`` once; the pooled predictions, the window statistics and the seconds.
+
+    Returns the diagnostics, ``{"mean": predicted codes, "max": ...}`` (pooled, calibrated and decided
+    as ``predict`` does) and the seconds the scoring took.
+    """
+    from llm_classifier.formulations.registry import get_formulation
+    from llm_classifier.pipeline.predict import confident_predictions, text_windows
+
+    previous = clf.long_text
+    clf.set_params(long_text="mean")
+    windows = text_windows(clf)
+    encoded = windows.encode(texts)
     start = time.perf_counter()
-    predicted = clf.predict(texts)
-    return predicted, time.perf_counter() - start
+    raw = windows.direction.score(clf.backend_, encoded.ids, clf.answer_ids_, batch_size=clf.eval_batch_size)
+    seconds = time.perf_counter() - start
+    formulation = get_formulation(clf.layout_.direction)
+    calibrate = (lambda s: s) if clf.calibration_ is None else clf.calibration_.apply
+    predicted = {}
+    for pooling in POOLED:
+        windows.long_text = pooling
+        log_proba = formulation.log_probabilities(calibrate(windows.pool(raw, encoded)))
+        predicted[pooling] = np.searchsorted(clf.classes_, confident_predictions(clf, log_proba))
+    clf.set_params(long_text=previous)
+    window_pred = np.argmax(calibrate(log_softmax(np.asarray(raw, dtype=float), axis=1)), axis=1)
+    right = window_pred == codes[encoded.owners]
+    first = np.concatenate([[True], encoded.owners[1:] != encoded.owners[:-1]])
+    counts = encoded.n_windows
+    multi = counts[encoded.owners] > 1  # windows of texts read as more than one window
+    diagnostics = {
+        "windows_per_test_text": round(float(counts.mean()), 2),
+        "test_texts_over_one_window": round(float((counts > 1).mean()), 3),
+        "test_texts_over_max_windows": int(encoded.n_cut),
+        "window_accuracy": round(float(right.mean()), 3),
+        "window_accuracy_long_texts": round(float(right[multi].mean()), 3) if multi.any() else None,
+        "first_window_accuracy": round(float(right[first].mean()), 3),
+        "later_window_accuracy": round(float(right[~first].mean()), 3) if (~first).any() else None,
+        "texts_with_a_right_window": round(float(np.bincount(encoded.owners, weights=right,
+                                                             minlength=len(texts)).astype(bool).mean()), 3),
+    }
+    return diagnostics, predicted, seconds
 
 
-def run_task(task: str, n_train: int, n_test: int, seed: int, llm_kwargs: dict, cross: bool = False) -> list[dict]:
-    X_train, y_train, X_test, y_test, _ = load_task(task, n_train=n_train, n_test=n_test, seed=seed)
-    rows = []
-    for fit_mode in ("truncate", "mean"):
-        clf = make_llm("llm-qlora", {**llm_kwargs, "long_text": fit_mode, "random_state": seed})
-        start = time.perf_counter()
-        clf.fit(list(X_train), list(y_train))
-        fit_s = time.perf_counter() - start
-        codes = np.searchsorted(clf.classes_, np.asarray(y_test))
-        labels = np.arange(len(clf.classes_))
+def run_fit(task: str, fit: str, data, seed: int, llm_kwargs: dict) -> list[dict]:
+    """Fit one way (``fit`` a key of :data:`FIT_MODES`) and predict truncated and in windows."""
+    X_train, y_train, X_test, y_test = (list(data.train_texts), list(data.train_labels), list(data.test_texts),
+                                        list(data.test_labels))
+    clf = make_llm("llm-qlora", {**llm_kwargs, "long_text": FIT_MODES[fit], "random_state": seed})
+    start = time.perf_counter()
+    clf.fit(X_train, y_train)
+    fit_s = time.perf_counter() - start
+    codes = np.searchsorted(clf.classes_, np.asarray(y_test))
+    labels = np.arange(len(clf.classes_))
+    history = clf.history_
+    base = {"task": task, "fit": fit, "max_length": clf.max_length, "n_train": len(X_train), "n_test": len(X_test),
+            "fit_s": round(fit_s, 1), "train_examples": history["n_examples"], "n_steps": history["n_steps"],
+            "best_step": history.get("best_step"), "stopped_early": history.get("stopped_early"),
+            "train_tokens": history.get("n_tokens"), "train_loss": history.get("train_loss"),
+            "validation": history.get("validation"), "llm_kwargs": llm_kwargs}
 
-        def f1(predicted: np.ndarray) -> float:
-            return float(f1_score(codes, predicted, average="macro", labels=labels, zero_division=0))
+    def scores(predicted: np.ndarray) -> dict:
+        return {"accuracy": round(float(accuracy_score(codes, predicted)), 4),
+                "macro_f1": round(float(f1_score(codes, predicted, average="macro", labels=labels,
+                                                 zero_division=0)), 4)}
 
-        base = {"task": task, "fit": "windows" if fit_mode != "truncate" else "truncate", "fit_s": round(fit_s, 1),
-                "train_examples": clf.history_["n_examples"], "n_train": len(X_train), "n_test": len(X_test)}
-        modes = ["truncate", "mean", "max"] if cross else ["truncate"] if fit_mode == "truncate" else ["mean", "max"]
-        for mode in modes:
-            predicted, seconds = timed_predict(clf, list(X_test), mode)
-            rows.append({**base, "predict": mode, "macro_f1": f1(np.searchsorted(clf.classes_, predicted)),
-                         "predict_s": round(seconds, 1)})
-        print(json.dumps(rows[-len(modes):]), flush=True)
+    clf.set_params(long_text="truncate")
+    start = time.perf_counter()
+    truncated = np.searchsorted(clf.classes_, clf.predict(X_test))
+    truncate_s = time.perf_counter() - start
+    diagnostics, pooled, windows_s = window_diagnostics(clf, X_test, codes)
+    for pooling in POOLED:  # the pooled predictions are predict()'s: checked on the first texts
+        clf.set_params(long_text=pooling)
+        official = np.searchsorted(clf.classes_, clf.predict(X_test[:N_CHECKED]))
+        if not np.array_equal(official, pooled[pooling][:N_CHECKED]):
+            raise AssertionError(f"{task}/{fit}: pooled {pooling} predictions differ from predict()")
+    clf.set_params(long_text=FIT_MODES[fit])
+    rows = [{**base, "predict": "truncate", **scores(truncated), "predict_s": round(truncate_s, 1), **diagnostics}]
+    rows += [{**base, "predict": pooling, **scores(pooled[pooling]), "predict_s": round(windows_s, 1), **diagnostics}
+             for pooling in POOLED]
+    print(json.dumps(rows), flush=True)
     return rows
 
 
-def summary(rows: list[dict], command: str) -> str:
-    lines = [f"`{command}`", "", "| task | fit | predict | macro-F1 | fit s | predict s | train examples |",
-             "|---|---|---|---|---|---|---|"]
+def summary(rows: list[dict], commands: list[str]) -> str:
+    lines = [*(f"`{command}`" for command in commands), "",
+             "| task | max_length | fit | predict | accuracy | macro-F1 | fit s | predict s | train examples | "
+             "steps (kept) | windows per test text | window accuracy | first-window accuracy | "
+             "texts with a right window |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['fit']} | {r['predict']} | {r['macro_f1']:.3f} | {r['fit_s']} | "
-                     f"{r['predict_s']} | {r['train_examples']} |")
+        kept = "" if r.get("best_step") is None else f" ({r['best_step']})"
+        lines.append(f"| {r['task']} | {r['max_length']} | {r['fit']} | {r['predict']} | {r['accuracy']:.3f} | "
+                     f"{r['macro_f1']:.3f} | {r['fit_s']} | {r['predict_s']} | {r['train_examples']} | "
+                     f"{r['n_steps']}{kept} | {r['windows_per_test_text']} | {r['window_accuracy']:.3f} | "
+                     f"{r['first_window_accuracy']:.3f} | {r['texts_with_a_right_window']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.long_text_study", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", default="news-bbc,authors-en,news-20ng")
-    parser.add_argument("--n-train", type=int, default=100)
-    parser.add_argument("--n-test", type=int, default=50)
+    parser.add_argument("--tasks", default="authors-en,news-bbc,news-20ng")
+    parser.add_argument("--max-length", default="authors-en=128,news-bbc=256,news-20ng=256",
+                        help="max_length for every task (an int) or per task (task=N,...); others keep the default")
+    parser.add_argument("--fits", default="truncate,windows", help="comma-separated, of: " + ", ".join(FIT_MODES))
+    parser.add_argument("--n-train", type=int, default=500)
+    parser.add_argument("--n-test", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--llm-kwargs", default='{"max_length": 256, "max_steps": 12, "batch_size": 8}')
+    parser.add_argument("--llm-kwargs", default="{}", help="other LLMClassifier parameters, as JSON")
     parser.add_argument("--out", default="results/long-text")
-    parser.add_argument("--cross", action="store_true",
-                        help="also predict in windows with the truncation-trained model, and truncated with the other")
     args = parser.parse_args(argv)
+    tasks = expand_tasks(args.tasks)
+    fits = [fit for fit in args.fits.split(",") if fit]
+    unknown = sorted(set(fits) - set(FIT_MODES))
+    if unknown:
+        parser.error(f"--fits: unknown {unknown}; choose from {list(FIT_MODES)}")
+    max_lengths = parse_max_length(args.max_length, tasks)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
-    for task in expand_tasks(args.tasks):
-        rows += run_task(task, args.n_train, args.n_test, args.seed, json.loads(args.llm_kwargs), args.cross)
-        (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
-    command = "python3 -m benchmarks.studies.long_text_study " + " ".join(
-        f"--{k.replace('_', '-')} {v!r}" if k == "llm_kwargs" else f"--{k.replace('_', '-')}" if v is True
-        else f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not False)
-    (out / "summary.md").write_text(summary(rows, command))
-    print(summary(rows, command))
+    path = out / "results.json"
+    saved = json.loads(path.read_text()) if path.exists() else {"commands": [], "rows": []}
+    command = "python -m benchmarks.studies.long_text_study " + shlex.join(sys.argv[1:] if argv is None else argv)
+    saved["commands"] = [c for c in saved["commands"] if c != command] + [command]
+    for task in tasks:
+        data = load_task(task, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
+        llm_kwargs = json.loads(args.llm_kwargs)
+        if max_lengths[task] is not None:
+            llm_kwargs = {"max_length": max_lengths[task], **llm_kwargs}
+        for fit in fits:
+            rows = run_fit(task, fit, data, args.seed, llm_kwargs)
+            saved["rows"] = [r for r in saved["rows"] if (r["task"], r["fit"]) != (task, fit)] + rows
+            path.write_text(json.dumps(saved, indent=1))
+            (out / "summary.md").write_text(summary(saved["rows"], saved["commands"]))
+    print(summary(saved["rows"], saved["commands"]))
 
 
 if __name__ == "__main__":
