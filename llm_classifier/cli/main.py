@@ -549,23 +549,18 @@ def read_artifact(path: str) -> dict[str, Any]:
 
 
 def _read_config(path: str) -> dict[str, Any]:
-    from ..io.artifact import CONFIG_FILE
+    """The artifact's classifier.json, read by the library's own checked reader (io.artifact.read_config)."""
+    from ..exceptions import IncompatibleArtifactError
+    from ..io.artifact import read_config
 
-    config_path = os.path.join(path, CONFIG_FILE)
     if not os.path.exists(path):
         raise TableError(f"{path}: no such classifier directory.")
     if not os.path.isdir(path):
         raise TableError(f"{path}: not a saved classifier (a classifier is a directory).")
-    if not os.path.isfile(config_path):
-        raise TableError(f"{path}: not a saved classifier ({CONFIG_FILE} is missing).")
     try:
-        with open(config_path, encoding="utf-8") as stream:
-            config = json.load(stream)
-    except (ValueError, OSError) as exc:
-        raise TableError(f"{config_path}: unreadable or corrupt ({' '.join(str(exc).split())}).") from None
-    if not isinstance(config, dict) or config.get("format") != "llm_classifier":
-        raise TableError(f"{config_path}: not an llm_classifier artifact.")
-    return config
+        return read_config(path)
+    except (IncompatibleArtifactError, OSError) as exc:
+        raise TableError(f"{path}: {' '.join(str(exc).split())}") from None
 
 
 def _adapter_summary(path: str, config: dict[str, Any]) -> dict[str, Any] | None:

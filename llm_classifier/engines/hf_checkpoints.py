@@ -167,7 +167,32 @@ def model_files(path: Path) -> list[Path]:
     for folder in _LOADED_FOLDERS:
         if (path / folder).is_dir():
             found.update(entry for entry in (path / folder).iterdir() if not entry.name.startswith("."))
+    found.update(_indexed_shards(path, found))
     return sorted(entry for entry in found if entry.is_file())
+
+
+def _indexed_shards(path: Path, files: set[Path]) -> set[Path]:
+    """Every weight file a ``*.index.json`` among ``files`` names (transformers loads them whatever their name).
+
+    A shard named like a hidden file, an ``adapter-`` file or placed in a subfolder is still read by the
+    loader, so it is fingerprinted too; a name that leaves the folder is refused.
+    """
+    shards: set[Path] = set()
+    root = os.path.realpath(path)
+    for index in (entry for entry in files if entry.name.endswith(".index.json")):
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
+        except (OSError, ValueError, AttributeError):
+            continue  # an unreadable index is hashed as it is, and the loader fails on it
+        if not isinstance(weight_map, dict):
+            continue
+        for name in {value for value in weight_map.values() if isinstance(value, str)}:
+            shard = path / name
+            if not os.path.realpath(shard).startswith(root + os.sep):
+                raise ModelNotFoundError(f"The index {index.name} of {str(path)!r} names the weight file {name!r} "
+                                         "outside the model folder; llm_classifier refuses such a base.")
+            shards.add(shard)
+    return shards
 
 
 def file_name(file: Path, root: Path) -> str:

@@ -439,6 +439,12 @@ def save(state: Artifact, path: str | os.PathLike) -> Path:
 # -- load --------------------------------------------------------------------------------------
 
 
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The checked ``classifier.json`` of the artifact at ``path`` (a regular file inside it, nesting bounded,
+    a known format version), without loading anything: what ``llm-classifier info`` shows."""
+    return _read_config(Path(path))
+
+
 def _read_config(directory: Path) -> dict[str, Any]:
     config_path = directory / CONFIG_FILE
     if not directory.is_dir():

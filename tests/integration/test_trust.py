@@ -383,3 +383,41 @@ def test_load_and_first_predict_keep_torchs_random_state(fitted_artifact):
     state = torch.get_rng_state()
     LLMClassifier.load(fitted_artifact).predict_proba(TEXTS)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("rename", [lambda name: "adapter-" + name, lambda name: ".hidden-" + name,
+                                    lambda name: "sub/" + name])
+def test_every_shard_the_index_names_is_fingerprinted(tiny_model, tmp_path, cache, rename):
+    """A shard named like a hidden or adapter file, or in a subfolder, is read by the loader: it is checked too."""
+    from safetensors.numpy import load_file, save_file
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path / "sharded"
+    AutoModelForCausalLM.from_pretrained(tiny_model).save_pretrained(folder, max_shard_size="5MB")
+    for entry in Path(tiny_model).iterdir():
+        if entry.name.startswith("tokenizer") or entry.suffix == ".jinja":
+            shutil.copy(entry, folder)
+    index_path = folder / "model.safetensors.index.json"
+    index = json.loads(index_path.read_text())
+    names = sorted(set(index["weight_map"].values()))
+    assert len(names) >= 2
+    (folder / "sub").mkdir()
+    for name in names:
+        os.rename(folder / name, folder / rename(name))
+    index["weight_map"] = {key: rename(value) for key, value in index["weight_map"].items()}
+    index_path.write_text(json.dumps(index))
+    clf = LLMClassifier(model=str(folder), quantization=None, dtype="float32", max_steps=0).fit(TEXTS, ["n", "p"] * 2)
+    clf.save(tmp_path / "clf")
+    shard = folder / rename(names[0])
+    save_file({key: value * 1.5 for key, value in load_file(shard).items()}, shard, metadata={"format": "pt"})
+    with pytest.raises(IncompatibleArtifactError, match="changed files: .*" + rename(names[0]).split("/")[-1]):
+        LLMClassifier.load(tmp_path / "clf")
+
+
+def test_the_command_line_reads_classifier_json_through_the_checked_reader(reference_artifact, capsys):
+    from llm_classifier.cli.main import main
+
+    (reference_artifact / "classifier.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert main(["info", str(reference_artifact)]) != 0
+    error = capsys.readouterr().err
+    assert "nest" in error and "RecursionError" not in error

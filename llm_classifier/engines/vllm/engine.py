@@ -113,6 +113,9 @@ class VLLMEngine:
     name = "vllm"
     capabilities = Capabilities(fit=False, sample_weight=False, generate=True, state=True,
                                 options=("quantization", "dtype"))
+    #: read by the artifact loader: the constructor options a file may set. ``engine_args`` go to ``vllm.LLM``
+    #: (``trust_remote_code``, ``worker_extension_cls``, ``hf_overrides``, ...): only the caller passes them.
+    file_params = ("route",)
 
     def __init__(self, route: str = "auto", engine_args: dict[str, Any] | None = None) -> None:
         _require_vllm()
