@@ -527,8 +527,8 @@ def _read_manifest(folder: Path, sha256: str) -> list[list[str]] | None:
     if not isinstance(data, dict) or data.get("gguf_sha256") != sha256 or not isinstance(data.get("files"), list):
         return None
     secret = _secret()
-    if secret is not None and not hmac.compare_digest(str(data.get("mac")), _sign(secret, [sha256, data["files"]])):
-        return None
+    if secret is None or not hmac.compare_digest(str(data.get("mac")), _sign(secret, [sha256, data["files"]])):
+        return None  # unsigned, or no key to check it with (e.g. an emptied key file): not trusted
     return data["files"]
 
 
