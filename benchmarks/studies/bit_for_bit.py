@@ -20,14 +20,14 @@ from benchmarks.tasks import load_task
 from llm_classifier import LLMClassifier
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.bit_for_bit", description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="sentiment,languages")
     parser.add_argument("--n-train", type=int, default=64)
     parser.add_argument("--n-test", type=int, default=32)
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--out", required=True)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     results = {}
     for name in args.tasks.split(","):
         data = load_task(name, n_train=args.n_train, n_test=args.n_test, seed=0)

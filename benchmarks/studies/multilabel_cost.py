@@ -28,7 +28,7 @@ from llm_classifier import LLMClassifier
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.multilabel_cost", description=__doc__.splitlines()[0])
     parser.add_argument("--n-texts", type=int, default=64)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=8)

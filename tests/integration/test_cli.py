@@ -34,7 +34,7 @@ def _env(*prepend: Path) -> dict[str, str]:
 
 
 def run_cli(*args: str, cwd: Path, stdin: str | None = None, prepend: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "llm_classifier.cli.main", *map(str, args)]
+    command = [sys.executable, "-m", "llm_classifier.cli", *map(str, args)]
     return subprocess.run(command, cwd=cwd, input=stdin, capture_output=True, text=True, env=_env(*prepend), timeout=600)
 
 

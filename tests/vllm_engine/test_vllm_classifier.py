@@ -66,9 +66,13 @@ def test_load_with_the_vllm_backend_and_back(fitted: LLMClassifier, served: LLMC
 def test_a_vllm_engine_parameter_is_saved_by_its_kind_name(served: LLMClassifier, tmp_path) -> None:
     served.save(tmp_path / "served")
     config = json.loads((tmp_path / "served" / "classifier.json").read_text())
-    assert config["params"]["backend"] == {"__engine__": "vllm", "params": {"route": "auto", "engine_args": ENGINE_ARGS}}
+    # engine_args go to vllm.LLM (trust_remote_code, worker_extension_cls, ...): never saved, only the caller passes them
+    assert config["params"]["backend"] == {"__engine__": "vllm", "params": {"route": "auto"}}
     backend = LLMClassifier.load(tmp_path / "served").get_params()["backend"]
-    assert type(backend) is VLLMEngine and backend.engine_args == ENGINE_ARGS and backend.route == "auto"
+    assert type(backend) is VLLMEngine and backend.engine_args is None and backend.route == "auto"
+    config["params"]["backend"]["params"]["engine_args"] = {"trust_remote_code": True}  # an edited file
+    (tmp_path / "served" / "classifier.json").write_text(json.dumps(config))
+    assert LLMClassifier.load(tmp_path / "served").get_params()["backend"].engine_args is None
 
 
 def test_generate_mode_predicts_as_transformers(fitted: LLMClassifier, served: LLMClassifier) -> None:
