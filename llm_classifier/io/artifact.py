@@ -457,7 +457,7 @@ def _read_config(directory: Path) -> dict[str, Any]:
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise IncompatibleArtifactError(f"{str(config_path)!r} is not an llm_classifier artifact.")
     version = config.get("format_version")
-    if version not in READABLE_VERSIONS:
+    if type(version) is not int or version not in READABLE_VERSIONS:  # true == 1 and 2.0 == 2 are not versions
         raise IncompatibleArtifactError(
             f"{str(directory)!r} was saved in artifact format {version!r} (library {config.get('library_version')!r}); "
             f"this library reads formats {', '.join(map(str, READABLE_VERSIONS))}. Re-save it with a matching version."

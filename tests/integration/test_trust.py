@@ -421,3 +421,10 @@ def test_the_command_line_reads_classifier_json_through_the_checked_reader(refer
     assert main(["info", str(reference_artifact)]) != 0
     error = capsys.readouterr().err
     assert "nest" in error and "RecursionError" not in error
+
+
+@pytest.mark.parametrize("version", [True, 2.0, "2"])
+def test_a_format_version_must_be_an_int(reference_artifact, version):
+    _edit(reference_artifact, lambda c: c.update(format_version=version))
+    with pytest.raises(IncompatibleArtifactError, match="artifact format"):
+        LLMClassifier.load(reference_artifact)
