@@ -28,6 +28,7 @@ from ..engines.base import Engine
 from ..formulations.windows import Windows
 from ..inputs import check_sample_weight, check_texts
 from ..plugins.demonstrations import draw_demonstrations
+from ..plugins.prompts import TEXT_MARKER
 from ..plugins.labels import check_answers, resolve_parser, resolve_verbalizer, warn_if_integer_codes
 from ..state import FittedState
 from .holdout import stratified_holdout
@@ -111,6 +112,15 @@ class FitRun:
         return self.windows.score(self.engine, inputs, self.choice_ids, batch_size=self.plan.eval_batch_size), sample
 
 
+def _not_demonstrable(texts: list[str], held: np.ndarray | None) -> np.ndarray | None:
+    """Rows that may not be demonstrations: the held-out slice, and texts holding the template's internal
+    text marker (rendered into the prompt, they would split it in the wrong place); they still train."""
+    marked = np.fromiter((TEXT_MARKER in text for text in texts), dtype=bool, count=len(texts))
+    if not marked.any():
+        return held
+    return marked if held is None else held | marked
+
+
 def _check_engine(plan: Plan, engine: Engine, weighted: bool) -> None:
     """What the engine declares it cannot do, refused before any model loads."""
     name = type(engine).__name__
@@ -151,7 +161,8 @@ def fit(plan: Plan, X: Any, y: Any, sample_weight: Any = None) -> FittedState:
     formulation.check_holdout(plan, held)
     class_weights = formulation.class_weights(plan, classes, targets if held is None else targets[~held])
     engine.load(plan.model, **plan.engine_options(engine))
-    demo_rows = draw_demonstrations(targets, plan.few_shot, seed, exclude=held) if plan.few_shot else np.zeros(0, int)
+    demo_rows = (draw_demonstrations(targets, plan.few_shot, seed, exclude=_not_demonstrable(texts, held))
+                 if plan.few_shot else np.zeros(0, int))
     layout = formulation.layout(plan.prompt, engine.tokenizer, answers,
                                 ([texts[i] for i in demo_rows], targets[demo_rows]), plan.max_length)
     choice_ids = formulation.choice_ids(engine.tokenizer, answers, layout)

@@ -120,3 +120,15 @@ def test_negative_few_shot_is_rejected_naming_the_parameter(tiny_params, sentime
     X, y = sentiment
     with pytest.raises(ValueError, match="'few_shot' parameter"):
         LLMClassifier(**tiny_params, few_shot=-1).fit(X, y)
+
+
+def test_texts_holding_the_internal_marker_train_but_are_not_demonstrations():
+    from llm_classifier.plugins.prompts import TEXT_MARKER
+
+    texts = ["fine " + TEXT_MARKER + " film", "fine film", "dull film", "dull plot"]
+    labels = ["pos", "pos", "neg", "neg"]
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=1, few_shot=2, random_state=0)
+    clf.fit(texts, labels)  # every text of a class would be drawn: the marked one must be left out
+    shown = sorted(text for text, _ in clf.demonstrations_)
+    assert shown == ["dull film", "dull plot", "fine film"]
+    assert clf.history_["n_examples"] == 4  # it still trains
