@@ -346,6 +346,17 @@ def escape_formula(value: Any) -> Any:
     return value
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_terminal(value: Any) -> Any:
+    """``value`` safe to print on a terminal: control characters (ESC, BEL, C1 ...) other than tab and newline
+    written as ``\\xNN``; anything but text unchanged. Used for tables written to a terminal."""
+    if isinstance(value, str) and _CONTROL.search(value):
+        return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", value)
+    return value
+
+
 class TableWriter:
     """Writes rows (dicts with the same keys) to a CSV, TSV, JSON Lines or Parquet file, or stdout.
 
@@ -366,6 +377,8 @@ class TableWriter:
         if path != STDIO and os.path.isdir(path):
             raise TableError(f"{path}: is a directory; pass a file name.")
         self.escape = escape_formulas and self.fmt in _DELIMITERS
+        #: a table printed on a terminal has its control characters escaped (no terminal escape sequences)
+        self.terminal = path == STDIO and sys.stdout.isatty()
         self._temporary: str | None = None
         self._stream: Any = None
         self._writer: Any = None
@@ -392,11 +405,13 @@ class TableWriter:
             return
         if self.fmt == "parquet":
             self._write_parquet(rows)
-        elif self.fmt == "jsonl":
-            self._stream.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        elif self.fmt == "jsonl":  # json escapes C0 controls; on a terminal C1 ones too (ensure_ascii)
+            self._stream.writelines(json.dumps(row, ensure_ascii=self.terminal) + "\n" for row in rows)
         else:
             if self.escape:
                 rows = [{escape_formula(key): escape_formula(value) for key, value in row.items()} for row in rows]
+            if self.terminal:
+                rows = [{escape_terminal(key): escape_terminal(value) for key, value in row.items()} for row in rows]
             if self._writer is None:
                 self._writer = csv.DictWriter(self._stream, fieldnames=list(rows[0]), delimiter=_DELIMITERS[self.fmt])
                 self._writer.writeheader()

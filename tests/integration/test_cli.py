@@ -650,3 +650,35 @@ def test_the_command_line_accepts_the_texts_the_library_accepts(tmp_path, low_co
     rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
     assert [row["label"] for row in rows] == clf.predict(texts).tolist()
     np.testing.assert_allclose([[row[f"p_{c}"] for c in clf.classes_] for row in rows], clf.predict_proba(texts), rtol=1e-12)
+
+
+def test_predict_on_a_terminal_prints_no_terminal_escape_sequences(tmp_path):
+    """Class names are data: on a terminal their control characters are shown escaped, never sent raw."""
+    import pty
+
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=1, random_state=0)
+    clf.fit(["good film", "bad film", "fine plot", "dull plot"], ["\x1b[31mred\x07", "ok", "\x1b[31mred\x07", "ok"])
+    clf.save(tmp_path / "clf")
+    data = _write_csv(tmp_path / "in.csv", [{"text": "good plot"}, {"text": "dull film"}])
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run([sys.executable, "-m", "llm_classifier.cli", "predict", str(tmp_path / "clf"), str(data)],
+                                stdout=follower, stderr=subprocess.PIPE, env=_env(), timeout=600)
+        os.close(follower)
+        follower = -1
+        output = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+    assert result.returncode == 0, result.stderr
+    assert b"\x1b" not in output and b"\x07" not in output
+    assert b"\\x1b[31mred\\x07" in output  # shown, escaped
