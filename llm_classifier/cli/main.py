@@ -558,7 +558,7 @@ def _read_config(path: str) -> dict[str, Any]:
     if not os.path.isdir(path):
         raise TableError(f"{path}: not a saved classifier (a classifier is a directory).")
     try:
-        return read_config(path)
+        return read_config(path, any_version=True)  # info shows older and newer artifacts too
     except (IncompatibleArtifactError, OSError) as exc:
         raise TableError(f"{path}: {' '.join(str(exc).split())}") from None
 

@@ -439,13 +439,13 @@ def save(state: Artifact, path: str | os.PathLike) -> Path:
 # -- load --------------------------------------------------------------------------------------
 
 
-def read_config(path: str | os.PathLike) -> dict[str, Any]:
+def read_config(path: str | os.PathLike, *, any_version: bool = False) -> dict[str, Any]:
     """The checked ``classifier.json`` of the artifact at ``path`` (a regular file inside it, nesting bounded,
-    a known format version), without loading anything: what ``llm-classifier info`` shows."""
-    return _read_config(Path(path))
+    a known format version unless ``any_version``), without loading anything: what ``llm-classifier info`` shows."""
+    return _read_config(Path(path), any_version=any_version)
 
 
-def _read_config(directory: Path) -> dict[str, Any]:
+def _read_config(directory: Path, any_version: bool = False) -> dict[str, Any]:
     config_path = directory / CONFIG_FILE
     if not directory.is_dir():
         raise FileNotFoundError(f"No saved classifier at {str(directory)!r}: not a directory.")
@@ -457,6 +457,8 @@ def _read_config(directory: Path) -> dict[str, Any]:
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise IncompatibleArtifactError(f"{str(config_path)!r} is not an llm_classifier artifact.")
     version = config.get("format_version")
+    if any_version:
+        return config
     if type(version) is not int or version not in READABLE_VERSIONS:  # true == 1 and 2.0 == 2 are not versions
         raise IncompatibleArtifactError(
             f"{str(directory)!r} was saved in artifact format {version!r} (library {config.get('library_version')!r}); "

@@ -259,7 +259,7 @@ def test_artifact_errors(capsys, artifact, tmp_path):
     shutil.copytree(artifact, broken)
     (broken / "classifier.json").write_text('{"format": "llm_classifier", "params": {')
     status, message = _main_error(capsys, "info", str(broken))
-    assert status == 1 and "broken/classifier.json: unreadable or corrupt (Expecting" in message
+    assert status == 1 and "broken/classifier.json' is truncated or corrupt: Expecting" in message
     (broken / "classifier.json").write_text('{"format": "llm_classifier"}')
     (broken / "adapter.safetensors").write_bytes(b"\x00" * 5)
     status, message = _main_error(capsys, "info", str(broken))
