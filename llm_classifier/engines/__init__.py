@@ -148,8 +148,9 @@ def restore_engine(state: EngineState, backend: Any, options: Callable[[Engine],
         engine.trust_remote_code = trust_remote_code
     elif trust_remote_code:
         raise TypeError(f"trust_remote_code=True: the engine {type(engine).__name__} never runs a model's own code.")
-    check_options(engine, options(engine))
-    engine.load_state(replace(state, engine=engine.name), model=model, **options(engine))
+    engine_options = options(engine)
+    check_options(engine, engine_options)
+    engine.load_state(replace(state, engine=engine.name), model=model, **engine_options)
     return engine
 
 
