@@ -309,6 +309,40 @@ def _versus_best_baseline(records: list[dict]) -> list[str]:
              "| task | best baseline | " + " | ".join(llm) + " |", "|---" * (len(llm) + 2) + "|"] + rows + [""])
 
 
+def _ranking(records: list[dict]) -> list[str]:
+    """Per task the best method by macro-F1; per method its mean rank over the tasks it was run on.
+
+    Ranks are taken among the methods measured on each task (1 = best, ties share the mean
+    rank); a method run on fewer tasks is ranked on those only, so the table says how many.
+    Multi-label records (ranked by a different metric) are left out.
+    """
+    ok = {(r["task"], r["method"]): r["metrics"]["macro_f1"] for r in records
+          if r.get("status") == "ok" and r.get("metrics") and "samples_f1" not in r["metrics"]}
+    tasks = list(dict.fromkeys(task for task, _ in ok))
+    methods = list(dict.fromkeys(method for _, method in ok))
+    if len(methods) < 2:
+        return []
+    ranks: dict[str, list[float]] = {m: [] for m in methods}
+    best_lines = []
+    for task in tasks:
+        scores = {m: ok[(task, m)] for m in methods if (task, m) in ok}
+        for method, score in scores.items():
+            better = sum(other > score for other in scores.values())
+            tied = sum(other == score for other in scores.values())
+            ranks[method].append(better + (tied + 1) / 2)
+        top = max(scores.values())
+        winners = ", ".join(m for m, v in scores.items() if v == top)
+        best_lines.append(f"| {task} | {winners} | {top:.3f} | {len(scores)} |")
+    order = sorted(methods, key=lambda m: (sum(ranks[m]) / len(ranks[m]), -len(ranks[m])))
+    lines = ["Best method per task (macro-F1) and each method's mean rank over the tasks it ran on:", "",
+             "| task | best method | macro-F1 | methods run |", "|---|---|---|---|"] + best_lines
+    lines += ["", "| method | mean rank | tasks | best on |", "|---|---|---|---|"]
+    for method in order:
+        wins = sum(rank <= 1.0 for rank in ranks[method])
+        lines.append(f"| {method} | {sum(ranks[method]) / len(ranks[method]):.2f} | {len(ranks[method])} | {wins} |")
+    return lines + [""]
+
+
 def _against_chance(records: list[dict], tasks: dict) -> list[str]:
     """Zero-shot accuracy and macro-F1 next to the majority-class accuracy and 1 / classes."""
     rows = []
@@ -375,6 +409,7 @@ def write_markdown(payload: dict, out_dir: str | Path) -> Path:
     if run.get("macro_f1_png"):
         lines += [f"![macro-F1 per task and method]({run['macro_f1_png']})", ""]
     lines += _versus_best_baseline(records)
+    lines += _ranking(records)
     lines += _against_chance(records, payload.get("tasks", {}))
     lines.append("| task | method | accuracy | macro-F1 | weighted-F1 | log-loss | ECE | fit s | predict s | predict ex/s "
                  "| peak RSS MB | note |")

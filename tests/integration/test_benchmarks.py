@@ -763,3 +763,24 @@ def test_every_link_into_docs_results_resolves():
              for target in re.findall(r"\]\(([^)\s#]*results/[^)\s#]*)", page.read_text())]
     assert any(target == "results/current/summary.md" for _, target in links)
     assert [f"{page.name}: {target}" for page, target in links if not (page.parent / target).exists()] == []
+
+
+def test_ranking_names_the_best_method_and_mean_ranks_with_ties():
+    from benchmarks.report import _ranking
+
+    def rec(task, method, f1):
+        return {"task": task, "method": method, "status": "ok", "metrics": {"macro_f1": f1, "accuracy": f1}}
+
+    records = [rec("a", "x", .9), rec("a", "y", .8), rec("a", "z", .8),
+               rec("b", "x", .5), rec("b", "y", .7)]  # z not run on b
+    lines = _ranking(records)
+    table = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ")}
+    assert table["a"].startswith("| a | x | 0.900 | 3 |")
+    assert table["b"].startswith("| b | y | 0.700 | 2 |")
+    # x: ranks 1 and 2 -> 1.5; y: 2.5 (tied with z) and 1 -> 1.75; z: 2.5 on one task
+    assert table["x"] == "| x | 1.50 | 2 | 1 |"
+    assert table["y"] == "| y | 1.75 | 2 | 1 |"
+    assert table["z"] == "| z | 2.50 | 1 | 0 |"
+    # ordered by mean rank
+    methods = [line.split(" | ")[0].strip("| ") for line in lines if line[:4] in ("| x ", "| y ", "| z ")]
+    assert methods == ["x", "y", "z"]
