@@ -365,7 +365,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             Multi-label: each label's ``log p(yes) - log p(no)`` (a logit).
         """
         check_is_fitted(self, "classes_")
-        return predicting.answer_scores(self.state_, self._plan(), X, self.predict_chunk_size)
+        return self._answer_scores(X, self._plan())
+
+    def _answer_scores(self, X: Any, plan: Plan) -> np.ndarray:
+        return predicting.answer_scores(self.state_, plan, X, self.predict_chunk_size)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The calibrated answer scores, before normalisation (scikit-learn's convention).
@@ -380,11 +383,14 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         of ``classes_[0]``), else (n_samples, n_classes)
         """
         check_is_fitted(self, "classes_")
-        return self.state_.formulation.decision(self._calibrated_scores(X))
+        return self.state_.formulation.decision(self._calibrated_scores(X, self._plan()))
 
-    def _calibrated_scores(self, X: Any) -> np.ndarray:
-        scores = self.answer_scores(X)
+    def _calibrated_scores(self, X: Any, plan: Plan) -> np.ndarray:
+        scores = self._answer_scores(X, plan)
         return scores if self.calibration_ is None else self.calibration_.apply(scores)
+
+    def _log_proba(self, X: Any, plan: Plan) -> np.ndarray:
+        return self.state_.formulation.log_probabilities(self._calibrated_scores(X, plan))
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Log-probabilities of the classes, normalised over ``classes_``.
@@ -400,7 +406,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, n_classes)
         """
         check_is_fitted(self, "classes_")
-        return self.state_.formulation.log_probabilities(self._calibrated_scores(X))
+        return self._log_proba(X, self._plan())
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probability of each class: the answers' scores normalised over ``classes_``.
@@ -454,7 +460,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "classes_")
         plan = self._plan()
         if plan.inference == "score":
-            return predicting.decide(self.state_, plan, self.predict_log_proba(X))
+            return predicting.decide(self.state_, plan, self._log_proba(X, plan))
         indices: list[int] = []
         n_unparseable = 0
         for start, texts, generated in predicting.generate(self.state_, plan, X, self.predict_chunk_size):
@@ -474,7 +480,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     def _unparseable_fallback(self, plan: Plan, texts: list[str]) -> Iterator[int]:
         """Class indices for unparseable answers: scored (``on_unparseable="score"``) or the class named."""
         if isinstance(plan.on_unparseable, str) and plan.on_unparseable == "score":
-            return iter(np.argmax(self.predict_log_proba(texts), axis=1).tolist())
+            return iter(np.argmax(self._log_proba(texts, plan), axis=1).tolist())
         index = int(np.flatnonzero(self.classes_ == plan.on_unparseable)[0])
         return iter([index] * len(texts))
 
