@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from .._logging import warn_caller
+from ..plugins.base import check_plugin
 from ..plugins.calibration import Calibration
 from ..exceptions import IncompatibleArtifactError
 
@@ -205,7 +206,8 @@ def _decode_param(value: Any, default: Any, where: str) -> Any:
     parameters must be plain JSON values among those its class lets a file set (``file_params``: the
     transformers engine's compute, attention kernel and shared-prefix switch); the others it once saved
     (``num_threads``, ``trust_remote_code``) are dropped, unknown ones refused, and the class's constructor
-    checks the values against its declared constraints before anything loads. An engine whose optional
+    checks the values against its declared constraints before anything loads (a plugin through
+    :func:`~llm_classifier.plugins.base.check_plugin`, the check ``fit`` applies). An engine whose optional
     dependencies are missing here (``ImportError`` when built) comes back as its kind name, which raises
     that error when the classifier is used with it.
     """
@@ -260,7 +262,9 @@ def _decode_param(value: Any, default: Any, where: str) -> Any:
             )
     safe = {key: val for key, val in params.items() if key in allowed and key not in CODE_SWITCHES}
     try:
-        return cls(**safe)
+        built = cls(**safe)
+        check_plugin(built)  # a plugin's declared constraints, as fit checks them
+        return built
     except ImportError:
         if not is_engine:
             raise
@@ -611,6 +615,19 @@ def _check_strings(values: Any, length: int, field_name: str, allow_empty: bool 
     return list(values)
 
 
+def _answers(config: dict[str, Any], classes: np.ndarray) -> list[str]:
+    """The saved answers, one string per class, passing the check ``fit`` applies to a verbalizer's answers
+    (:func:`~llm_classifier.plugins.labels.check_answers`: non-empty, valid Unicode, distinct also after NFC
+    normalisation and without zero-width characters)."""
+    from ..plugins.labels import check_answers
+
+    answers = _check_strings(config["answers"], len(classes), "answers")
+    try:
+        return check_answers(answers, classes.tolist())
+    except ValueError as exc:
+        raise _invalid("answers", f"holds answers fit refuses: {str(exc).rstrip('.')}") from None
+
+
 def _demonstrations(config: dict[str, Any], classes: np.ndarray) -> list[tuple[str, Any]]:
     out = []
     for index, item in enumerate(config.get("demonstrations", [])):
@@ -658,7 +675,7 @@ def load(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> Art
             raise _invalid("random_seed", f"must be an int. Got {random_seed!r} instead")
         return Artifact(
             classes=classes,
-            answers=_check_strings(config["answers"], len(classes), "answers"),
+            answers=_answers(config, classes),
             prompt_prefix=str(config["prompt_prefix"]),
             prompt_suffix=str(config["prompt_suffix"]),
             params=params,
