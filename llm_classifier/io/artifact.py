@@ -615,6 +615,17 @@ def _check_strings(values: Any, length: int, field_name: str, allow_empty: bool 
     return list(values)
 
 
+def _text(value: Any, field_name: str) -> str:
+    """A saved prompt piece: a string of valid Unicode (a lone surrogate would fail when tokenised, at predict)."""
+    try:
+        if isinstance(value, str):
+            value.encode("utf-8")
+            return value
+    except UnicodeEncodeError:
+        pass
+    raise _invalid(field_name, f"must be a string of valid Unicode (no lone surrogates). Got {value!r} instead")
+
+
 def _answers(config: dict[str, Any], classes: np.ndarray) -> list[str]:
     """The saved answers, one string per class, passing the check ``fit`` applies to a verbalizer's answers
     (:func:`~llm_classifier.plugins.labels.check_answers`: non-empty, valid Unicode, distinct also after NFC
@@ -634,7 +645,7 @@ def _demonstrations(config: dict[str, Any], classes: np.ndarray) -> list[tuple[s
         ok = isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and type(item[1]) is int
         if not ok or not 0 <= item[1] < len(classes):
             raise _invalid(f"demonstrations[{index}]", f"must be [text, class code in [0, {len(classes)})]. Got {item!r} instead")
-        out.append((item[0], classes[item[1]]))
+        out.append((_text(item[0], f"demonstrations[{index}][0]"), classes[item[1]]))
     return out
 
 
@@ -676,11 +687,12 @@ def load(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> Art
         return Artifact(
             classes=classes,
             answers=_answers(config, classes),
-            prompt_prefix=str(config["prompt_prefix"]),
-            prompt_suffix=str(config["prompt_suffix"]),
+            prompt_prefix=_text(config["prompt_prefix"], "prompt_prefix"),
+            prompt_suffix=_text(config["prompt_suffix"], "prompt_suffix"),
             params=params,
             model=dict(model),
-            class_prompts=_check_strings(config.get("class_prompts", []), len(classes), "class_prompts", allow_empty=True),
+            class_prompts=[_text(prompt, f"class_prompts[{index}]") for index, prompt in enumerate(
+                _check_strings(config.get("class_prompts", []), len(classes), "class_prompts", allow_empty=True))],
             template=_decode_param(config["template"], None, "template"),
             demonstrations=_demonstrations(config, classes),
             label_parser=_decode_param(config["label_parser"], None, "label_parser"),

@@ -571,3 +571,14 @@ def test_plain_format_fields_and_doubled_braces_still_work(tmp_path):
     assert (clf.prompt_prefix_, clf.prompt_suffix_) == ("{json} Labels: n, p\nText: ", "\nAnswer:")
     clf.save(tmp_path / "clf")
     np.testing.assert_allclose(LLMClassifier.load(tmp_path / "clf").predict_proba(TEXTS), clf.predict_proba(TEXTS))
+
+
+@pytest.mark.parametrize("field, value", [
+    ("prompt_prefix", "\udcff"), ("prompt_prefix", 5), ("prompt_suffix", None), ("demonstrations", [["\udcff", 0]]),
+])
+def test_saved_prompt_pieces_are_strings_of_valid_unicode(reference_artifact, field, value):
+    """Not coerced with str() and not left to fail when tokenised at the first prediction."""
+    _edit(reference_artifact, lambda c: c.update({field: value}))
+    with pytest.raises(IncompatibleArtifactError, match=rf"field '{field}(\[0\]\[0\])?' of classifier.json must be a "
+                                                        r"string of valid Unicode"):
+        LLMClassifier.load(reference_artifact)
