@@ -18,12 +18,14 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils._param_validation import (Interval, InvalidParameterError, StrOptions,
+                                            validate_parameter_constraints)
 
 from .encoding import TRUNCATIONS
 from .exceptions import invalid
 from .formulations.registry import DIRECTIONS, get_direction
 from .formulations.windows import LONG_TEXT
+from .plugins.base import check_plugin
 
 #: The training objectives every engine understands (see :class:`~llm_classifier.engines.base.TrainRequest`).
 OBJECTIVES = ("answer", "class", "answer+class")
@@ -80,6 +82,8 @@ _INT_PARAMS = ("lora_r", "max_steps", "batch_size", "gradient_accumulation_steps
                "eval_batch_size", "max_new_tokens", "max_windows")
 _REAL_PARAMS = ("lora_alpha", "lora_dropout", "learning_rate", "num_train_epochs", "weight_decay", "window_overlap",
                 "positive_weight")
+#: The parameters that may hold one of llm_classifier's plugins, whose own parameters are checked too.
+PLUGIN_PARAMS = ("prompt", "verbalizer", "label_parser")
 
 
 class ParamValues:
@@ -137,10 +141,17 @@ def _check_rules(estimator: Any) -> None:
     """What the constraints cannot express.
 
     Rejects bools given as numbers, an empty model name, malformed ``target_modules``, the
-    settings the direction cannot serve, and ``prompt`` strings that are neither a template
-    name nor a format string with exactly one ``{text}`` (the direction resolves the prompt).
+    settings the direction cannot serve, a plugin (template, verbalizer, label parser) whose own
+    parameters break its constraints (:func:`~llm_classifier.plugins.base.check_plugin`), and
+    ``prompt`` strings that are neither a template name nor a format string with exactly one
+    ``{text}`` (the direction resolves the prompt).
     """
     _check_no_bools(estimator, _INT_PARAMS + _REAL_PARAMS)
+    for name in PLUGIN_PARAMS:
+        try:
+            check_plugin(getattr(estimator, name))
+        except InvalidParameterError as exc:
+            raise InvalidParameterError(f"The {name!r} parameter of {estimator.estimator_name} is refused: {exc}") from None
     model = estimator.model
     if not os.fspath(model).strip():
         raise invalid(estimator, "model", "a packaged model alias (e.g. 'smollm2-135m-instruct'), a checkpoint "

@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from .._logging import warn_caller
+from ..plugins.base import check_plugin
 from ..plugins.calibration import Calibration
 from ..exceptions import IncompatibleArtifactError
 
@@ -205,7 +206,8 @@ def _decode_param(value: Any, default: Any, where: str) -> Any:
     parameters must be plain JSON values among those its class lets a file set (``file_params``: the
     transformers engine's compute, attention kernel and shared-prefix switch); the others it once saved
     (``num_threads``, ``trust_remote_code``) are dropped, unknown ones refused, and the class's constructor
-    checks the values against its declared constraints before anything loads. An engine whose optional
+    checks the values against its declared constraints before anything loads (a plugin through
+    :func:`~llm_classifier.plugins.base.check_plugin`, the check ``fit`` applies). An engine whose optional
     dependencies are missing here (``ImportError`` when built) comes back as its kind name, which raises
     that error when the classifier is used with it.
     """
@@ -260,7 +262,9 @@ def _decode_param(value: Any, default: Any, where: str) -> Any:
             )
     safe = {key: val for key, val in params.items() if key in allowed and key not in CODE_SWITCHES}
     try:
-        return cls(**safe)
+        built = cls(**safe)
+        check_plugin(built)  # a plugin's declared constraints, as fit checks them
+        return built
     except ImportError:
         if not is_engine:
             raise
@@ -611,13 +615,37 @@ def _check_strings(values: Any, length: int, field_name: str, allow_empty: bool 
     return list(values)
 
 
+def _text(value: Any, field_name: str) -> str:
+    """A saved prompt piece: a string of valid Unicode (a lone surrogate would fail when tokenised, at predict)."""
+    try:
+        if isinstance(value, str):
+            value.encode("utf-8")
+            return value
+    except UnicodeEncodeError:
+        pass
+    raise _invalid(field_name, f"must be a string of valid Unicode (no lone surrogates). Got {value!r} instead")
+
+
+def _answers(config: dict[str, Any], classes: np.ndarray) -> list[str]:
+    """The saved answers, one string per class, passing the check ``fit`` applies to a verbalizer's answers
+    (:func:`~llm_classifier.plugins.labels.check_answers`: non-empty, valid Unicode, distinct also after NFC
+    normalisation and without zero-width characters)."""
+    from ..plugins.labels import check_answers
+
+    answers = _check_strings(config["answers"], len(classes), "answers")
+    try:
+        return check_answers(answers, classes.tolist())
+    except ValueError as exc:
+        raise _invalid("answers", f"holds answers fit refuses: {str(exc).rstrip('.')}") from None
+
+
 def _demonstrations(config: dict[str, Any], classes: np.ndarray) -> list[tuple[str, Any]]:
     out = []
     for index, item in enumerate(config.get("demonstrations", [])):
         ok = isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and type(item[1]) is int
         if not ok or not 0 <= item[1] < len(classes):
             raise _invalid(f"demonstrations[{index}]", f"must be [text, class code in [0, {len(classes)})]. Got {item!r} instead")
-        out.append((item[0], classes[item[1]]))
+        out.append((_text(item[0], f"demonstrations[{index}][0]"), classes[item[1]]))
     return out
 
 
@@ -658,12 +686,13 @@ def load(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> Art
             raise _invalid("random_seed", f"must be an int. Got {random_seed!r} instead")
         return Artifact(
             classes=classes,
-            answers=_check_strings(config["answers"], len(classes), "answers"),
-            prompt_prefix=str(config["prompt_prefix"]),
-            prompt_suffix=str(config["prompt_suffix"]),
+            answers=_answers(config, classes),
+            prompt_prefix=_text(config["prompt_prefix"], "prompt_prefix"),
+            prompt_suffix=_text(config["prompt_suffix"], "prompt_suffix"),
             params=params,
             model=dict(model),
-            class_prompts=_check_strings(config.get("class_prompts", []), len(classes), "class_prompts", allow_empty=True),
+            class_prompts=[_text(prompt, f"class_prompts[{index}]") for index, prompt in enumerate(
+                _check_strings(config.get("class_prompts", []), len(classes), "class_prompts", allow_empty=True))],
             template=_decode_param(config["template"], None, "template"),
             demonstrations=_demonstrations(config, classes),
             label_parser=_decode_param(config["label_parser"], None, "label_parser"),

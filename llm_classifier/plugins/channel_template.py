@@ -13,14 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import InvalidParameterError
+
+from ..exceptions import invalid
+from .base import Plugin
 
 #: The user turn that introduces a text of one class (``{label}`` is the class's answer text).
 CHANNEL_INSTRUCTION = "Write a text of this class: {label}"
 
 
-class ChannelTemplate(BaseEstimator):
+class ChannelTemplate(Plugin):
     """The prompt a text of one class follows, for ``direction="channel"``.
 
     With a tokenizer that has a chat template, the instruction is the user turn and
@@ -41,14 +43,19 @@ class ChannelTemplate(BaseEstimator):
     '### Instruction:\\nWrite a text of this class: Danish\\n\\n### Response:\\n'
     """
 
+    _parameter_constraints = {"instruction": [str], "system": [str, None]}
+
     def __init__(self, instruction: str = CHANNEL_INSTRUCTION, system: str | None = None):
         self.instruction = instruction
         self.system = system
 
+    def _check_rules(self) -> None:
+        if "{label}" not in self.instruction:
+            raise invalid(self, "instruction", "a str containing '{label}'", self.instruction)
+
     def render_class(self, label: str, tokenizer: Any = None) -> str:
         """The prompt that precedes a text of the class answered by ``label``."""
-        if "{label}" not in self.instruction:
-            raise ValueError(f"The instruction of ChannelTemplate must contain '{{label}}'. Got {self.instruction!r} instead.")
+        self._check_rules()
         instruction = self.instruction.replace("{label}", label)
         if tokenizer is None or not tokenizer.has_chat_template:
             return f"### Instruction:\n{instruction}\n\n### Response:\n"

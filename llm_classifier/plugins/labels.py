@@ -11,10 +11,15 @@ import difflib
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Real
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils._param_validation import Interval, InvalidParameterError
+
+from ..exceptions import invalid
+from .base import Plugin
 
 
 @runtime_checkable
@@ -35,7 +40,7 @@ class LabelParser(Protocol):
         ...
 
 
-class DefaultVerbalizer(BaseEstimator):
+class DefaultVerbalizer(Plugin):
     """Use each class's string form (``str(label)``), whitespace-normalised.
 
     Examples
@@ -49,7 +54,7 @@ class DefaultVerbalizer(BaseEstimator):
 
 
 
-class MappingVerbalizer(BaseEstimator):
+class MappingVerbalizer(Plugin):
     """Name classes through a mapping, e.g. ``{0: "negative", 1: "positive"}``.
 
     Parameters
@@ -57,6 +62,8 @@ class MappingVerbalizer(BaseEstimator):
     mapping : mapping
         Class -> answer text. Every class seen in ``fit`` must be a key.
     """
+
+    _parameter_constraints = {"mapping": [Mapping]}
 
     def __init__(self, mapping: Mapping[Any, str]):
         self.mapping = mapping
@@ -161,8 +168,6 @@ def warn_if_integer_codes(classes: Any) -> None:
     That is what scikit-learn's meta-estimators (VotingClassifier, StackingClassifier,
     OneVsRestClassifier) pass: the classes encoded as integers, whatever their names.
     """
-    import numpy as np
-
     classes = np.asarray(classes)
     if classes.dtype.kind not in "iu" or not np.array_equal(classes, np.arange(len(classes))):
         return
@@ -184,7 +189,7 @@ def _normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-class ExactParser(BaseEstimator):
+class ExactParser(Plugin):
     """Accept the generated text only if it equals an answer (after stripping whitespace).
 
     Parameters
@@ -192,6 +197,8 @@ class ExactParser(BaseEstimator):
     case_sensitive : bool, default=True
         If False, compare case-insensitively.
     """
+
+    _parameter_constraints = {"case_sensitive": ["boolean"]}
 
     def __init__(self, case_sensitive: bool = True):
         self.case_sensitive = case_sensitive
@@ -209,7 +216,7 @@ class ExactParser(BaseEstimator):
 
 
 
-class DefaultParser(BaseEstimator):
+class DefaultParser(Plugin):
     """A forgiving parser: exact, then case/punctuation-insensitive, then containment, then fuzzy.
 
     Steps, first match wins: the first line equals an answer; equal after
@@ -219,7 +226,7 @@ class DefaultParser(BaseEstimator):
 
     Parameters
     ----------
-    cutoff : float, default=0.8
+    cutoff : float in [0, 1], default=0.8
         Minimum similarity for the fuzzy step; 1.0 disables it.
 
     Examples
@@ -230,8 +237,14 @@ class DefaultParser(BaseEstimator):
     True
     """
 
+    _parameter_constraints = {"cutoff": [Interval(Real, 0, 1, closed="both")]}
+
     def __init__(self, cutoff: float = 0.8):
         self.cutoff = cutoff
+
+    def _check_rules(self) -> None:
+        if isinstance(self.cutoff, (bool, np.bool_)):
+            raise invalid(self, "cutoff", "a number, not a bool", self.cutoff)
 
     def parse(self, text: str, answers: Sequence[str]) -> int | None:
         lines = [line for line in str(text).strip().splitlines() if line.strip()]

@@ -10,6 +10,7 @@ string with a ``{text}`` placeholder (and optionally ``{labels}``) or a callable
 from __future__ import annotations
 
 import math
+import string
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -17,6 +18,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import InvalidParameterError
 
 from ..encoding import unescape
+from .base import Plugin, check_examples
 
 #: The instruction that names the classes (``{labels}`` becomes the comma-separated answers).
 LISTED_INSTRUCTION = "Classify the text into one of these categories: {labels}. Answer with the category only."
@@ -39,6 +41,49 @@ class PromptTemplate(Protocol):
     def render(self, text: str, labels: Sequence[str], tokenizer: Any = None) -> str:
         """Return the prompt for ``text``; the model's answer follows it directly."""
         ...
+
+
+#: The fields a format-string prompt may hold, each only as a plain name (``{text}``, ``{labels}``).
+FORMAT_FIELDS = ("text", "labels")
+
+
+def check_format_fields(template: str, param: str, owner: str) -> list[str]:
+    """Refuse a format string with a field other than a plain ``{text}`` or ``{labels}``.
+
+    An attribute or index field (``{text.__class__}``, ``{text[0]}``) walks the objects
+    ``str.format`` is given, a positional field (``{0}``, ``{}``) has no value, and a conversion
+    or format spec (``{text!r}``, ``{text:>99999999}``) changes or inflates the text. The one
+    check of a format string: at ``fit`` (the ``prompt`` parameter, a :class:`FormatTemplate`)
+    and on a template read from a saved classifier.
+
+    Returns
+    -------
+    list of str
+        The fields, in order (``{{`` and ``}}`` are literal braces, not fields).
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming ``param`` of ``owner`` and the field.
+    """
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise InvalidParameterError(
+            f"The {param!r} parameter of {owner} is not a valid format string ({exc}); double the braces that "
+            f"are not the fields {{text}} or {{labels}}. Got {template!r} instead."
+        ) from None
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in FORMAT_FIELDS or spec or conversion:
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise InvalidParameterError(
+                f"The {param!r} parameter of {owner} holds the format field {shown!r}; a format string may hold "
+                "only the plain fields {text} and {labels} (no attribute, index, positional field, conversion or "
+                f"format spec); double other braces. Got {template!r} instead."
+            )
+    return [name for _, name, _, _ in parsed if name is not None]
 
 
 def _format_labels(labels: Sequence[str]) -> str:
@@ -65,7 +110,7 @@ def resolve_instruction(instruction: str, labels: Sequence[str], tokenizer: Any 
     return instruction.replace("{labels}", _format_labels(labels))
 
 
-class AlpacaTemplate(BaseEstimator):
+class AlpacaTemplate(Plugin):
     """The Alpaca instruction format of the seed recipe.
 
     ``### Instruction:`` / ``### Input:`` / ``### Response:``; works with base
@@ -87,9 +132,14 @@ class AlpacaTemplate(BaseEstimator):
     '### Instruction:'
     """
 
+    _parameter_constraints = {"instruction": [str], "examples": [list, tuple, None]}
+
     def __init__(self, instruction: str = DEFAULT_INSTRUCTION, examples: Sequence[tuple[str, str]] | None = None):
         self.instruction = instruction
         self.examples = examples
+
+    def _check_rules(self) -> None:
+        check_examples(self, self.examples)
 
     def render(self, text: str, labels: Sequence[str], tokenizer: Any = None) -> str:
         parts = [f"### Instruction:\n{resolve_instruction(self.instruction, labels, tokenizer)}\n\n"]
@@ -100,7 +150,7 @@ class AlpacaTemplate(BaseEstimator):
 
 
 
-class ChatTemplate(BaseEstimator):
+class ChatTemplate(Plugin):
     """The model's own chat template (the engine tokenizer's ``render_chat``).
 
     The instruction and the text form the user turn; the prompt ends with the
@@ -123,6 +173,9 @@ class ChatTemplate(BaseEstimator):
         copy of the instruction and its class list.
     """
 
+    _parameter_constraints = {"instruction": [str], "system": [str, None], "examples": [list, tuple, None],
+                              "repeat_instruction": ["boolean"]}
+
     def __init__(
         self,
         instruction: str = DEFAULT_INSTRUCTION,
@@ -134,6 +187,9 @@ class ChatTemplate(BaseEstimator):
         self.system = system
         self.examples = examples
         self.repeat_instruction = repeat_instruction
+
+    def _check_rules(self) -> None:
+        check_examples(self, self.examples)
 
     def render(self, text: str, labels: Sequence[str], tokenizer: Any = None) -> str:
         if tokenizer is None or not tokenizer.has_chat_template:
@@ -154,13 +210,15 @@ class ChatTemplate(BaseEstimator):
 
 
 
-class FormatTemplate(BaseEstimator):
+class FormatTemplate(Plugin):
     """A user's format string with a ``{text}`` placeholder and optionally ``{labels}``.
 
     Parameters
     ----------
     template : str
-        For example ``"Review: {text}\\nSentiment:"``. Other braces must be doubled.
+        For example ``"Review: {text}\\nSentiment:"``. Other braces must be doubled; the
+        fields are plain names only (no ``{text.attr}``, ``{text[0]}``, ``{0}``, ``{text!r}``
+        or ``{text:>9}``: :func:`check_format_fields`).
 
     Examples
     --------
@@ -168,10 +226,16 @@ class FormatTemplate(BaseEstimator):
     'Review: ok\\nLabels: bad, good\\nAnswer: '
     """
 
+    _parameter_constraints = {"template": [str]}
+
     def __init__(self, template: str):
         self.template = template
 
+    def _check_rules(self) -> None:
+        check_format_fields(self.template, "template", type(self).__name__)
+
     def render(self, text: str, labels: Sequence[str], tokenizer: Any = None) -> str:
+        check_format_fields(self.template, "template", type(self).__name__)  # never an attribute walk
         return self.template.format(text=text, labels=_format_labels(labels))
 
 
@@ -205,16 +269,9 @@ def resolve_template(prompt: Any, tokenizer: Any = None) -> PromptTemplate:
     if isinstance(prompt, str):
         if prompt in TEMPLATES:
             return TEMPLATES[prompt]()
-        if "{text}" in prompt:
-            try:
-                prompt.format(text="", labels="")
-            except (KeyError, IndexError, ValueError) as exc:
-                raise InvalidParameterError(
-                    f"The 'prompt' parameter of LLMClassifier is a format string that cannot be "
-                    f"formatted with only {{text}} and {{labels}}: {exc!r}. Double other braces."
-                ) from None
-            return FormatTemplate(prompt)
-        if "{" in prompt:
+        if "{" in prompt or "}" in prompt:
+            if "text" in check_format_fields(prompt, "prompt", "LLMClassifier"):
+                return FormatTemplate(prompt)
             raise InvalidParameterError(
                 f"The 'prompt' parameter of LLMClassifier is a format string without the '{{text}}' placeholder, "
                 f"so the input text would not appear in the prompt. Got {prompt!r} instead."

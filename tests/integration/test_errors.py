@@ -80,7 +80,8 @@ FIT_CASES = [
     # -- parameters: names --
     ("prompt-no-text-placeholder", {"prompt": "Classify: {labels}"}, X4, Y4, InvalidParameterError, r"'prompt' parameter .* without the '\{text\}' placeholder", BEFORE_LOAD),
     ("prompt-unknown-name", {"prompt": "vicuna"}, X4, Y4, InvalidParameterError, r"'prompt' parameter .* must be 'auto', one of \['alpaca', 'chat'\].* Got 'vicuna'", BEFORE_LOAD),
-    ("prompt-unknown-field", {"prompt": "{text} {topic}"}, X4, Y4, InvalidParameterError, r"'prompt' parameter .* cannot be formatted", BEFORE_LOAD),
+    ("prompt-unknown-field", {"prompt": "{text} {topic}"}, X4, Y4, InvalidParameterError, r"'prompt' parameter .* holds the format field '\{topic\}'", BEFORE_LOAD),
+    ("prompt-attribute-field", {"prompt": "{text} {text.__class__}"}, X4, Y4, InvalidParameterError, r"'prompt' parameter .* holds the format field '\{text.__class__\}'", BEFORE_LOAD),
     ("prompt-text-twice", {"prompt": "{text} and {text}"}, X4, Y4, ValueError, r"must place the input text exactly once \(found 2 times\)", BEFORE_LOAD),
     ("prompt-not-a-template", {"prompt": 42}, X4, Y4, InvalidParameterError, r"'prompt' parameter .* Got 42", BEFORE_LOAD),
     ("backend-unknown", {"backend": "tensorrt"}, X4, Y4, InvalidParameterError, r"'backend' parameter .* Got 'tensorrt'", BEFORE_LOAD),

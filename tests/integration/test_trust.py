@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import numpy as np
 import pytest
 from sklearn.utils._param_validation import InvalidParameterError
 
-from llm_classifier import LLMClassifier
+from llm_classifier import AlpacaTemplate, ChatTemplate, FormatTemplate, LLMClassifier
 from llm_classifier.engines.hf_checkpoints import resolve_model
 from llm_classifier.exceptions import IncompatibleArtifactError, ModelNotFoundError
+from llm_classifier.plugins.labels import DefaultParser, ExactParser, MappingVerbalizer
 
 TEXTS = ["a wonderful film", "an awful film", "great fun", "boring"]
 
@@ -427,4 +429,156 @@ def test_the_command_line_reads_classifier_json_through_the_checked_reader(refer
 def test_a_format_version_must_be_an_int(reference_artifact, version):
     _edit(reference_artifact, lambda c: c.update(format_version=version))
     with pytest.raises(IncompatibleArtifactError, match="artifact format"):
+        LLMClassifier.load(reference_artifact)
+
+
+# -- what fit checks, load checks with the same function: answers, plugin parameters, format fields --------
+
+
+REFERENCE = {"backend": "reference", "model": "reference", "max_steps": 0}
+
+
+@pytest.mark.parametrize("answers, pattern", [
+    (["caf\u00e9", "cafe\u0301"], r"answers 'caf\\xe9' and 'cafe\\u0301' .* differ only by Unicode normalisation"),
+    (["a", "a\u200b"], r"answers 'a' and 'a\\u200b' .* or zero-width characters"),
+    (["a", "\ufeffa"], r"answers 'a' and '\\ufeffa' .* or zero-width characters"),
+    (["n", ""], r"gave the class 'p' an empty answer ''"),
+    (["n", "  "], r"gave the class 'p' an empty answer '  '"),
+    (["same", "same"], r"The classes 'n' and 'p' have the same answer text 'same'"),
+    (["n", "\udcff"], r"lone surrogate U\+DCFF"),
+])
+def test_saved_answers_pass_the_check_of_fit(reference_artifact, answers, pattern):
+    """An edited file cannot hold answers that fit refuses: twins a reader cannot tell apart, empty or equal answers."""
+    _edit(reference_artifact, lambda c: c.update(answers=answers))
+    with pytest.raises(IncompatibleArtifactError, match=r"field 'answers' of classifier.json holds answers fit refuses: .*"
+                                                        + pattern):
+        LLMClassifier.load(reference_artifact)
+
+
+def test_load_refuses_answers_with_the_message_of_fit(reference_artifact):
+    """One rule: the message at load is the one fit gives for the same answers of the same classes."""
+    twins = {"n": "caf\u00e9", "p": "cafe\u0301"}
+    with pytest.raises(ValueError) as at_fit:
+        LLMClassifier(**REFERENCE, verbalizer=twins).fit(TEXTS, ["n", "p"] * 2)
+    _edit(reference_artifact, lambda c: c.update(answers=list(twins.values())))
+    with pytest.raises(IncompatibleArtifactError) as at_load:
+        LLMClassifier.load(reference_artifact)
+    assert str(at_fit.value).rstrip(".") in str(at_load.value)
+
+
+#: (field of classifier.json, plugin written there, pattern of the refusal)
+BAD_PLUGINS = [
+    ("label_parser", {"__plugin__": "DefaultParser", "params": {"cutoff": 5}},
+     r"'cutoff' parameter of DefaultParser must be a float in the range \[0.0, 1.0\]. Got 5"),
+    ("label_parser", {"__plugin__": "DefaultParser", "params": {"cutoff": True}},
+     r"'cutoff' parameter of DefaultParser must be a number, not a bool"),
+    ("params.label_parser", {"__plugin__": "DefaultParser", "params": {"cutoff": -0.5}},
+     r"'cutoff' parameter of DefaultParser must be a float in the range"),
+    ("params.label_parser", {"__plugin__": "ExactParser", "params": {"case_sensitive": "no"}},
+     r"'case_sensitive' parameter of ExactParser must be an instance of 'bool'"),
+    ("template", {"__plugin__": "ChatTemplate", "params": {"repeat_instruction": "yes"}},
+     r"'repeat_instruction' parameter of ChatTemplate must be an instance of 'bool'"),
+    ("template", {"__plugin__": "ChatTemplate", "params": {"instruction": 7}},
+     r"'instruction' parameter of ChatTemplate must be an instance of 'str'"),
+    ("template", {"__plugin__": "AlpacaTemplate", "params": {"examples": [["a text", 1]]}},
+     r"'examples' parameter of AlpacaTemplate must be None or a sequence of \(text, answer\) pairs of str; "
+     r"examples\[0\] is \['a text', 1\]"),
+    ("template", {"__plugin__": "ChannelTemplate", "params": {"instruction": "no label here"}},
+     r"'instruction' parameter of ChannelTemplate must be a str containing '\{label\}'"),
+    ("params.verbalizer", {"__plugin__": "MappingVerbalizer", "params": {"mapping": ["n", "p"]}},
+     r"'mapping' parameter of MappingVerbalizer must be an instance of 'collections.abc.Mapping'"),
+]
+
+
+def _put(config: dict, field: str, value) -> None:
+    parent, _, key = field.rpartition(".")
+    (config[parent] if parent else config)[key] = value
+
+
+@pytest.mark.parametrize("field, plugin, pattern", BAD_PLUGINS)
+def test_saved_plugin_parameters_pass_the_check_of_fit(reference_artifact, field, plugin, pattern):
+    """A plugin rebuilt from the file is put through its declared constraints, as fit puts it."""
+    _edit(reference_artifact, lambda c: _put(c, field, plugin))
+    with pytest.raises(IncompatibleArtifactError, match=rf"field '{re.escape(field)}.params' of classifier.json is "
+                                                        rf"refused: The {pattern}"):
+        LLMClassifier.load(reference_artifact)
+
+
+@pytest.mark.parametrize("parameter, plugin, pattern", [
+    ("label_parser", lambda: DefaultParser(cutoff=5), BAD_PLUGINS[0][2]),
+    ("label_parser", lambda: DefaultParser(cutoff=True), BAD_PLUGINS[1][2]),
+    ("label_parser", lambda: ExactParser(case_sensitive="no"), BAD_PLUGINS[3][2]),
+    ("prompt", lambda: ChatTemplate(repeat_instruction="yes"), BAD_PLUGINS[4][2]),
+    ("prompt", lambda: AlpacaTemplate(examples=[["a text", 1]]), BAD_PLUGINS[6][2]),
+    ("verbalizer", lambda: MappingVerbalizer(["n", "p"]), BAD_PLUGINS[8][2]),
+])
+def test_plugin_parameters_are_checked_at_fit(parameter, plugin, pattern):
+    """The same constraints at fit, before anything loads, naming the estimator's parameter and the plugin's."""
+    clf = LLMClassifier(**REFERENCE, **{parameter: plugin()})
+    with pytest.raises(InvalidParameterError, match=rf"The '{parameter}' parameter of LLMClassifier is refused: The {pattern}"):
+        clf.fit(TEXTS, ["n", "p"] * 2)
+
+
+#: format strings whose fields are not plain names: an attribute walk, an index, a positional field, a conversion,
+#: a format spec (which could also inflate a text to any length)
+BAD_FORMATS = [
+    ("{text} {text.__class__}", "{text.__class__}"),
+    ("{text.__class__.__mro__}", "{text.__class__.__mro__}"),
+    ("{text[0]}{text}", "{text[0]}"),
+    ("{text} {labels[0]}", "{labels[0]}"),
+    ("{text} {labels.__doc__}", "{labels.__doc__}"),
+    ("{0} {text}", "{0}"),
+    ("{} {text}", "{}"),
+    ("{text!r}", "{text!r}"),
+    ("{text:>99999999}", "{text:>99999999}"),
+    ("{text} {label}", "{label}"),
+]
+
+
+@pytest.mark.parametrize("prompt, field", BAD_FORMATS)
+def test_a_format_prompt_holds_only_plain_fields(prompt, field):
+    """A format string reaches only {text} and {labels}, as plain names: at fit, as a string or a FormatTemplate."""
+    with pytest.raises(InvalidParameterError, match=rf"^The 'prompt' parameter of LLMClassifier holds the format "
+                                                    rf"field {re.escape(repr(field))}"):
+        LLMClassifier(**REFERENCE, prompt=prompt).fit(TEXTS, ["n", "p"] * 2)
+    with pytest.raises(InvalidParameterError, match=rf"'prompt' parameter of LLMClassifier is refused: The 'template' "
+                                                    rf"parameter of FormatTemplate holds the format field {re.escape(repr(field))}"):
+        LLMClassifier(**REFERENCE, prompt=FormatTemplate(prompt)).fit(TEXTS, ["n", "p"] * 2)
+    with pytest.raises(InvalidParameterError, match=re.escape(repr(field))):  # and never rendered, whoever asks
+        FormatTemplate(prompt).render("a text", ["n", "p"])
+
+
+@pytest.mark.parametrize("where", ["template", "params.prompt"])
+@pytest.mark.parametrize("prompt, field", BAD_FORMATS[:6])
+def test_a_saved_format_template_holds_only_plain_fields(reference_artifact, where, prompt, field):
+    """The same check at load: on the resolved template and on the prompt parameter, as an object or a string."""
+    _edit(reference_artifact, lambda c: _put(c, where, {"__plugin__": "FormatTemplate", "params": {"template": prompt}}))
+    with pytest.raises(IncompatibleArtifactError, match=rf"field '{re.escape(where)}.params' of classifier.json is refused: "
+                                                        rf"The 'template' parameter of FormatTemplate holds the format "
+                                                        rf"field {re.escape(repr(field))}"):
+        LLMClassifier.load(reference_artifact)
+    if where == "params.prompt":  # also as the string a user would have passed
+        _edit(reference_artifact, lambda c: _put(c, where, prompt))
+        with pytest.raises(IncompatibleArtifactError, match=rf"field 'params' of classifier.json holds a value LLMClassifier "
+                                                            rf"refuses: The 'prompt' parameter of LLMClassifier holds the "
+                                                            rf"format field {re.escape(repr(field))}"):
+            LLMClassifier.load(reference_artifact)
+
+
+def test_plain_format_fields_and_doubled_braces_still_work(tmp_path):
+    """The check refuses only what it names: {text}, {labels} and literal {{braces}} fit, save and load."""
+    clf = LLMClassifier(**REFERENCE, prompt="{{json}} Labels: {labels}\nText: {text}\nAnswer:").fit(TEXTS, ["n", "p"] * 2)
+    assert (clf.prompt_prefix_, clf.prompt_suffix_) == ("{json} Labels: n, p\nText: ", "\nAnswer:")
+    clf.save(tmp_path / "clf")
+    np.testing.assert_allclose(LLMClassifier.load(tmp_path / "clf").predict_proba(TEXTS), clf.predict_proba(TEXTS))
+
+
+@pytest.mark.parametrize("field, value", [
+    ("prompt_prefix", "\udcff"), ("prompt_prefix", 5), ("prompt_suffix", None), ("demonstrations", [["\udcff", 0]]),
+])
+def test_saved_prompt_pieces_are_strings_of_valid_unicode(reference_artifact, field, value):
+    """Not coerced with str() and not left to fail when tokenised at the first prediction."""
+    _edit(reference_artifact, lambda c: c.update({field: value}))
+    with pytest.raises(IncompatibleArtifactError, match=rf"field '{field}(\[0\]\[0\])?' of classifier.json must be a "
+                                                        r"string of valid Unicode"):
         LLMClassifier.load(reference_artifact)
