@@ -132,7 +132,11 @@ def run_multilabel_unit(task: str, data, methods: list[str], options: dict, rss_
                 est.fit(data.train_texts, Y_train)
             rec["fit_time_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            predicted = np.asarray(est.predict(data.test_texts))
+            if METHODS[method].needs_llm:  # predict's own two steps, keeping the probabilities for the record
+                proba = np.asarray(est.predict_proba(data.test_texts))
+                predicted = np.asarray(est.predict_from_proba(proba))
+            else:
+                predicted = np.asarray(est.predict(data.test_texts))
             rec["predict_time_s"] = time.perf_counter() - t0
             rec["predict_examples_per_s"] = len(data.test_texts) / rec["predict_time_s"]
             rec["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
@@ -141,7 +145,10 @@ def run_multilabel_unit(task: str, data, methods: list[str], options: dict, rss_
                 from .llm_methods import llm_extra
 
                 rec["history"] = dict(est.history_)
-                rec["extra"] = llm_extra(est)
+                rec["extra"] = {**llm_extra(est), "thresholds": np.asarray(est.thresholds_).tolist(),
+                                "test_proba": proba.tolist(),
+                                # a diagnostic, not the result: the same probabilities cut at 0.5
+                                "metrics_at_0.5": multilabel_metrics(Y_test, (proba >= 0.5).astype(int), labels)}
             rec["status"] = "ok"
         except Exception as exc:  # noqa: BLE001 - one failing method must not stop the run
             rec.update(status="error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())

@@ -784,3 +784,22 @@ def test_ranking_names_the_best_method_and_mean_ranks_with_ties():
     # ordered by mean rank
     methods = [line.split(" | ")[0].strip("| ") for line in lines if line[:4] in ("| x ", "| y ", "| z ")]
     assert methods == ["x", "y", "z"]
+
+
+def test_the_multilabel_unit_records_the_llm_probabilities_its_thresholds_decide(tiny_params):
+    from benchmarks.multilabel import indicator, multilabel_metrics, run_multilabel_unit
+    from benchmarks.samples import TaskData
+
+    texts = ["apple pie", "river boat", "apple boat", "red river", "pie crust", "boat deck"] * 2
+    labels = ["food|water" if "apple boat" == t else ("food" if any(w in t for w in ("apple", "pie")) else "water")
+              for t in texts]
+    data = TaskData(texts, labels, texts[:4], labels[:4], {"labels": ["food", "water"], "label_separator": "|"},
+                    [f"g{i}" for i in range(len(texts))], ["h0", "h1", "h2", "h3"])
+    (record,) = run_multilabel_unit("toy", data, ["llm-qlora"], {"llm_kwargs": tiny_params}, "in-process")
+    assert record["status"] == "ok", record.get("error")
+    proba, thresholds = np.asarray(record["extra"]["test_proba"]), np.asarray(record["extra"]["thresholds"])
+    assert proba.shape == (4, 2) and thresholds.shape == (2,)
+    expected = multilabel_metrics(indicator(labels[:4], ["food", "water"], "|"), (proba >= thresholds).astype(int),
+                                  ["food", "water"])
+    assert record["metrics"]["micro_f1"] == expected["micro_f1"]
+    assert "micro_f1" in record["extra"]["metrics_at_0.5"]
