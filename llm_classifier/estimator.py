@@ -460,7 +460,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "classes_")
         plan = self._plan()
         if plan.inference == "score":
-            return predicting.decide(self.state_, plan, self._log_proba(X, plan))
+            return predicting.decide(self.state_, plan, np.exp(self._log_proba(X, plan)))  # predict_proba's values
         indices: list[int] = []
         n_unparseable = 0
         for start, texts, generated in predicting.generate(self.state_, plan, X, self.predict_chunk_size):
@@ -508,8 +508,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                              f"Got shape {proba.shape} instead.")
         if not np.all(np.isfinite(proba)) or (proba < 0).any() or (proba > 1).any():
             raise ValueError("proba must hold probabilities in [0, 1].")
-        with np.errstate(divide="ignore"):
-            return predicting.decide(self.state_, self._plan(), np.log(proba))
+        return predicting.decide(self.state_, self._plan(), proba)
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: Any) -> None:

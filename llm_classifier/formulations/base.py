@@ -209,6 +209,6 @@ class Direction:
         """``decision_function``'s value: for two classes the second's score minus the first's."""
         return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
 
-    def decide(self, log_proba: np.ndarray, classes: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
+    def decide(self, proba: np.ndarray, classes: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
         """The predicted class of each row: the most probable (``thresholds`` are multi-label's)."""
-        return classes[np.argmax(log_proba, axis=1)]
+        return classes[np.argmax(proba, axis=1)]

@@ -300,9 +300,9 @@ class MultiLabel(Direct):
         """The per-label logits, ``(n_samples, n_labels)`` (as OneVsRestClassifier's decision_function)."""
         return scores
 
-    def decide(self, log_proba: np.ndarray, classes: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
+    def decide(self, proba: np.ndarray, classes: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
         """The ``(n_samples, n_labels)`` 0/1 indicator: ``proba >= thresholds``."""
-        return (np.exp(log_proba) >= thresholds).astype(int)
+        return (proba >= thresholds).astype(int)
 
 
 def _multilabel_template(prompt: Any, tokenizer: Tokenizer, answers: list[str]) -> Any:

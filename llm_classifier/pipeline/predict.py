@@ -89,8 +89,13 @@ def parse_generated(state: FittedState, plan: Plan, start: int, generated: list[
     return indices, len(missing)
 
 
-def decide(state: FittedState, plan: Plan, log_proba: np.ndarray) -> np.ndarray:
-    """The one decision rule: predictions from (calibrated, normalised) log-probabilities.
+def decide(state: FittedState, plan: Plan, proba: np.ndarray) -> np.ndarray:
+    """The one decision rule: predictions from (calibrated, normalised) probabilities, as ``predict_proba``
+    returns them.
+
+    It compares the probabilities themselves, never a log/exp round trip of them (``np.exp(np.log(0.35))``
+    is below 0.35), so ``predict(X)`` is ``predict_from_proba(predict_proba(X))`` bit for bit and a
+    probability equal to a threshold is not under it.
 
     The formulation decides (single-label: the most probable class; multi-label: each label
     whose probability reaches its threshold), then, single-label only, the texts under
@@ -99,11 +104,11 @@ def decide(state: FittedState, plan: Plan, log_proba: np.ndarray) -> np.ndarray:
     :class:`~llm_classifier.exceptions.LowConfidenceError` naming the first such row; any
     other value is returned in place of the class for those rows.
     """
-    predictions = state.formulation.decide(log_proba, state.classes, state.thresholds)
+    predictions = state.formulation.decide(proba, state.classes, state.thresholds)
     threshold = plan.confidence_threshold
     if threshold is None or not len(predictions) or predictions.ndim != 1:  # multi-label: thresholds decide
         return predictions
-    top = np.exp(log_proba.max(axis=1))
+    top = proba.max(axis=1)
     low = np.flatnonzero(top < threshold)
     if not len(low):
         return predictions

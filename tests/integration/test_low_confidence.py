@@ -61,6 +61,17 @@ def test_raise_names_the_first_row_and_warn_predicts_anyway(fitted):
         fitted.set_params(confidence_threshold=None, on_low_confidence=None)
 
 
+def test_a_top_probability_equal_to_the_threshold_is_not_under_it(fitted):
+    # np.exp(np.log(0.35)) < 0.35: the rule compares the probabilities as given, not a log round trip of them
+    for threshold in np.round(np.arange(0.34, 1.0, 0.01), 2):
+        fitted.set_params(confidence_threshold=float(threshold), on_low_confidence="unknown")
+        try:
+            rest = (1 - threshold) / 2
+            assert fitted.predict_from_proba([[threshold, rest, rest]]).tolist() == ["a"], threshold
+        finally:
+            fitted.set_params(confidence_threshold=None, on_low_confidence=None)
+
+
 @pytest.mark.parametrize("params, match", [
     ({"confidence_threshold": 0.0}, "confidence_threshold"),
     ({"confidence_threshold": 1.5}, "confidence_threshold"),

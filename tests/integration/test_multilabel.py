@@ -249,6 +249,15 @@ def test_auto_thresholds_without_a_held_out_slice_are_one_half():
     assert not clf.history_["early_stopping"] and clf.thresholds_.tolist() == [0.5, 0.5, 0.5]
 
 
+def test_predict_from_proba_is_proba_at_or_above_the_thresholds_for_every_grid_threshold():
+    # np.exp(np.log(0.35)) < 0.35: a probability equal to its label's threshold is on, as proba >= thresholds_ says
+    for threshold in np.round(np.arange(0.05, 0.951, 0.05), 2):
+        clf = reference(max_steps=0, multilabel_threshold=float(threshold)).fit(TEXTS, [sorted(s) for s in SETS])
+        proba = np.array([[threshold, threshold - 0.01, threshold + 0.01]])
+        np.testing.assert_array_equal(clf.predict_from_proba(proba), (proba >= clf.thresholds_).astype(int),
+                                      err_msg=str(threshold))
+
+
 @pytest.mark.parametrize("value", [0, 1, 1.5, "best"])
 def test_threshold_parameter_is_validated(value):
     with pytest.raises(InvalidParameterError, match="'multilabel_threshold' parameter"):
