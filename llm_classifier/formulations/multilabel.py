@@ -123,6 +123,8 @@ def check_multilabel_targets(Y: Any, n_samples: int) -> tuple[np.ndarray, np.nda
 
 
 def _binary(matrix: np.ndarray, name: str) -> np.ndarray:
+    if matrix.dtype.kind == "O" and all(_is_binary(value) for value in matrix.flat):  # pandas Int64/boolean, object 0/1
+        return np.asarray(matrix.tolist(), dtype=int).reshape(matrix.shape)
     if matrix.dtype.kind not in "biuf" or not np.isin(matrix, (0, 1)).all():
         bad = next(((i, j) for i, j in np.ndindex(matrix.shape) if not _is_binary(matrix[i, j])), (0, 0))
         raise ValueError(f"{name} must be a binary indicator matrix of 0/1 (as MultiLabelBinarizer makes); "
@@ -157,8 +159,8 @@ def _from_collections(Y: Any) -> tuple[np.ndarray, np.ndarray]:
                 raise ValueError(f"Y[{index}] holds a missing label ({label!r}).")
             if isinstance(label, (list, tuple, set, frozenset, dict, np.ndarray)):
                 raise TypeError(f"Y[{index}] holds a {type(label).__name__}; labels must be scalars.")
-            kinds.add("str" if isinstance(label, str) else "number" if isinstance(label, (int, float, np.number))
-                      else type(label).__name__)
+            kinds.add("str" if isinstance(label, str) else "bool" if isinstance(label, (bool, np.bool_))
+                      else "number" if isinstance(label, (int, float, np.number)) else type(label).__name__)
             labels.add(label.item() if isinstance(label, np.generic) else label)
     if len(kinds) > 1:
         raise TypeError(f"Y mixes labels of different types ({', '.join(sorted(kinds))}); convert all labels to one type.")

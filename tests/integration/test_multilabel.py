@@ -66,10 +66,29 @@ def test_what_counts_as_multilabel():
     ([["a"], [None]], 2, ValueError, r"Y\[1\] holds a missing label"),
     ([["a"], ["a"]], 2, ValueError, "needs at least 2"),
     ([["a"], ["b"]], 3, ValueError, "3 texts but 2 label rows"),
+    ([[1], [True], [0]], 3, TypeError, r"mixes labels of different types \(bool, number\)"),  # not True merged with 1
+    ([[np.True_], [2]], 2, TypeError, r"mixes labels of different types \(bool, number\)"),
 ])
 def test_bad_targets(Y, n, error, match):
     with pytest.raises(error, match=match):
         check_multilabel_targets(Y, n)
+
+
+def test_pandas_nullable_and_object_indicator_frames_are_read():
+    import pandas as pd
+
+    expected = np.array([[1, 0], [0, 1], [1, 1]])
+    for dtype in ("Int64", "boolean", object):
+        frame = pd.DataFrame(expected, columns=["a", "b"]).astype(dtype)
+        classes, indicator = check_multilabel_targets(frame, 3)
+        assert classes.tolist() == ["a", "b"]
+        np.testing.assert_array_equal(indicator, expected, err_msg=str(dtype))
+    np.testing.assert_array_equal(check_multilabel_targets(expected.astype(object), 3)[1], expected)
+    missing = pd.DataFrame({"a": pd.array([1, None, 0], dtype="Int64"), "b": [0, 1, 1]})
+    with pytest.raises(ValueError, match=r"Y\[1, 0\] is <NA>"):  # the missing entry is named, not a valid 1
+        check_multilabel_targets(missing, 3)
+    with pytest.raises(ValueError, match=r"Y\[0, 1\] is '1'"):
+        check_multilabel_targets(pd.DataFrame({"a": [1, 0], "b": ["1", 0]}, dtype=object), 2)
 
 
 def test_constant_label_warns_and_still_fits():
