@@ -411,6 +411,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
                          "--json gives them (label_confusion).")
     if args.label_columns and not multilabel:
         raise UsageError("--label-columns: the classifier is single-label; name its one label column with --label-column.")
+    if multilabel and not args.label_columns:  # the true label sets are split at --label-sep
+        _check_separator(classes, args.label_sep)
     if args.label_columns:
         missing = [str(c) for c in classes if str(c) not in args.label_columns]
         if missing:

@@ -543,6 +543,19 @@ def test_predict_refuses_a_separator_inside_a_label(capsys, tmp_path):
     assert main(["predict", str(tmp_path / "clf"), str(data), "--label-sep", ";", "-o", str(tmp_path / "o.csv"), "-q"]) == 0
 
 
+def test_evaluate_refuses_a_separator_inside_a_label(capsys, tmp_path):
+    # split at '|', the true label 'a|b' would become 'a' and 'b' and the metrics would be silently wrong
+    LLMClassifier(backend="reference", model="reference", max_steps=2, random_state=0).fit(
+        ML_TEXTS[:4], [["a|b"], ["c"], ["a|b", "c"], []]).save(tmp_path / "clf")
+    data = _write_csv(tmp_path / "x.csv", [{"text": t, "label": l} for t, l in zip(ML_TEXTS[:4], ["a|b", "c", "a|b;c", ""])])
+    status, message = _main_error(capsys, "evaluate", str(tmp_path / "clf"), str(data), "-q")
+    assert status == 2 and "--label-sep '|': the label 'a|b' contains it" in message
+    data.write_text(data.read_text().replace("a|b;c", "a|b ; c"))
+    assert main(["evaluate", str(tmp_path / "clf"), str(data), "--label-sep", ";", "--json", "-q"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["labels"] == ["a|b", "c"] and metrics["report"]["a|b"]["support"] == 2
+
+
 # -- safe output -----------------------------------------------------------------------------------------
 FORMULAS = ["=1+1", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx"]
 
