@@ -140,13 +140,18 @@ def check_params(estimator: Any) -> None:
 def _check_rules(estimator: Any) -> None:
     """What the constraints cannot express.
 
-    Rejects bools given as numbers, an empty model name, malformed ``target_modules``, the
+    Rejects bools given as numbers, a ``verbalizer`` or ``label_parser`` that does not resolve (an
+    unknown name), an empty model name, malformed ``target_modules``, the
     settings the direction cannot serve, a plugin (template, verbalizer, label parser) whose own
     parameters break its constraints (:func:`~llm_classifier.plugins.base.check_plugin`), and
     ``prompt`` strings that are neither a template name nor a format string with exactly one
     ``{text}`` (the direction resolves the prompt).
     """
+    from .plugins.labels import resolve_parser, resolve_verbalizer
+
     _check_no_bools(estimator, _INT_PARAMS + _REAL_PARAMS)
+    resolve_verbalizer(estimator.verbalizer)  # an unknown name ("bogus") is refused here, in fit and at load
+    resolve_parser(estimator.label_parser)
     for name in PLUGIN_PARAMS:
         try:
             check_plugin(getattr(estimator, name))

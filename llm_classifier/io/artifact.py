@@ -693,9 +693,9 @@ def load(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> Art
             model=dict(model),
             class_prompts=[_text(prompt, f"class_prompts[{index}]") for index, prompt in enumerate(
                 _check_strings(config.get("class_prompts", []), len(classes), "class_prompts", allow_empty=True))],
-            template=_decode_param(config["template"], None, "template"),
+            template=_plugin_field(config, "template"),
             demonstrations=_demonstrations(config, classes),
-            label_parser=_decode_param(config["label_parser"], None, "label_parser"),
+            label_parser=_plugin_field(config, "label_parser"),
             history=dict(config.get("history") or {}),
             random_seed=random_seed,
             calibration=_decode_calibration(config, len(classes)),
@@ -707,6 +707,18 @@ def load(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> Art
         )
     except KeyError as exc:
         raise IncompatibleArtifactError(f"{str(directory)!r} is incomplete: the field {exc} is missing.") from None
+
+
+def _plugin_field(config: dict[str, Any], name: str) -> Any:
+    """The fitted template or label parser: one of the plugins :data:`PLUGIN_FIELDS` allows the field, or None
+    (an object of the user's, saved by name only); a plain value (a label parser of ``5``, a template string
+    that escapes the format check) is refused, as ``save`` never writes one."""
+    value = _decode_param(config[name], None, name)
+    plugins = _plugins()
+    if value is not None and not any(type(value) is plugins[kind] for kind in PLUGIN_FIELDS[name]):
+        raise _invalid(name, f"must hold one of llm_classifier's plugins {', '.join(PLUGIN_FIELDS[name])} (or an "
+                             f"unsaved object). Got {value!r} instead")
+    return value
 
 
 def _check_params(params: dict[str, Any], classes: np.ndarray, formulation: str) -> None:

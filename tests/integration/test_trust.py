@@ -305,6 +305,28 @@ def test_only_the_named_fields_may_hold_plugins(reference_artifact):
         LLMClassifier.load(reference_artifact)
 
 
+@pytest.mark.parametrize("field", ["template", "label_parser"])
+@pytest.mark.parametrize("value", [5, "exact", "{text.__class__}", ["a"], {"a": 1}])
+def test_the_plugin_fields_hold_a_plugin_not_a_plain_value(reference_artifact, field, value):
+    """A plain value where save writes a plugin object: a label parser of 5 crashed generate mode with
+    "'int' object has no attribute 'parse'", and a template of '{text.__class__}' escaped the format check."""
+    _edit(reference_artifact, lambda c: c.update({field: value}, params={**c["params"], "inference": "generate"}))
+    with pytest.raises(IncompatibleArtifactError, match=rf"The field '{field}' of classifier.json must hold one of llm_classifier's plugins "):
+        LLMClassifier.load(reference_artifact)
+
+
+@pytest.mark.parametrize("name, value, pattern", [
+    ("verbalizer", "bogus", r"'verbalizer' parameter of LLMClassifier must be None, 'default', a dict"),
+    ("label_parser", "bogus", r"'label_parser' parameter of LLMClassifier must be one of \['default', 'exact'"),
+])
+def test_saved_verbalizer_and_parser_names_pass_the_check_of_fit(reference_artifact, name, value, pattern):
+    with pytest.raises(InvalidParameterError, match=pattern):  # fit refuses them before anything loads
+        LLMClassifier(**REFERENCE, **{name: value}).fit(TEXTS, ["n", "p"] * 2)
+    _edit(reference_artifact, lambda c: c["params"].update({name: value}))
+    with pytest.raises(IncompatibleArtifactError, match=r"field 'params' of classifier.json .*" + pattern):
+        LLMClassifier.load(reference_artifact)
+
+
 @pytest.mark.parametrize("value, pattern", [("p", "must be .* not one of the classes"), (["x", "y"], "must be None, an instance")])
 def test_a_reject_value_that_is_a_class_or_a_list_is_refused_at_fit(value, pattern):
     clf = LLMClassifier(backend="reference", model="reference", max_steps=0, confidence_threshold=0.9,
