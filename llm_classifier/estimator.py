@@ -341,8 +341,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     predict_chunk_size: int = 2048
 
     def _plan(self) -> Plan:
-        """The current parameters as a plan (prediction settings changed after fit apply at once)."""
-        return plan_of(self)
+        """The current parameters as a plan (prediction settings changed after fit apply at once, if the
+        fitted formulation can serve them: :func:`~llm_classifier.pipeline.predict.check_prediction_settings`)."""
+        plan = plan_of(self)
+        predicting.check_prediction_settings(self.state_, plan)
+        return plan
 
     def answer_scores(self, X: Any) -> np.ndarray:
         """Log-probability of each class's answer given the prompt, as the model scores it.

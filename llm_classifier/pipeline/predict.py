@@ -14,13 +14,34 @@ import numpy as np
 
 from .._logging import warn_caller
 from .._process import is_main_process
-from ..exceptions import LowConfidenceError, LowConfidenceWarning, UnparseableAnswerError
+from ..exceptions import LowConfidenceError, LowConfidenceWarning, UnparseableAnswerError, invalid
 from ..formulations.windows import EncodedWindows, Windows
 from ..inputs import iter_text_chunks
 from ..state import FittedState
 from .plan import Plan
 
-__all__ = ["answer_scores", "decide", "encoded_chunks", "generate", "parse_generated", "text_windows"]
+__all__ = ["PREDICTION_SETTINGS", "answer_scores", "check_prediction_settings", "decide", "encoded_chunks", "generate",
+           "parse_generated", "text_windows"]
+
+#: The parameters prediction reads as they are when it runs (``set_params`` after ``fit`` applies at once).
+PREDICTION_SETTINGS = ("inference", "long_text", "confidence_threshold")
+
+
+def check_prediction_settings(state: FittedState, plan: Plan) -> None:
+    """Refuse the prediction settings the fitted formulation cannot serve (its ``check_params``, which ``fit``
+    applies to every parameter), so that one changed with ``set_params`` after ``fit`` raises instead of
+    predicting silently wrong: a multi-label classifier in generate mode would return one label per text, and
+    with ``long_text="mean"`` would pool a softmax across its labels; a channel one would generate from class
+    prompts. Other parameters only act at the next ``fit``.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the parameter, with the message ``fit`` gives.
+    """
+    for name, allowed in state.formulation.check_params(plan):
+        if name in PREDICTION_SETTINGS:
+            raise invalid(plan, name, allowed, getattr(plan, name))
 
 
 def text_windows(state: FittedState, plan: Plan, truncate: bool = False) -> Windows:

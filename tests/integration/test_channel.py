@@ -134,6 +134,15 @@ def test_channel_rejects_what_needs_answers(tiny_params, sentiment, params, matc
         LLMClassifier(**{**tiny_params, "direction": "channel", **params}).fit(X, y)
 
 
+def test_generate_set_after_a_channel_fit_is_refused_not_run(sentiment):
+    """inference="generate" after fit would generate from the class prompts and parse whatever came out."""
+    X, y = sentiment
+    clf = LLMClassifier(backend="reference", model="reference", direction="channel", max_steps=0).fit(X, y)
+    clf.set_params(inference="generate")
+    with pytest.raises(InvalidParameterError, match=r"'inference' parameter .* must be 'score' \(a channel model writes"):
+        clf.predict(X[:2])
+
+
 def test_channel_needs_a_backend_that_implements_the_engine_contract(tiny_params, sentiment):
     class AnswersOnly:  # scores and generates, but cannot save or restore its state
         def load(self, model, **options): ...

@@ -295,6 +295,22 @@ def test_settings_multilabel_cannot_serve(params, match):
         reference(**params).fit(TEXTS, [sorted(s) for s in SETS])
 
 
+@pytest.mark.parametrize("params, match", [
+    (dict(inference="generate"), "'inference' parameter .* must be 'score' for multi-label"),  # gave 1-D labels
+    (dict(long_text="max"), "'long_text' parameter .* must be 'truncate'"),  # pooled a softmax across the labels
+    (dict(confidence_threshold=0.9, on_low_confidence="raise"), "'confidence_threshold' parameter .* must be None"),
+])
+def test_prediction_settings_multilabel_cannot_serve_are_refused_when_set_after_fit(params, match):
+    clf = reference(max_steps=0).fit(TEXTS, [sorted(s) for s in SETS]).set_params(**params)
+    for method in (clf.predict, clf.predict_proba, clf.decision_function):
+        with pytest.raises(InvalidParameterError, match=match):
+            method(TEXTS[:2])
+    with pytest.raises(InvalidParameterError, match=match):
+        clf.predict_from_proba(np.full((1, 3), 0.5))
+    clf.set_params(inference="score", long_text="truncate", confidence_threshold=None)
+    assert clf.predict(TEXTS[:2]).shape == (2, 3)
+
+
 def test_sample_weight_zero_leaves_a_text_out():
     rows = [sorted(s) for s in SETS]
     weights = np.ones(8)
