@@ -75,7 +75,7 @@ class MappingVerbalizer(Plugin):
                 f"The 'verbalizer' mapping of LLMClassifier has no answer for the classes {missing!r}; "
                 f"its keys are {list(self.mapping)!r}."
             )
-        return [str(self.mapping[label]) for label in classes]
+        return [self.mapping[label] for label in classes]  # check_answers refuses one that is not a str
 
 
 
@@ -86,7 +86,7 @@ class FunctionVerbalizer(BaseEstimator):
         self.func = func
 
     def answers(self, classes: Sequence[Any]) -> list[str]:
-        return [str(self.func(label)) for label in classes]
+        return [self.func(label) for label in classes]  # check_answers refuses one that is not a str
 
 
 
@@ -129,7 +129,10 @@ def check_answers(answers: Sequence[str], classes: Sequence[Any]) -> list[str]:
     seen: dict[str, Any] = {}
     read: dict[str, tuple[Any, str]] = {}
     for label, answer in zip(classes, answers):
-        if not isinstance(answer, str) or not answer.strip():
+        if not isinstance(answer, str):  # not str(answer): a mapping to None would teach the model to answer "None"
+            raise ValueError(f"The verbalizer gave the class {label!r} the answer {answer!r} "
+                             f"({type(answer).__name__}); an answer is a non-empty str.")
+        if not answer.strip():
             raise ValueError(f"The verbalizer gave the class {label!r} an empty answer {answer!r}.")
         _check_encodable(label, answer)
         if answer in seen:

@@ -22,6 +22,19 @@ def test_mapping_verbalizer_and_missing_class():
         MappingVerbalizer({0: "negative", 1: "positive"}).answers([0, 1, 2])
 
 
+@pytest.mark.parametrize("verbalizer", [
+    {"a": "yes", "b": None},  # a dict.get that missed: trained the model to answer "None"
+    {"a": "yes", "b": ["no"]},  # answered "['no']"
+    {"a": "yes", "b": 2},
+    lambda label: None if label == "b" else label,
+])
+def test_a_verbalizer_answer_that_is_not_a_str_is_refused_not_stringified(verbalizer):
+    answers = resolve_verbalizer(verbalizer).answers(["a", "b"])
+    with pytest.raises(ValueError, match=r"The verbalizer gave the class 'b' the answer .* \(\w+\); an answer is a "
+                                         r"non-empty str"):
+        check_answers(answers, ["a", "b"])
+
+
 def test_resolve_verbalizer_variants():
     assert isinstance(resolve_verbalizer(None), DefaultVerbalizer)
     assert isinstance(resolve_verbalizer({1: "x"}), MappingVerbalizer)
