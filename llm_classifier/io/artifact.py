@@ -174,20 +174,27 @@ def _file_params(cls: type) -> list[str]:
     return list(declared) if declared is not None else _constructor_keywords(cls)
 
 
+def _json_value(value: Any) -> Any:
+    """``value`` with NumPy scalars as Python numbers/bools/strs and tuples as lists, inside lists and dicts too
+    (``np.float32(0.5)``, ``np.int64(2)``, ``np.bool_``: what ``np.arange`` and grid searches hand out)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item) for item in value]
+    if isinstance(value, dict):  # keys as they are: a dict keyed by ints is not plain JSON and stays unsaved
+        return {key: _json_value(item) for key, item in value.items()}
+    return value
+
+
 def _encode_param(name: str, value: Any) -> Any:
-    if isinstance(value, tuple) and _plain(list(value)):
-        return list(value)
-    if _plain(value):
-        return value
+    if _plain(_json_value(value)):
+        return _json_value(value)
     from ..engines import registered_name
 
     cls = type(value)
     marker, kind = (_PLUGIN, cls.__name__) if _plugins().get(cls.__name__) is cls else (_ENGINE, registered_name(value))
     if kind is not None:
-        params = {key: getattr(value, key) for key in _file_params(cls)}
-        encoded = {key: list(val) if isinstance(val, tuple) else val for key, val in params.items()}
-        encoded = {key: [list(v) if isinstance(v, tuple) else v for v in val] if isinstance(val, list) else val
-                   for key, val in encoded.items()}
+        encoded = {key: _json_value(getattr(value, key)) for key in _file_params(cls)}
         if all(_plain(val) for val in encoded.values()):
             return {marker: kind, "params": encoded}
     warn_caller(

@@ -188,6 +188,30 @@ def test_parameters_that_json_would_change_are_not_saved_as_json():
     assert "__unsaved__" in encoded
 
 
+def test_numpy_scalar_parameters_are_saved_as_their_values(sentiment, tmp_path):
+    """np.float32 / np.int64 / np.bool_ (what np.arange or a grid search hands out) are plain numbers: they were
+    stored by name only, so the loaded classifier lost its confidence_threshold (predictions changed) and its
+    ExactParser became the DefaultParser, under a warning that said predictions were unaffected."""
+    import warnings
+
+    from llm_classifier.plugins.labels import ExactParser
+
+    X, y = sentiment
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=np.int64(2), random_state=0,
+                        confidence_threshold=np.float32(0.75), on_low_confidence=np.int64(-1),
+                        label_parser=ExactParser(case_sensitive=np.False_)).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is "stored by name only"
+        clf.save(tmp_path / "clf")
+    loaded = LLMClassifier.load(tmp_path / "clf")
+    params = loaded.get_params()
+    assert (params["max_steps"], params["confidence_threshold"], params["on_low_confidence"]) == (2, 0.75, -1)
+    assert type(params["max_steps"]) is int and type(params["on_low_confidence"]) is int
+    assert repr(loaded.label_parser_) == repr(params["label_parser"]) == "ExactParser(case_sensitive=False)"
+    expected = clf.predict(X)
+    assert -1 in expected.tolist() and loaded.predict(X).tolist() == expected.tolist()
+
+
 # -- format 1 --------------------------------------------------------------------------------
 
 
