@@ -36,12 +36,16 @@ class Plugin(BaseEstimator):
 def check_plugin(plugin: Any) -> None:
     """Check the parameters of one of llm_classifier's plugins; other objects are left to their authors.
 
+    A user's subclass of a plugin is the user's object: it is never saved (stored by name only, so no file
+    holds it), its parameters may mean something else to it, and its constructor need not follow
+    scikit-learn's conventions (``*args``, a parameter not stored), so it is not checked.
+
     Raises
     ------
     InvalidParameterError
         Naming the plugin's class and parameter, in scikit-learn's wording.
     """
-    if not isinstance(plugin, Plugin):
+    if not isinstance(plugin, Plugin) or type(plugin).__module__.partition(".")[0] != __name__.partition(".")[0]:
         return
     validate_parameter_constraints(type(plugin)._parameter_constraints, plugin.get_params(deep=False),
                                    caller_name=type(plugin).__name__)

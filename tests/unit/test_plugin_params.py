@@ -41,6 +41,37 @@ def test_invalid_plugin_parameters_are_named(plugin, pattern):
         check_plugin(plugin)
 
 
+class _Varargs(AlpacaTemplate):  # a user's subclass: its parameters are its author's, as sklearn's get_params cannot read
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+
+
+class _Unstored(AlpacaTemplate):
+    def __init__(self, prefix="Note: "):
+        super().__init__()
+
+
+class _OwnSyntax(FormatTemplate):  # renders "<T>", not str.format: "{0}" is literal text to it
+    def render(self, text, labels, tokenizer=None):
+        return self.template.replace("<T>", text)
+
+
+class _OwnCutoff(DefaultParser):  # its cutoff means something else, and it parses on its own
+    def __init__(self, cutoff=5):
+        self.cutoff = cutoff
+
+    def parse(self, text, answers):
+        return 0
+
+
+@pytest.mark.parametrize("plugin", [_Varargs(instruction="hi"), _Unstored(), _OwnSyntax("Text: <T> {0}"), _OwnCutoff()])
+def test_a_users_subclass_is_left_to_its_author(plugin):
+    """Only llm_classifier's own plugin classes are checked (they are the ones a file can hold); a user's subclass
+    is never saved. Checking it crashed in sklearn's get_params (RuntimeError on varargs, AttributeError on an
+    unstored parameter) or refused parameters that mean something else to it."""
+    check_plugin(plugin)
+
+
 def test_the_channel_template_renders_only_through_the_check():
     with pytest.raises(InvalidParameterError, match=r"'instruction' parameter of ChannelTemplate must be a str containing"):
         ChannelTemplate(instruction="Write:").render_class("a")
