@@ -197,10 +197,12 @@ def _encode_param(name: str, value: Any) -> Any:
         encoded = {key: _json_value(getattr(value, key)) for key in _file_params(cls)}
         if all(_plain(val) for val in encoded.values()):
             return {marker: kind, "params": encoded}
+    effect = ("the loaded classifier parses generated answers with the default parser, so its inference='generate' "
+              "predictions may differ (scored ones are unaffected)" if name.startswith("label_parser")
+              else "predictions of the loaded classifier are unaffected")
     warn_caller(
-        f"The '{name}' parameter ({value!r}) cannot be saved as JSON and is stored by name only; "
-        "predictions of the loaded classifier are unaffected, but refitting it needs the parameter again. "
-        "Use joblib/pickle to keep arbitrary objects."
+        f"The '{name}' parameter ({value!r}) cannot be saved as JSON and is stored by name only; {effect}, but "
+        "refitting it needs the parameter again. Use joblib/pickle to keep arbitrary objects."
     )
     return {_UNSAVED: repr(value)}
 

@@ -52,6 +52,19 @@ def test_custom_callable_is_not_saved_but_predictions_are_kept(tiny_params, sent
     np.testing.assert_allclose(loaded.predict_proba(sentiment[0]), clf.predict_proba(sentiment[0]), atol=1e-6)
 
 
+def test_an_unsaved_label_parser_warns_that_generated_predictions_change(sentiment, tmp_path):
+    """The loaded classifier parses generated answers with the default parser: the warning says so (it said
+    predictions were unaffected, and generate-mode predictions changed)."""
+    X, y = sentiment
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=2, random_state=0, inference="generate",
+                        label_parser=lambda text, answers: 1).fit(X, y)
+    with pytest.warns(UserWarning, match=r"'label_parser' parameter .* stored by name only; the loaded classifier "
+                                         r"parses generated answers with the default parser"):
+        clf.save(tmp_path / "c")
+    loaded = LLMClassifier.load(tmp_path / "c")
+    assert set(clf.predict(X)) == {clf.classes_[1]} and repr(loaded.label_parser_) == "DefaultParser()"
+
+
 def test_round_trip_through_new_process(fitted, sentiment, tmp_path):
     X, _ = sentiment
     fitted.save(tmp_path / "clf")
