@@ -143,10 +143,12 @@ def decide(state: FittedState, plan: Plan, proba: np.ndarray) -> np.ndarray:
         return predictions
     rows = predictions.astype(object)
     rows[low] = action
-    try:  # keep the classes' dtype when the reject value fits it (e.g. "unknown" among strings, -1 among ints)
-        kept = np.asarray(rows.tolist())
-        if kept.dtype.kind == predictions.dtype.kind and kept.ndim == 1:
-            return kept
+    try:  # keep the classes' dtype when the reject value is of its kind ("unknown" among strings, -1 among ints),
+        # not when numpy would convert it (5 among strings would become "5", True among ints 1)
+        if np.asarray([action]).dtype.kind == predictions.dtype.kind:
+            kept = np.asarray(rows.tolist())
+            if kept.dtype.kind == predictions.dtype.kind and kept.ndim == 1:
+                return kept
     except (TypeError, ValueError):
         pass
     return rows

@@ -45,6 +45,21 @@ def test_reject_value_keeps_the_classes_dtype_when_it_fits(fitted):
     assert predictions.dtype.kind == "U" and set(predictions) == {"unknown"}
 
 
+@pytest.mark.parametrize("reject", [5, -1.5, True])
+def test_a_reject_value_of_another_type_keeps_its_type(fitted, reject):
+    """Among string classes a reject value of 5 came back as the string '5' (so `predictions == 5` missed every
+    rejected row); it is returned as it is, in an object array."""
+    top = np.sort(fitted.predict_proba(X).max(axis=1))
+    fitted.set_params(confidence_threshold=float(top[2] + top[3]) / 2, on_low_confidence=reject)  # 3 rows under it
+    try:
+        predictions = fitted.predict(X)
+    finally:
+        fitted.set_params(confidence_threshold=None, on_low_confidence=None)
+    rejected = [p for p in predictions if not isinstance(p, str)]
+    assert predictions.dtype == object and len(rejected) == 3
+    assert all(type(p) is type(reject) and p == reject for p in rejected)
+
+
 def test_raise_names_the_first_row_and_warn_predicts_anyway(fitted):
     proba = fitted.predict_proba(X)
     threshold = float(np.sort(proba.max(axis=1))[1]) + 1e-9  # two rows under it
