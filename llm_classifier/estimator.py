@@ -505,6 +505,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples,), or (n_samples, n_classes) of 0/1 for multi-label targets
         """
         check_is_fitted(self, "classes_")
+        names = [str(name) for name in getattr(proba, "columns", ())]
+        classes = [str(label) for label in self.classes_.tolist()]
+        if sorted(names) == sorted(classes) and names != classes:  # a frame is read by position: refuse a reordering
+            raise ValueError(f"proba's columns name the classes in another order than classes_ {classes!r}: got "
+                             f"{names!r}; pass proba[list(classes_)].")
         proba = np.asarray(proba, dtype=float)
         if proba.ndim != 2 or proba.shape[1] != len(self.classes_):
             raise ValueError(f"proba must have shape (n_samples, {len(self.classes_)}), one column per class. "

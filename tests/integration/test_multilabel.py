@@ -268,6 +268,20 @@ def test_auto_thresholds_without_a_held_out_slice_are_one_half():
     assert not clf.history_["early_stopping"] and clf.thresholds_.tolist() == [0.5, 0.5, 0.5]
 
 
+def test_predict_from_proba_refuses_a_frame_naming_the_labels_in_another_order(fitted_reference):
+    """Read by position, a frame of columns sport, finance, politics decided 'sport' with 'finance''s threshold."""
+    import pandas as pd
+
+    proba = fitted_reference.predict_proba(TEXTS[:2])
+    frame = pd.DataFrame(proba, columns=fitted_reference.classes_)
+    np.testing.assert_array_equal(fitted_reference.predict_from_proba(frame), fitted_reference.predict_from_proba(proba))
+    np.testing.assert_array_equal(fitted_reference.predict_from_proba(pd.DataFrame(proba)),  # unnamed: by position
+                                  fitted_reference.predict_from_proba(proba))
+    with pytest.raises(ValueError, match=r"proba's columns name the classes in another order than classes_ "
+                                         r"\['finance', 'politics', 'sport'\]: got \['sport', 'finance', 'politics'\]"):
+        fitted_reference.predict_from_proba(frame[["sport", "finance", "politics"]])
+
+
 def test_predict_from_proba_is_proba_at_or_above_the_thresholds_for_every_grid_threshold():
     # np.exp(np.log(0.35)) < 0.35: a probability equal to its label's threshold is on, as proba >= thresholds_ says
     for threshold in np.round(np.arange(0.05, 0.951, 0.05), 2):
