@@ -76,11 +76,15 @@ THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
 # -- targets ---------------------------------------------------------------------------------
 def is_multilabel_target(y: Any) -> bool:
-    """Whether ``y`` is a multi-label target: a 2-D matrix of two or more columns, or label collections."""
+    """Whether ``y`` is a multi-label target: a 2-D matrix of two or more columns, or label collections (a
+    sequence, or a 1-D object array or pandas Series such as ``df["tags"]``, of lists, tuples or sets)."""
     shape = getattr(y, "shape", None)
     if shape is not None and len(shape) == 2:
         return shape[1] >= 2
-    if shape is not None or isinstance(y, (str, bytes)) or not isinstance(y, Sequence) or not len(y):
+    if shape is not None:
+        if len(shape) != 1 or not shape[0] or getattr(y, "dtype", None) != object:
+            return False
+    elif isinstance(y, (str, bytes)) or not isinstance(y, Sequence) or not len(y):
         return False
     return all(isinstance(row, (list, tuple, set, frozenset)) for row in y)
 

@@ -52,6 +52,21 @@ def test_targets_from_sets_matrix_and_frame():
     np.testing.assert_array_equal(from_frame, Y)
 
 
+def test_a_series_or_object_array_of_label_sets_is_multilabel():
+    """df["tags"] (a Series of lists or sets) was refused with "y[0] is a list; ... give every row a list"."""
+    import pandas as pd
+
+    column = np.empty(len(SETS), dtype=object)
+    column[:] = [sorted(s) for s in SETS]
+    for Y in (pd.Series(SETS), pd.Series([sorted(s) for s in SETS], index=range(10, 18)), column):
+        assert is_multilabel_target(Y)
+        classes, indicator = check_multilabel_targets(Y, 8)
+        np.testing.assert_array_equal(indicator, check_multilabel_targets(SETS, 8)[1])
+    assert not is_multilabel_target(pd.Series(["a", "b"])) and not is_multilabel_target(np.array(["a", "b"], dtype=object))
+    clf = reference(max_steps=0).fit(TEXTS, pd.Series(SETS))
+    assert clf.classes_.tolist() == ["finance", "politics", "sport"] and clf.predict(TEXTS[:2]).shape == (2, 3)
+
+
 def test_what_counts_as_multilabel():
     assert is_multilabel_target(np.zeros((3, 2))) and is_multilabel_target([["a"], [], ["a", "b"]])
     assert not is_multilabel_target(np.zeros((3, 1))) and not is_multilabel_target(["a", "b"])
