@@ -440,16 +440,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def evaluation(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro-F1, the per-class report and the confusion matrix (labels compared as text;
-    true labels outside ``classes`` follow them)."""
+    true labels outside ``classes`` follow them, and the matrix's last columns are the predictions outside
+    both, such as a low-confidence reject value, so that it counts every text)."""
     from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
     labels = list(classes) + sorted(set(y_true) - set(classes))
+    shown = labels + sorted(set(y_pred) - set(labels))
     return {
         "n": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "labels": labels,
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "labels": shown,
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=shown).tolist(),
         "report": classification_report(y_true, y_pred, labels=labels, zero_division=0, output_dict=True),
         "report_text": classification_report(y_true, y_pred, labels=labels, zero_division=0, digits=3),
     }

@@ -376,6 +376,15 @@ def test_evaluation_text_labels_outside_the_classes():
     assert metrics["accuracy"] == 0.5
 
 
+def test_evaluation_counts_rejected_predictions_in_the_confusion_matrix():
+    """A low-confidence reject value ("unsure") is a predicted column: the matrix dropped those rows (3 of 6)."""
+    metrics = evaluation(["a", "b", "a", "b", "c", "a"], ["a", "unsure", "a", "unsure", "unsure", "a"], ["a", "b", "c"])
+    assert metrics["labels"] == ["a", "b", "c", "unsure"]
+    assert metrics["confusion_matrix"] == [[3, 0, 0, 0], [0, 0, 0, 2], [0, 0, 0, 1], [0, 0, 0, 0]]
+    assert sum(map(sum, metrics["confusion_matrix"])) == metrics["n"] == 6
+    assert metrics["accuracy"] == 0.5 and metrics["macro_f1"] == pytest.approx(1 / 3)  # over the classes, as before
+
+
 # -- one decision rule: the command line predicts what Python predicts ------------------------------------
 REF = ["--backend", "reference", "--model", "reference", "--batch-size", "2", "--random-state", "0"]
 LOW_X = ["aaaa aaaa", "bbbb bbbb", "aaaa aa", "bbbb bb", "cccc cc", "aabb aabb"]
