@@ -510,7 +510,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         if sorted(names) == sorted(classes) and names != classes:  # a frame is read by position: refuse a reordering
             raise ValueError(f"proba's columns name the classes in another order than classes_ {classes!r}: got "
                              f"{names!r}; pass proba[list(classes_)].")
-        proba = np.asarray(proba, dtype=float)
+        try:
+            proba = np.asarray(proba, dtype=float)
+        except (TypeError, ValueError) as exc:  # ragged rows, complex or other non-numbers
+            raise ValueError(f"proba must be a 2-D array of probabilities, one column per class ({exc}).") from None
         if proba.ndim != 2 or proba.shape[1] != len(self.classes_):
             raise ValueError(f"proba must have shape (n_samples, {len(self.classes_)}), one column per class. "
                              f"Got shape {proba.shape} instead.")

@@ -76,6 +76,13 @@ def test_raise_names_the_first_row_and_warn_predicts_anyway(fitted):
         fitted.set_params(confidence_threshold=None, on_low_confidence=None)
 
 
+@pytest.mark.parametrize("proba", [[[0.5, 0.5], [0.2]], [[1j, 0.5, 0.5]], [[None, 0.5, 0.5]], [[np.nan, 0.5, 0.5]],
+                                   [[np.inf, 0.0, 0.0]], [0.2, 0.3, 0.5], [[0.2, 0.8]]])
+def test_predict_from_proba_names_what_is_wrong_with_proba(fitted, proba):
+    with pytest.raises(ValueError, match=r"^proba must (be|have|hold)"):  # not numpy's "setting an array element ..."
+        fitted.predict_from_proba(proba)
+
+
 def test_a_top_probability_equal_to_the_threshold_is_not_under_it(fitted):
     # np.exp(np.log(0.35)) < 0.35: the rule compares the probabilities as given, not a log round trip of them
     for threshold in np.round(np.arange(0.34, 1.0, 0.01), 2):
