@@ -167,16 +167,23 @@ def _check_rules(estimator: Any) -> None:
         if not items or not all(isinstance(item, str) and item.strip() for item in items):
             raise invalid(estimator, "target_modules", "None, a module name or a non-empty list of module names (str)",
                           targets)
-    if estimator.confidence_threshold is not None and estimator.inference != "score":
-        raise invalid(estimator, "confidence_threshold", "None when inference='generate' (it acts on the scored "
-                      "probabilities)", estimator.confidence_threshold)
-    if estimator.long_text != "truncate" and estimator.inference != "score":  # windows are pooled scores
-        raise invalid(estimator, "long_text", "'truncate' when inference='generate' (windows pool class scores)",
-                      estimator.long_text)
+    check_prediction_rules(estimator)
     direction = get_direction(estimator.direction)
     for name, allowed in direction.check_params(estimator):
         raise invalid(estimator, name, allowed, getattr(estimator, name))
     direction.check_prompt(estimator.prompt)
+
+
+def check_prediction_rules(values: Any) -> None:
+    """The rules between the prediction settings (``inference``, ``confidence_threshold``, ``long_text``): part of
+    :func:`check_param_values` at ``fit``, and run again at every prediction, since these settings act at once when
+    changed with ``set_params`` (a ``confidence_threshold`` would otherwise be ignored in generate mode)."""
+    if values.confidence_threshold is not None and values.inference != "score":
+        raise invalid(values, "confidence_threshold", "None when inference='generate' (it acts on the scored "
+                      "probabilities)", values.confidence_threshold)
+    if values.long_text != "truncate" and values.inference != "score":  # windows are pooled scores
+        raise invalid(values, "long_text", "'truncate' when inference='generate' (windows pool class scores)",
+                      values.long_text)
 
 
 def _is_class(value: Any, classes: np.ndarray) -> bool:

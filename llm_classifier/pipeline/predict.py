@@ -28,17 +28,22 @@ PREDICTION_SETTINGS = ("inference", "long_text", "confidence_threshold")
 
 
 def check_prediction_settings(state: FittedState, plan: Plan) -> None:
-    """Refuse the prediction settings the fitted formulation cannot serve (its ``check_params``, which ``fit``
-    applies to every parameter), so that one changed with ``set_params`` after ``fit`` raises instead of
-    predicting silently wrong: a multi-label classifier in generate mode would return one label per text, and
-    with ``long_text="mean"`` would pool a softmax across its labels; a channel one would generate from class
-    prompts. Other parameters only act at the next ``fit``.
+    """Refuse prediction settings that break the rules between them
+    (:func:`~llm_classifier._params.check_prediction_rules`) or that the fitted formulation cannot serve (its
+    ``check_params``), which ``fit`` applies to every parameter, so that one changed with ``set_params`` after
+    ``fit`` raises instead of predicting silently wrong: generate mode would ignore a ``confidence_threshold``; a
+    multi-label classifier in generate mode would return one label per text, and with ``long_text="mean"`` would
+    pool a softmax across its labels; a channel one would generate from class prompts. Other parameters only act
+    at the next ``fit``.
 
     Raises
     ------
     InvalidParameterError
         Naming the parameter, with the message ``fit`` gives.
     """
+    from .._params import check_prediction_rules
+
+    check_prediction_rules(plan)
     for name, allowed in state.formulation.check_params(plan):
         if name in PREDICTION_SETTINGS:
             raise invalid(plan, name, allowed, getattr(plan, name))

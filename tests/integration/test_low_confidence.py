@@ -104,6 +104,21 @@ def test_bad_thresholds_are_refused_at_fit(params, match):
         LLMClassifier(backend="reference", model="reference", max_steps=1, **params).fit(X, Y)
 
 
+def test_generate_mode_set_after_fit_does_not_drop_the_policy_silently(fitted):
+    """Generate mode ignored confidence_threshold: every text was predicted, none rejected, and nothing said so."""
+    fitted.set_params(confidence_threshold=1.0, on_low_confidence="unknown", inference="generate")
+    try:
+        with pytest.raises(InvalidParameterError, match="'confidence_threshold' parameter .* must be None when "
+                                                         "inference='generate'"):
+            fitted.predict(X)
+        fitted.set_params(confidence_threshold=None, long_text="mean")
+        with pytest.raises(InvalidParameterError, match="'long_text' parameter .* must be 'truncate' when inference"):
+            fitted.predict(X)
+    finally:
+        fitted.set_params(confidence_threshold=None, on_low_confidence=None, inference="score", long_text="truncate")
+    assert set(fitted.predict(X)) <= set(fitted.classes_)
+
+
 def test_the_policy_on_the_tiny_transformers_model(tiny_params, sentiment):
     X, y = sentiment
     clf = LLMClassifier(**tiny_params).fit(X, y)
