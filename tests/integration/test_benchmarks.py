@@ -547,7 +547,8 @@ def test_merge_names_the_device_and_machine_of_each_record(tmp_path):
     assert record_device(by_method["llm-qlora"]) == "cuda (NVIDIA H100)"  # the record's own wins
     md = write_markdown(merged, tmp_path).read_text()
     assert "16 cores" in md and "2 cores" in md and "device NVIDIA H200" in md and "torch 2.11.0" in md
-    qlora_row = next(line for line in md.splitlines() if line.startswith("| t1 | llm-qlora | "))
+    qlora_row = next(line for line in md.splitlines()  # the detailed table row (it has a note column)
+                     if line.startswith("| t1 | llm-qlora | ") and line.count("|") > 10)
     assert "on cuda (NVIDIA H100)" in qlora_row
     tfidf_row = next(line for line in md.splitlines() if line.startswith("| t1 | tfidf | "))
     assert " on " not in tfidf_row
