@@ -49,7 +49,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, log_expit
+from scipy.special import expit, log_expit, logit
 
 from .._logging import warn_caller
 from ..engines.base import Decision, Engine, Progress, ScoreFunction, Tokenizer, TrainExample, TrainRequest, Validation
@@ -58,6 +58,7 @@ from .direct import Direct
 from ..encoding import escape
 from ..plugins.prompts import MAX_LISTED_TOKENS, AlpacaTemplate, ChatTemplate, resolve_template, split_template
 from ..inputs import show_value
+from ..plugins.calibration import Calibration
 
 __all__ = ["MAX_POSITIVE_WEIGHT", "MULTILABEL", "MultiLabel", "MULTILABEL_INSTRUCTION", "check_multilabel_targets",
            "decision_weights", "fit_thresholds", "is_multilabel_target", "positive_weights"]
@@ -232,13 +233,30 @@ class MultiLabel(Direct):
         return {"positive_weights": positive_weights(targets, plan.positive_weight)}
 
     def fit_decision(self, plan: Any, fit: Any) -> dict[str, Any]:
-        """Per-label thresholds: ``multilabel_threshold``, or for "auto" F1-optimal on the held-out slice
-        (0.5 without one); the validation scores are the held-out texts' ``(n, k)`` per-label logits."""
+        """The weighting's correction and the per-label thresholds.
+
+        Training with "yes" weighted ``w_j`` times "no" moves label ``j``'s logit up by about
+        ``log w_j`` (the weighted loss is minimal there), so with ``calibration="auto"`` the
+        probabilities are corrected back, ``sigmoid(logit - log w_j)``: a :class:`Calibration`
+        whose bias is ``-log w_j`` (None when every weight is 1 or ``calibration=None``), and
+        ``predict_proba`` estimates how often a label applies rather than the weighted odds.
+        Thresholds: ``multilabel_threshold`` as given (on ``predict_proba``'s scale), or for
+        "auto" the F1-optimal one on the held-out slice's uncorrected probabilities (0.5
+        without a slice), carried over to the corrected scale, so the correction changes
+        ``predict_proba`` and never which labels are predicted.
+        """
         n_labels = len(fit.classes)
-        if plan.multilabel_threshold != "auto" or fit.validation_scores is None:
-            value = 0.5 if plan.multilabel_threshold == "auto" else float(plan.multilabel_threshold)
-            return {"thresholds": np.full(n_labels, value)}
-        return {"thresholds": fit_thresholds(expit(np.asarray(fit.validation_scores)), fit.targets[fit.held])}
+        trained = fit.history.get("n_steps", 0) > 0  # untrained (max_steps=0): nothing to correct
+        weights = fit.history.get("positive_weights") if trained and plan.calibration == "auto" else None
+        offsets = np.zeros(n_labels) if weights is None else np.log(np.asarray(weights, dtype=float))
+        calibration = Calibration(bias=-offsets) if np.any(offsets != 0) else None
+        if plan.multilabel_threshold != "auto":
+            return {"thresholds": np.full(n_labels, float(plan.multilabel_threshold)), "calibration": calibration}
+        if fit.validation_scores is None:
+            uncorrected = np.full(n_labels, 0.5)
+        else:
+            uncorrected = fit_thresholds(expit(np.asarray(fit.validation_scores)), fit.targets[fit.held])
+        return {"thresholds": expit(logit(uncorrected) - offsets), "calibration": calibration}
 
     def layout(self, prompt: Any, tokenizer: Tokenizer, answers: list[str], demonstrations: Any,
                max_length: int) -> PromptLayout:

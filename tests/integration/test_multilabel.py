@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.special import expit, logit
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -180,7 +181,7 @@ def test_positive_weight_changes_the_fit():
     weighted = reference(positive_weight=5.0).fit(TEXTS, Y)
     assert plain.history_["positive_weights"] == [1.0] * 3 and weighted.history_["positive_weights"] == [5.0] * 3
     Yb = MultiLabelBinarizer(classes=list(plain.classes_)).fit_transform(SETS)
-    gap = lambda clf: clf.predict_proba(TEXTS)[Yb == 1].mean()  # noqa: E731
+    gap = lambda clf: clf.answer_scores(TEXTS)[Yb == 1].mean()  # noqa: E731 (uncorrected logits)
     assert gap(weighted) > gap(plain)  # the "yes" answers were learnt harder
 
 
@@ -189,9 +190,31 @@ def test_probabilities_are_the_sigmoid_of_yes_minus_no(fitted_reference):
     prompts = MULTILABEL.encoder(clf.backend_.tokenizer, clf.layout_, clf.choice_ids_, clf.max_length,
                                  clf.truncation).encode(TEXTS[:3]).ids
     raw = clf.backend_.score(prompts, clf.choice_ids_, batch_size=4)
-    expected = 1 / (1 + np.exp(-(raw[:, 0::2] - raw[:, 1::2])))
+    offsets = np.log(clf.history_["positive_weights"])  # the weighting's correction (see the next test)
+    assert np.any(offsets > 0)
+    np.testing.assert_allclose(clf.answer_scores(TEXTS[:3]), raw[:, 0::2] - raw[:, 1::2], rtol=1e-10)
+    expected = 1 / (1 + np.exp(-(raw[:, 0::2] - raw[:, 1::2] - offsets)))
     np.testing.assert_allclose(clf.predict_proba(TEXTS[:3]), expected, rtol=1e-10)
-    np.testing.assert_allclose(clf.decision_function(TEXTS[:3]), raw[:, 0::2] - raw[:, 1::2], rtol=1e-10)
+    np.testing.assert_allclose(clf.decision_function(TEXTS[:3]), raw[:, 0::2] - raw[:, 1::2] - offsets, rtol=1e-10)
+
+
+def test_the_weighting_is_corrected_in_the_probabilities_and_never_changes_a_prediction():
+    from scipy.special import expit, logit
+
+    Y = [sorted(s) for s in SETS]
+    corrected = reference(validation_fraction=0.25, early_stopping=True).fit(TEXTS * 4, Y * 4)
+    uncorrected = reference(validation_fraction=0.25, early_stopping=True, calibration=None).fit(TEXTS * 4, Y * 4)
+    weights = np.asarray(corrected.history_["positive_weights"])
+    assert np.any(weights > 1) and corrected.history_["early_stopping"]  # rare labels, thresholds fitted
+    np.testing.assert_array_equal(corrected.answer_scores(TEXTS), uncorrected.answer_scores(TEXTS))  # same training
+    p, q = corrected.predict_proba(TEXTS), uncorrected.predict_proba(TEXTS)
+    np.testing.assert_allclose(logit(p), logit(q) - np.log(weights), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(corrected.thresholds_, expit(logit(uncorrected.thresholds_) - np.log(weights)))
+    np.testing.assert_array_equal(corrected.predict(TEXTS), uncorrected.predict(TEXTS))
+    # a threshold given by the user is on predict_proba's scale, corrected or not
+    given = reference(multilabel_threshold=0.3).fit(TEXTS, Y)
+    np.testing.assert_array_equal(given.thresholds_, 0.3)
+    np.testing.assert_array_equal(given.predict(TEXTS), (given.predict_proba(TEXTS) >= 0.3).astype(int))
 
 
 def test_shapes_and_prompt(fitted_reference):
@@ -200,7 +223,9 @@ def test_shapes_and_prompt(fitted_reference):
     assert clf.classes_.tolist() == ["finance", "politics", "sport"]
     assert proba.shape == predicted.shape == (8, 3) and predicted.dtype.kind == "i"
     assert not np.allclose(proba.sum(axis=1), 1)
-    assert clf.thresholds_.tolist() == [0.5, 0.5, 0.5] and clf.calibration_ is None
+    weights = np.asarray(clf.history_["positive_weights"])  # no held-out slice: even odds under the weighting
+    np.testing.assert_allclose(clf.thresholds_, 1 / (1 + weights))
+    np.testing.assert_allclose(clf.calibration_.bias, -np.log(weights)) and clf.calibration_.temperature == 1
     assert "Which of these topics apply to the text: finance, politics, sport?" in clf.prompt_prefix_
     assert clf.layout_.formulation == "multilabel" and clf.history_["n_examples"] == 8  # one example per text
 
@@ -273,14 +298,19 @@ def test_auto_thresholds_come_from_the_held_out_slice():
     plan = plan_of(clf).for_formulation("multilabel")
     held = held_out_rows(plan, MULTILABEL.strata(Y[order]), clf.random_seed_)
     held_texts = [texts[i] for i, h in zip(order, held) if h]
-    np.testing.assert_array_equal(clf.thresholds_, fit_thresholds(clf.predict_proba(held_texts), Y[order][held]))
-    assert not np.allclose(clf.thresholds_, 0.5)
+    uncorrected = expit(clf.answer_scores(held_texts))  # the logits before the weighting's correction
+    offsets = np.log(clf.history_["positive_weights"])
+    np.testing.assert_allclose(clf.thresholds_, expit(logit(fit_thresholds(uncorrected, Y[order][held])) - offsets))
+    assert not np.allclose(clf.thresholds_, 1 / (1 + np.exp(offsets)))
     assert 0 <= clf.history_["validation"][0]["log_loss"]
 
 
-def test_auto_thresholds_without_a_held_out_slice_are_one_half():
+def test_auto_thresholds_without_a_held_out_slice_are_even_odds_under_the_weighting():
     clf = reference(multilabel_threshold="auto").fit(TEXTS, [sorted(s) for s in SETS])
-    assert not clf.history_["early_stopping"] and clf.thresholds_.tolist() == [0.5, 0.5, 0.5]
+    assert not clf.history_["early_stopping"]
+    np.testing.assert_allclose(clf.thresholds_, 1 / (1 + np.asarray(clf.history_["positive_weights"])))
+    plain = reference(multilabel_threshold="auto", positive_weight=None).fit(TEXTS, [sorted(s) for s in SETS])
+    assert plain.thresholds_.tolist() == [0.5, 0.5, 0.5] and plain.calibration_ is None
 
 
 def test_predict_from_proba_refuses_a_frame_naming_the_labels_in_another_order(fitted_reference):
@@ -386,7 +416,7 @@ def test_tiny_model_fits_predicts_and_round_trips(tiny_params, tmp_path):
         clf = LLMClassifier(**tiny_params).fit(TEXTS, MultiLabelBinarizer().fit_transform(SETS))
     proba = clf.predict_proba(TEXTS)
     assert proba.shape == (8, 3) and ((proba > 0) & (proba < 1)).all()
-    np.testing.assert_array_equal(clf.predict(TEXTS), (proba >= 0.5).astype(int))
+    np.testing.assert_array_equal(clf.predict(TEXTS), (proba >= clf.thresholds_).astype(int))
     assert clf.history_["n_examples"] == 8 and clf.history_["n_steps"] == 3
     clf.save(tmp_path / "tiny")
     np.testing.assert_allclose(LLMClassifier.load(tmp_path / "tiny").predict_proba(TEXTS), proba, rtol=1e-5)
