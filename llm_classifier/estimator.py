@@ -90,7 +90,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     objective : {"answer", "class", "answer+class"}, default="answer"
         Loss on the answer tokens, over the label set, or their sum.
     calibration : {"auto", "prior", "affine"} or None, default="auto"
-        Correction of the class scores fitted after training ("auto": "prior" for zero-shot).
+        Correction of the class scores fitted after training ("auto": "prior" for zero-shot;
+        multi-label: the correction of ``positive_weight``, so that ``predict_proba`` estimates
+        how often a label applies, not the weighted odds; None leaves the scores as trained).
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the training loss.
     gradient_checkpointing : bool, default=False
@@ -128,10 +130,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     verbose : bool or int, default=False
         Progress bars for training and prediction.
     multilabel_threshold : float in (0, 1) or "auto", default="auto"
-        Multi-label targets only: the probability from which a label is predicted, for
-        every label; "auto" fits one threshold per label maximising F1 on early stopping's
-        held-out slice when the fit has one, and is 0.5 otherwise
-        (:mod:`llm_classifier.formulations.multilabel`).
+        Multi-label targets only: the probability (as ``predict_proba`` gives it) from which a
+        label is predicted, for every label; "auto" fits one threshold per label maximising F1
+        on early stopping's held-out slice when the fit has one, and is otherwise the point of
+        even odds under the training's weighting, ``1 / (1 + w_j)`` for a "yes" weight ``w_j``
+        (0.5 without weighting) (:mod:`llm_classifier.formulations.multilabel`).
     positive_weight : "balanced", float > 0 or None, default="balanced"
         Multi-label targets only (ignored otherwise): the loss weight of a label's "yes"
         decisions relative to its "no" decisions, so that rare labels are not learnt as

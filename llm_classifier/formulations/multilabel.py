@@ -33,7 +33,10 @@ The "no" answers are the large majority (89.5% of the (text, label) pairs on ``d
 and without weighting a short training learns "no" everywhere. ``positive_weight``
 (default ``"balanced"``) weighs a label's "yes" decisions by its "no" count over its "yes"
 count (at most :data:`MAX_POSITIVE_WEIGHT`), each label's weights scaled to average 1 (see
-:func:`decision_weights`). Early stopping's validation slice is scored as prediction scores
+:func:`decision_weights`). The weighting moves a label's logit up by about ``log w_j``, so
+``predict_proba`` takes it back off (``calibration="auto"``; see :meth:`MultiLabel.fit_decision`)
+and the thresholds are carried to that scale: the correction changes the probabilities, not
+the predictions. Early stopping's validation slice is scored as prediction scores
 it; its loss is the per-label binary log-loss under the same weights, and its per-label
 logits give the thresholds (``multilabel_threshold="auto"``, the default, whenever the fit
 holds a slice out; 0.5 otherwise).
