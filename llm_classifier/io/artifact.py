@@ -156,11 +156,19 @@ class Artifact:
 
 
 def _plain(value: Any) -> bool:
-    """True when ``value`` survives a JSON round trip unchanged (a dict keyed by ints would not)."""
+    """True when ``value`` survives a JSON round trip unchanged (a dict keyed by ints would not) and holds no dict
+    keyed by one of the file's markers (a class named ``"__plugin__"`` in a verbalizer mapping would be read back
+    as a plugin)."""
     try:
-        return json.loads(json.dumps(value, allow_nan=False)) == value
+        return json.loads(json.dumps(value, allow_nan=False)) == value and not _holds_marker(value)
     except (TypeError, ValueError):
         return False
+
+
+def _holds_marker(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(key in _MARKERS + (_UNSAVED,) for key in value) or any(_holds_marker(v) for v in value.values())
+    return isinstance(value, list) and any(_holds_marker(item) for item in value)
 
 
 def _constructor_keywords(cls: type) -> list[str]:

@@ -543,3 +543,19 @@ def test_content_hashes_are_cached_by_path_and_stat_key(base_copy, tmp_path, mon
     assert dict(files_sha256([config]))["config.json"] == first and reads == []  # not read again
     os.utime(config, ns=(config.stat().st_atime_ns, config.stat().st_mtime_ns + 1))
     assert dict(files_sha256([config]))["config.json"] == first and reads == [config]  # touched: hashed again
+
+
+@pytest.mark.parametrize("marker", ["__plugin__", "__engine__", "__class__", "__unsaved__"])
+def test_a_class_named_like_a_file_marker_saves_and_loads(marker, tmp_path):
+    """A verbalizer mapping keyed by a class named like one of the file's markers was saved as a plain dict and
+    read back as a plugin (load failed) or as an unsaved object; it is now stored by name only, with a warning,
+    and the classifier loads and predicts as before (its answers are saved)."""
+    X = ["good film", "bad film", "great plot", "awful plot"] * 2
+    y = [marker, "other", marker, "other"] * 2
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=2, random_state=0,
+                        verbalizer={marker: "yes", "other": "no"}).fit(X, y)
+    with pytest.warns(UserWarning, match="'verbalizer' parameter .* stored by name only"):
+        clf.save(tmp_path / "clf")
+    loaded = LLMClassifier.load(tmp_path / "clf")
+    assert list(loaded.classes_) == [marker, "other"] and loaded.answers_ == ["yes", "no"]
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
