@@ -28,7 +28,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 from typing import Any
 
@@ -221,6 +221,8 @@ def run_fit(args: argparse.Namespace) -> int:
     if isinstance(params.get("model"), str) and os.path.exists(params["model"]):
         params["model"] = os.path.abspath(params["model"])  # the artifact names the base; it must load from any directory
     texts, labels = _read_labelled(args)
+    if args.label_sep and not args.label_columns:  # predict and evaluate will join and split these labels again
+        _check_separator(dict.fromkeys(label for row in labels for label in row), args.label_sep)
     classifier = LLMClassifier(**params).fit(texts, labels)
     classifier.save(args.out)
     history = classifier.history_
@@ -350,11 +352,23 @@ def _label_cells(predictions: np.ndarray, classes: list[Any], multilabel: bool, 
     return [value.item() if isinstance(value, np.generic) else value for value in predictions.tolist()]
 
 
-def _check_separator(classes: list[Any], sep: str) -> None:
+def _check_separator(classes: Iterable[Any], sep: str) -> None:
+    """Refuse labels that joined by ``sep`` would not split back into themselves.
+
+    A label containing ``sep`` splits in two; with a separator of several characters, a label
+    ending with the separator's first characters moves the split (``"a|" + "||" + "b"`` reads as
+    ``"a"`` and ``"|b"``). Without either, ``str.split`` finds each joint first, so every join of
+    the labels splits back exactly.
+    """
     for label in classes:
-        if sep in str(label):
-            raise UsageError(f"--label-sep {sep!r}: the label {str(label)!r} contains it, so joined labels could not "
+        text = str(label)
+        if sep in text:
+            raise UsageError(f"--label-sep {sep!r}: the label {text!r} contains it, so joined labels could not "
                              "be told apart; choose another separator.")
+        overlap = next((sep[:k] for k in range(len(sep) - 1, 0, -1) if text.endswith(sep[:k])), None)
+        if overlap is not None:
+            raise UsageError(f"--label-sep {sep!r}: the label {text!r} ends with {overlap!r}, the separator's start, "
+                             "so joined labels could not be told apart; choose another separator.")
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -418,14 +432,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if missing:
             raise UsageError(f"--label-columns lacks the classifier's labels {', '.join(map(repr, missing))}.")
     target = _target_reader(args, name, multilabel)
+    named = _class_namer(classes)
     y_true: list[Any] = []
     y_pred: list[Any] = []
     for _, targets, predictions, _ in _iter_predictions(args, chunks, fmt, classifier, False, target):
         if multilabel:
-            y_true.extend([str(label) for label in labels] for labels in targets)
+            y_true.extend([named(label) for label in labels] for labels in targets)
             y_pred.extend([str(c) for c, v in zip(classes, row) if v] for row in np.asarray(predictions))
         else:
-            y_true.extend(map(str, targets))
+            y_true.extend(map(named, targets))
             y_pred.extend(map(str, _label_cells(predictions, classes, False, args.label_sep)))
     labels = [str(c) for c in classes]
     metrics = multilabel_evaluation(y_true, y_pred, labels) if multilabel else evaluation(y_true, y_pred, labels)
@@ -436,6 +451,30 @@ def run_evaluate(args: argparse.Namespace) -> int:
     else:
         print(_format_multilabel(metrics) if multilabel else _format_evaluation(metrics))
     return 0
+
+
+def _class_namer(classes: list[Any]) -> Callable[[Any], str]:
+    """How a true label read from a file is named in the metrics: as the class it denotes, else as its text.
+
+    A file gives text (CSV) or JSON's strings and numbers, while a classifier fitted in Python may
+    have numeric classes: the cell ``"1"`` denotes the class ``1.0``, and ``1`` the class ``"1"``.
+    A cell is matched by its text first, then, for numeric classes, by its value.
+    """
+    texts = {str(c) for c in classes}
+    numbers: dict[float, str] = {}
+    for c in classes:
+        if isinstance(c, (int, float, np.integer, np.floating)) and not isinstance(c, (bool, np.bool_)):
+            numbers.setdefault(float(c), str(c))
+
+    def name(value: Any) -> str:
+        text = str(value)
+        if text in texts or not numbers or isinstance(value, (bool, np.bool_)):
+            return text
+        try:
+            return numbers.get(float(value), text)
+        except (TypeError, ValueError, OverflowError):
+            return text
+    return name
 
 
 def evaluation(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]) -> dict[str, Any]:

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.utils._param_validation import InvalidParameterError
 
 from .._logging import warn_caller
 from ..plugins.base import check_plugin
@@ -837,6 +838,10 @@ def load_state(path: str | os.PathLike, *, defaults: dict[str, Any], model: str 
     except ModelNotFoundError as exc:
         raise ModelNotFoundError(f"{exc} The saved classifier needs its base model; if the model moved, pass "
                                  "LLMClassifier.load(path, model=<its new location>).") from None
+    except InvalidParameterError as exc:
+        if backend is not None:  # the caller's own argument: its error is theirs
+            raise
+        raise IncompatibleArtifactError(f"The field 'params.backend' of {CONFIG_FILE} is refused: {exc}") from None
     codes = {label: code for code, label in enumerate(record.classes.tolist())}
     layout = PromptLayout(record.direction, record.template,
                           [(text, codes[label.item() if hasattr(label, "item") else label])

@@ -232,7 +232,11 @@ class FormatTemplate(Plugin):
         self.template = template
 
     def _check_rules(self) -> None:
-        check_format_fields(self.template, "template", type(self).__name__)
+        if "text" not in check_format_fields(self.template, "template", type(self).__name__):
+            raise InvalidParameterError(
+                f"The 'template' parameter of {type(self).__name__} has no '{{text}}' placeholder, so the input text "
+                f"would not appear in the prompt. Got {self.template!r} instead."
+            )
 
     def render(self, text: str, labels: Sequence[str], tokenizer: Any = None) -> str:
         check_format_fields(self.template, "template", type(self).__name__)  # never an attribute walk

@@ -565,6 +565,40 @@ def test_evaluate_refuses_a_separator_inside_a_label(capsys, tmp_path):
     assert metrics["labels"] == ["a|b", "c"] and metrics["report"]["a|b"]["support"] == 2
 
 
+@pytest.mark.parametrize("labels, sep, bad, end", [(["a|", "b"], "||", "a|", "|"), (["x", "tag~"], "~~>", "tag~", "~"),
+                                                  (["x", "tag~~"], "~~>", "tag~~", "~~")])
+def test_a_label_ending_with_the_start_of_the_separator_is_refused(capsys, tmp_path, labels, sep, bad, end):
+    """Joined by '||', the labels 'a|' and 'b' read 'a|||b', which splits into 'a' and '|b': fit (of lists),
+    predict and evaluate refuse such a separator, fit before anything trains."""
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=2, random_state=0)
+    clf.fit(ML_TEXTS[:4], [[labels[0]], [labels[1]], labels, []]).save(tmp_path / "clf")
+    expected = f"--label-sep {sep!r}: the label {bad!r} ends with {end!r}, the separator's start"
+    data = _write_csv(tmp_path / "x.csv", [{"text": t, "label": sep.join(s)} for t, s in zip(ML_TEXTS[:2], [labels, []])])
+    lists = tmp_path / "x.jsonl"  # lists keep the labels whole at fit; a joined cell would already split wrongly
+    lists.write_text("".join(json.dumps({"text": t, "label": s}) + "\n" for t, s in zip(ML_TEXTS[:2], [labels, []])))
+    for command in (["fit", str(lists), "--label-sep", sep, "--out", str(tmp_path / "o"), *REF],
+                    ["predict", str(tmp_path / "clf"), str(data), "--label-sep", sep, "-q"],
+                    ["evaluate", str(tmp_path / "clf"), str(data), "--label-sep", sep, "-q"]):
+        status, message = _main_error(capsys, *command)
+        assert status == 2 and expected in message, (command[0], message)
+    assert not (tmp_path / "o").exists()
+    assert main(["predict", str(tmp_path / "clf"), str(data), "--label-sep", ";", "-o", str(tmp_path / "o.csv"), "-q"]) == 0
+
+
+def test_evaluate_matches_a_cell_to_a_numeric_class_by_value(capsys, tmp_path):
+    """A classifier fitted in Python on the floats 0.0 / 1.0 and a CSV whose cells read '0' / '1': the cells are
+    those classes (compared as text, '1' != '1.0' counted every text as wrong, and outside the classes)."""
+    y = [0.0, 1.0] * 4
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=2, random_state=0).fit(ML_TEXTS[:8], y)
+    clf.save(tmp_path / "clf")
+    data = _write_csv(tmp_path / "x.csv", [{"text": t, "label": str(int(v))} for t, v in zip(ML_TEXTS[:8], y)])
+    assert main(["evaluate", str(tmp_path / "clf"), str(data), "--json", "-q"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["labels"] == ["0.0", "1.0"]
+    assert metrics["accuracy"] == pytest.approx(np.mean(clf.predict(ML_TEXTS[:8]) == np.asarray(y)))
+    assert metrics["report"]["1.0"]["support"] == 4
+
+
 # -- safe output -----------------------------------------------------------------------------------------
 FORMULAS = ["=1+1", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx"]
 

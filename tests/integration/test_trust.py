@@ -541,6 +541,27 @@ def test_plugin_parameters_are_checked_at_fit(parameter, plugin, pattern):
         clf.fit(TEXTS, ["n", "p"] * 2)
 
 
+def test_a_format_template_without_text_is_refused_before_the_model_loads():
+    """A FormatTemplate object without {text} was refused only once the tokenizer had loaded (by the prompt split)."""
+    clf = LLMClassifier(model="/no/such/model", prompt=FormatTemplate("Pick one of {labels}:"))
+    with pytest.raises(InvalidParameterError, match=r"The 'prompt' parameter of LLMClassifier is refused: The 'template' "
+                                                    r"parameter of FormatTemplate has no '\{text\}' placeholder"):
+        clf.fit(TEXTS, ["n", "p"] * 2)
+
+
+@pytest.mark.parametrize("backend", ["nonsense", 5, None, ["reference"]])
+def test_a_bad_saved_backend_is_the_files_fault(reference_artifact, backend):
+    """A backend the file names that is no engine is an incompatible artifact (the CLI's exit 1, a bad input), as every
+    other bad field is, not a bad parameter of the caller's (exit 2); a caller's own bad backend stays the caller's error."""
+    _edit(reference_artifact, lambda c: _put(c, "params.backend", backend))
+    with pytest.raises(IncompatibleArtifactError, match=r"field 'params.backend' of classifier.json is refused: The "
+                                                        r"'backend' parameter of LLMClassifier must"):
+        LLMClassifier.load(reference_artifact)
+    with pytest.raises(InvalidParameterError, match=r"^The 'backend' parameter of LLMClassifier must"):
+        LLMClassifier.load(reference_artifact, backend="nonsense")
+    assert LLMClassifier.load(reference_artifact, backend="reference").predict(TEXTS).shape == (len(TEXTS),)
+
+
 #: format strings whose fields are not plain names: an attribute walk, an index, a positional field, a conversion,
 #: a format spec (which could also inflate a text to any length)
 BAD_FORMATS = [

@@ -35,6 +35,7 @@ def test_valid_plugins_pass(plugin):
     (MappingVerbalizer(mapping="ab"), r"'mapping' parameter of MappingVerbalizer"),
     (FormatTemplate(template=b"{text}"), r"'template' parameter of FormatTemplate must be an instance of 'str'"),
     (FormatTemplate("{text.upper}"), r"'template' parameter of FormatTemplate holds the format field '\{text.upper\}'"),
+    (FormatTemplate("Pick one of {labels}:"), r"'template' parameter of FormatTemplate has no '\{text\}' placeholder"),
 ])
 def test_invalid_plugin_parameters_are_named(plugin, pattern):
     with pytest.raises(InvalidParameterError, match=pattern):
