@@ -6,8 +6,8 @@ checks them before ``fit`` runs, with scikit-learn's messages). :func:`check_par
 adds what a constraint cannot express (bools given as numbers, empty names, rules that
 depend on the direction), before any model loads. Prediction does not check parameters
 again: like every scikit-learn estimator, a parameter changed with ``set_params`` after
-``fit`` takes effect at the next ``fit``, except the prediction settings, which are used
-as they are.
+``fit`` takes effect at the next ``fit``, except the prediction settings (:data:`PREDICTION_SETTINGS`), which
+are used as they are and so checked at every prediction (:func:`check_prediction_params`).
 """
 
 from __future__ import annotations
@@ -172,6 +172,33 @@ def _check_rules(estimator: Any) -> None:
     for name, allowed in direction.check_params(estimator):
         raise invalid(estimator, name, allowed, getattr(estimator, name))
     direction.check_prompt(estimator.prompt)
+
+
+#: The parameters prediction reads as they are when it runs: one changed with ``set_params`` after ``fit`` acts at
+#: once, so every prediction checks them (:func:`check_prediction_params`); the others act at the next ``fit``.
+PREDICTION_SETTINGS = ("inference", "long_text", "confidence_threshold", "on_low_confidence", "on_unparseable",
+                       "max_length", "truncation", "window_overlap", "max_windows", "eval_batch_size", "max_new_tokens",
+                       "verbose")
+
+
+def check_prediction_params(values: Any, classes: np.ndarray) -> None:
+    """The parameters prediction reads (:data:`PREDICTION_SETTINGS`), checked as ``fit`` checks them: their
+    constraints, no bools as numbers, the rules between them (:func:`check_prediction_rules`) and the rules on the
+    classes (:func:`check_class_params`). Run at every prediction: a value set after ``fit`` that ``fit`` would refuse
+    predicted silently wrong (a ``confidence_threshold`` of 5 rejected every text, a reject value equal to a class
+    read as that class, ``inference="bogus"`` generated) or crashed inside numpy.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the parameter, with the message ``fit`` gives.
+    """
+    validate_parameter_constraints({name: PARAMETER_CONSTRAINTS[name] for name in PREDICTION_SETTINGS},
+                                   {name: getattr(values, name) for name in PREDICTION_SETTINGS},
+                                   caller_name=values.estimator_name)
+    _check_no_bools(values, [name for name in PREDICTION_SETTINGS if name in _INT_PARAMS + _REAL_PARAMS])
+    check_prediction_rules(values)
+    check_class_params(values, classes)
 
 
 def check_prediction_rules(values: Any) -> None:

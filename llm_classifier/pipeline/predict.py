@@ -14,6 +14,7 @@ import numpy as np
 
 from .._logging import warn_caller
 from .._process import is_main_process
+from .._params import PREDICTION_SETTINGS, check_prediction_params
 from ..exceptions import LowConfidenceError, LowConfidenceWarning, UnparseableAnswerError, invalid
 from ..formulations.windows import EncodedWindows, Windows
 from ..inputs import iter_text_chunks
@@ -23,27 +24,21 @@ from .plan import Plan
 __all__ = ["PREDICTION_SETTINGS", "answer_scores", "check_prediction_settings", "decide", "encoded_chunks", "generate",
            "parse_generated", "text_windows"]
 
-#: The parameters prediction reads as they are when it runs (``set_params`` after ``fit`` applies at once).
-PREDICTION_SETTINGS = ("inference", "long_text", "confidence_threshold")
-
-
 def check_prediction_settings(state: FittedState, plan: Plan) -> None:
-    """Refuse prediction settings that break the rules between them
-    (:func:`~llm_classifier._params.check_prediction_rules`) or that the fitted formulation cannot serve (its
-    ``check_params``), which ``fit`` applies to every parameter, so that one changed with ``set_params`` after
-    ``fit`` raises instead of predicting silently wrong: generate mode would ignore a ``confidence_threshold``; a
-    multi-label classifier in generate mode would return one label per text, and with ``long_text="mean"`` would
-    pool a softmax across its labels; a channel one would generate from class prompts. Other parameters only act
-    at the next ``fit``.
+    """Refuse prediction settings (:data:`~llm_classifier._params.PREDICTION_SETTINGS`) that ``fit`` would refuse
+    (:func:`~llm_classifier._params.check_prediction_params`: their constraints, the rules between them and on the
+    classes) or that the fitted formulation cannot serve (its ``check_params``), so that one changed with
+    ``set_params`` after ``fit`` raises instead of predicting silently wrong: generate mode would ignore a
+    ``confidence_threshold``; a multi-label classifier in generate mode would return one label per text, and with
+    ``long_text="mean"`` would pool a softmax across its labels; a channel one would generate from class prompts.
+    Other parameters only act at the next ``fit``.
 
     Raises
     ------
     InvalidParameterError
         Naming the parameter, with the message ``fit`` gives.
     """
-    from .._params import check_prediction_rules
-
-    check_prediction_rules(plan)
+    check_prediction_params(plan, state.classes)
     for name, allowed in state.formulation.check_params(plan):
         if name in PREDICTION_SETTINGS:
             raise invalid(plan, name, allowed, getattr(plan, name))

@@ -23,7 +23,7 @@ def test_off_by_default_predicts_every_text(fitted):
     np.testing.assert_array_equal(fitted.predict(X), fitted.classes_[fitted.predict_proba(X).argmax(axis=1)])
 
 
-@given(threshold=st.floats(0.01, 1.0), reject=st.sampled_from(["unknown", None, "a"]))
+@given(threshold=st.floats(0.01, 1.0), reject=st.sampled_from(["unknown", None, -1]))
 @settings(max_examples=30, deadline=None)
 def test_rows_under_the_threshold_get_the_reject_value_and_the_others_the_argmax(fitted, threshold, reject):
     proba = fitted.predict_proba(X)
@@ -117,6 +117,41 @@ def test_generate_mode_set_after_fit_does_not_drop_the_policy_silently(fitted):
     finally:
         fitted.set_params(confidence_threshold=None, on_low_confidence=None, inference="score", long_text="truncate")
     assert set(fitted.predict(X)) <= set(fitted.classes_)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"confidence_threshold": 5}, r"'confidence_threshold' parameter .* in the range \(0.0, 1.0\]"),  # every row was None
+    ({"confidence_threshold": float("nan")}, "'confidence_threshold' parameter"),  # no row was ever rejected
+    ({"confidence_threshold": "0.9"}, "'confidence_threshold' parameter"),  # numpy's UFuncTypeError
+    ({"confidence_threshold": 1.0, "on_low_confidence": "a"}, "'on_low_confidence' parameter .* not one of the classes"),
+    ({"confidence_threshold": 1.0, "on_low_confidence": ["x"]}, "'on_low_confidence' parameter"),
+    ({"inference": "bogus"}, "'inference' parameter"),  # predicted by generation
+    ({"long_text": "bogus"}, "'long_text' parameter"),
+    ({"truncation": "bogus"}, "'truncation' parameter"),
+    ({"window_overlap": 2.0}, "'window_overlap' parameter"),
+    ({"max_windows": 0}, "'max_windows' parameter"),
+    ({"max_length": "64"}, "'max_length' parameter"),  # TypeError: unsupported operand
+    ({"eval_batch_size": 2.5}, "'eval_batch_size' parameter"),  # TypeError from range()
+    ({"eval_batch_size": True}, "'eval_batch_size' parameter"),
+    ({"inference": "generate", "on_unparseable": "zzz"}, "'on_unparseable' parameter"),  # IndexError when unparseable
+    ({"inference": "generate", "max_new_tokens": 0}, "'max_new_tokens' parameter"),  # 0 meant the default
+])
+def test_parameters_prediction_reads_pass_the_constraints_of_fit_when_set_after_fit(fitted, params, match):
+    """Prediction reads these parameters as they are when it runs; one set after fit to a value fit refuses
+    predicted silently wrong (a confidence_threshold of 5 made every prediction None, a reject value equal to a
+    class read as that class) or crashed inside numpy. Each is refused with fit's message, naming it."""
+    expected = fitted.predict(X)
+    defaults = {name: fitted.get_params()[name] for name in params}
+    fitted.set_params(**params)
+    try:
+        for method in (fitted.predict, fitted.predict_proba):
+            with pytest.raises(InvalidParameterError, match=match):
+                method(X)
+        with pytest.raises(InvalidParameterError, match=match):
+            fitted.predict_from_proba(np.full((1, 3), 1 / 3))
+    finally:
+        fitted.set_params(**defaults)
+    np.testing.assert_array_equal(fitted.predict(X), expected)
 
 
 def test_the_policy_on_the_tiny_transformers_model(tiny_params, sentiment):
