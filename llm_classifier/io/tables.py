@@ -120,9 +120,15 @@ def _check_distinct(name: str, columns: Sequence[str], where: str = "the header"
 
 
 def csv_rows(lines: Iterable[str], name: str, columns: Sequence[str], delimiter: str = ",") -> Iterator[Row]:
-    """The records of CSV ``lines`` (any iterable of lines, read lazily); the first line is the header."""
+    """The records of CSV ``lines`` (any iterable of lines, read lazily); the first line is the header.
+
+    Malformed quoting (a quote never closed, text after a closing quote) and a record with more
+    non-empty fields than the header has columns (a text holding an unquoted delimiter) are errors
+    naming the row: read leniently, they shifted a text's tail into the label or swallowed later rows.
+    """
     csv.field_size_limit(2**31 - 1)  # long texts: the default limit is 128 KiB per field
-    reader = csv.reader(lines, delimiter=delimiter)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    number, start = 0, 1  # start: the line the record being read starts on
     try:
         header = next(reader, None)
         if header is None:
@@ -131,17 +137,21 @@ def csv_rows(lines: Iterable[str], name: str, columns: Sequence[str], delimiter:
         for column in columns:
             if column not in header:
                 raise _missing_column(name, column, header)
-        number, start = 0, reader.line_num + 1
+        start = reader.line_num + 1
         for record in reader:
             if record:  # a blank line is not a row
                 number += 1
-                values = dict(zip(header, record))
+                row = Row(number, start, dict(zip(header, record)))
+                if any(field.strip() for field in record[len(header):]):  # empty trailing fields lose nothing
+                    raise TableError(f"{row.where(name)}: {len(record)} fields but the header names {len(header)} "
+                                     "columns; quote a text that holds the delimiter.")
                 for column in header[len(record):]:
-                    values[column] = None  # a short row: its last columns are missing
-                yield Row(number, start, values)
+                    row.values[column] = None  # a short row: its last columns are missing
+                yield row
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise TableError(f"{name}: line {reader.line_num}: not valid CSV ({exc}).") from None
+        where = "the header" if start == 1 else f"row {number + 1} (line {start})"  # where the bad record starts
+        raise TableError(f"{name}: {where}: not valid CSV ({exc}).") from None
 
 
 class _DuplicateKey(Exception):

@@ -337,6 +337,28 @@ def test_csv_rows_count_records_and_lines():
         text_of(rows[1], "label", "d.csv")
 
 
+@pytest.mark.parametrize("data, expected", [
+    # an unquoted delimiter in a text: the text was cut to 'hello' and ' world' became its label (a new class)
+    ('text,label\ngood,pos\nhello, world,neg\n', r"^d.csv: row 2 \(line 3\): 3 fields but the header names 2 columns"),
+    ('text,label\na,b,c,d\n', r"^d.csv: row 1 \(line 2\): 4 fields but the header names 2 columns"),
+    # a quote never closed swallowed every later row into one text (2 rows read as 1)
+    ('text,label\ngood,pos\n"unterminated,pos\nbad,neg\nawful,neg\n', r"^d.csv: row 2 \(line 3\): not valid CSV "
+     r"\(unexpected end of data\)"),
+    # text after a closing quote was glued to the field ('"abc"def' read as 'abcdef')
+    ('text,label\n"abc"def,pos\n', r"^d.csv: row 1 \(line 2\): not valid CSV"),
+])
+def test_csv_rows_refuse_records_that_do_not_fit_the_header(data, expected):
+    with pytest.raises(TableError, match=expected):
+        list(csv_rows(io.StringIO(data, newline=""), "d.csv", ["text"]))
+
+
+def test_csv_rows_keep_empty_trailing_fields_and_quoted_delimiters():
+    data = 'text,label\ngood,pos,\n"hello, world",neg\n"say ""hi""",pos\n'
+    rows = list(csv_rows(io.StringIO(data, newline=""), "d.csv", ["text"]))
+    assert [row.values for row in rows] == [{"text": "good", "label": "pos"}, {"text": "hello, world", "label": "neg"},
+                                            {"text": 'say "hi"', "label": "pos"}]
+
+
 def test_read_rows_parquet_in_batches(tmp_path):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
