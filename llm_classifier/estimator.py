@@ -501,7 +501,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         proba : array-like of shape (n_samples, n_classes)
-            Probabilities as :meth:`predict_proba` returns them, columns in ``classes_`` order.
+            Probabilities as :meth:`predict_proba` returns them, columns in ``classes_`` order (a DataFrame whose
+            columns name the classes, or the command line's ``p_<class>`` columns, in another order is refused);
+            single-label rows sum to 1 (within 0.01).
 
         Returns
         -------
@@ -510,9 +512,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "classes_")
         names = [str(name) for name in getattr(proba, "columns", ())]
         classes = [str(label) for label in self.classes_.tolist()]
-        if sorted(names) == sorted(classes) and names != classes:  # a frame is read by position: refuse a reordering
-            raise ValueError(f"proba's columns name the classes in another order than classes_ {classes!r}: got "
-                             f"{names!r}; pass proba[list(classes_)].")
+        for named in (classes, [f"p_{c}" for c in classes]):  # the classes, or the command line's p_<class> columns
+            if sorted(names) == sorted(named) and names != named:  # a frame is read by position: refuse a reordering
+                raise ValueError(f"proba's columns name the classes in another order than classes_ {classes!r}: got "
+                                 f"{names!r}; pass the columns in the order of classes_.")
         try:
             proba = np.asarray(proba, dtype=float)
         except (TypeError, ValueError) as exc:  # ragged rows, complex or other non-numbers
@@ -522,6 +525,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                              f"Got shape {proba.shape} instead.")
         if not np.all(np.isfinite(proba)) or (proba < 0).any() or (proba > 1).any():
             raise ValueError("proba must hold probabilities in [0, 1].")
+        self.state_.formulation.check_proba(proba)
         return predicting.decide(self.state_, self._plan(), proba)
 
     # -- persistence -------------------------------------------------------------------------

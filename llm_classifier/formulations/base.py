@@ -200,7 +200,19 @@ class Direction:
         """``[n_inputs, n_classes]`` class log-scores of the encoded texts."""
         raise NotImplementedError
 
-    # -- from (calibrated) scores to predictions; multi-label overrides these three --
+    # -- from (calibrated) scores to predictions; multi-label overrides these four --
+    #: How far from 1 a row of probabilities given to ``predict_from_proba`` may sum (float16, or rounded to 3 decimals).
+    proba_sum_tolerance: ClassVar[float] = 1e-2
+
+    def check_proba(self, proba: np.ndarray) -> None:
+        """Raise ``ValueError`` for rows of probabilities :meth:`log_probabilities` cannot give: single-label rows
+        sum to 1 over the classes (a row of zeros, or a subset of the classes, would be decided silently)."""
+        sums = proba.sum(axis=1)
+        off = np.flatnonzero(np.abs(sums - 1) > self.proba_sum_tolerance)
+        if len(off):
+            raise ValueError(f"proba's rows must sum to 1 (probabilities over the classes, as predict_proba gives them); "
+                             f"{len(off)} of {len(proba)} do not, e.g. row {off[0]} sums to {sums[off[0]]:g}.")
+
     def log_probabilities(self, scores: np.ndarray) -> np.ndarray:
         """Log-probabilities of the classes: the scores normalised over the classes."""
         return log_softmax(scores, axis=1)

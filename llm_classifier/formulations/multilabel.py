@@ -319,6 +319,9 @@ class MultiLabel(Direct):
         return scores[:, 0::2] - scores[:, 1::2]
 
     # -- from scores to predictions --
+    def check_proba(self, proba: np.ndarray) -> None:
+        """Each label's own probability: any row of values in [0, 1] is one."""
+
     def log_probabilities(self, scores: np.ndarray) -> np.ndarray:
         """Per-label log-probabilities of "yes" (each label on its own; rows do not sum to 1)."""
         return log_expit(scores)

@@ -83,6 +83,36 @@ def test_predict_from_proba_names_what_is_wrong_with_proba(fitted, proba):
         fitted.predict_from_proba(proba)
 
 
+@pytest.mark.parametrize("proba, row, total", [
+    ([[0.0, 0.0, 0.0]], 0, "0"),  # was 'a' (the argmax of nothing)
+    ([[0.3, 0.4, 0.3], [0.2, 0.2, 0.2]], 1, "0.6"),  # the probabilities of a subset of the classes
+    ([[0.9, 0.8, 0.1]], 0, "1.8"),  # multi-label style: one probability per label
+])
+def test_predict_from_proba_refuses_rows_that_do_not_sum_to_one(fitted, proba, row, total):
+    """A single-label classifier's probabilities sum to 1 over the classes; other rows were decided silently
+    (argmax, and confidence_threshold compared with a number that is no probability of the class)."""
+    with pytest.raises(ValueError, match=rf"^proba's rows must sum to 1 .*row {row} sums to {total}\b"):
+        fitted.predict_from_proba(proba)
+
+
+def test_predict_from_proba_takes_probabilities_as_stored(fitted):
+    """float32, float16 and probabilities rounded to 3 decimals still sum to 1 closely enough; predictions agree."""
+    proba = fitted.predict_proba(X)
+    for stored in (proba.astype(np.float32), proba.astype(np.float16), np.round(proba, 3)):
+        np.testing.assert_array_equal(fitted.predict_from_proba(stored), fitted.classes_[stored.argmax(axis=1)])
+
+
+def test_predict_from_proba_refuses_a_frame_of_probability_columns_in_another_order(fitted):
+    """The command line writes one p_<class> column per class; a frame of them in another order (sorted as text:
+    p_10 before p_2) was read by position, each text decided with another class's probability."""
+    pd = pytest.importorskip("pandas")
+    proba = fitted.predict_proba(X)
+    frame = pd.DataFrame(proba, columns=[f"p_{c}" for c in fitted.classes_])
+    np.testing.assert_array_equal(fitted.predict_from_proba(frame), fitted.predict(X))
+    with pytest.raises(ValueError, match=r"proba's columns name the classes in another order than classes_"):
+        fitted.predict_from_proba(frame[["p_b", "p_a", "p_c"]])
+
+
 def test_a_top_probability_equal_to_the_threshold_is_not_under_it(fitted):
     # np.exp(np.log(0.35)) < 0.35: the rule compares the probabilities as given, not a log round trip of them
     for threshold in np.round(np.arange(0.34, 1.0, 0.01), 2):
