@@ -579,8 +579,8 @@ def read_artifact(path: str) -> dict[str, Any]:
         "path": path,
         "format_version": config.get("format_version"),
         "library_version": config.get("library_version"),
-        "classes": config.get("classes"),
-        "answers": config.get("answers"),
+        "classes": _list_field(config, "classes", path),
+        "answers": _list_field(config, "answers", path),
         "model": {"name": model.get("name"), "fingerprint": model.get("fingerprint")},
         "adapter": _adapter_summary(path, config),
         "training": {key: history.get(key) for key in
@@ -589,6 +589,16 @@ def read_artifact(path: str) -> dict[str, Any]:
                                                                         "bias": calibration.get("bias")},
         "params": {name: _show_param(value) for name, value in params.items()},
     }
+
+
+def _list_field(config: dict[str, Any], name: str, path: str) -> list[Any] | None:
+    """A list field of classifier.json (None when absent); any other value is a damaged artifact, never iterated
+    (the text ``"abc"`` would show as three classes)."""
+    value = config.get(name)
+    if value is not None and not isinstance(value, list):
+        raise TableError(f"{path}: the field {name!r} of classifier.json must be a list; got {value!r}. "
+                         "The artifact is damaged.")
+    return value
 
 
 def _read_config(path: str) -> dict[str, Any]:
@@ -632,10 +642,12 @@ def _adapter_summary(path: str, config: dict[str, Any]) -> dict[str, Any] | None
 
 def _show_param(value: Any) -> Any:
     """A saved parameter as JSON data; plugin objects as ``ClassName(key=value, ...)``."""
-    if isinstance(value, dict) and "__class__" in value:
+    kind = value.get("__class__", value.get("__plugin__")) if isinstance(value, dict) else None
+    if kind is not None:
         params = value.get("params") or {}
-        inner = ", ".join(f"{key}={_show_param(val)!r}" for key, val in params.items())
-        return f"{str(value['__class__']).rpartition('.')[2]}({inner})"
+        inner = (", ".join(f"{key}={_show_param(val)!r}" for key, val in params.items()) if isinstance(params, dict)
+                 else repr(params))  # a damaged record is shown as it is
+        return f"{str(kind).rpartition('.')[2]}({inner})"
     if isinstance(value, dict) and "__unsaved__" in value:
         return f"<not saved: {value['__unsaved__']}>"
     return value

@@ -291,6 +291,35 @@ def test_info_tolerates_missing_fields(capsys, tmp_path):
     assert "classes      2: a, b" in out and "adapter      none (zero-shot)" in out and "steps unknown" in out
 
 
+@pytest.mark.parametrize("field, value", [
+    ("classes", 5),  # crashed: "object of type 'int' has no len()"
+    ("classes", "abc"),  # shown as the 3 classes a, b, c
+    ("classes", {"a": 1}),
+    ("answers", 7),  # crashed: "'int' object is not iterable"
+    ("answers", "xy"),  # shown as the answers 'x', 'y'
+])
+def test_info_names_a_damaged_field_instead_of_misreading_it(capsys, tmp_path, field, value):
+    (tmp_path / "clf").mkdir()
+    config = {"format": "llm_classifier", "format_version": 2, "classes": ["a", "b"], field: value}
+    (tmp_path / "clf" / "classifier.json").write_text(json.dumps(config))
+    for extra in ([], ["--json"]):
+        status, message = _main_error(capsys, "info", str(tmp_path / "clf"), *extra)
+        assert status == 1 and message.endswith(f"the field {field!r} of classifier.json must be a list; "
+                                                f"got {value!r}. The artifact is damaged."), message
+
+
+def test_info_shows_a_plugin_whose_saved_parameters_are_not_an_object(capsys, tmp_path):
+    """A tampered plugin record (``params`` a list or a string) crashed info with AttributeError."""
+    (tmp_path / "clf").mkdir()
+    config = {"format": "llm_classifier", "format_version": 2, "classes": ["a", "b"],
+              "params": {"prompt": {"__class__": "ChatTemplate", "params": [1, 2]},
+                         "label_parser": {"__plugin__": "DefaultParser", "params": "x"}}}
+    (tmp_path / "clf" / "classifier.json").write_text(json.dumps(config))
+    assert main(["info", str(tmp_path / "clf")]) == 0
+    out = capsys.readouterr().out
+    assert '"ChatTemplate([1, 2])"' in out and '"DefaultParser(\'x\')"' in out
+
+
 def test_every_parameter_is_an_option(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--help"])
