@@ -199,11 +199,27 @@ def _read_labelled(args: argparse.Namespace) -> tuple[list[str], list[Any]]:
         labels.append(target(row))
     if not texts:
         raise TableError(f"{name}: no rows to train on.")
+    _check_saveable(labels, multilabel, args.label_column, name)
     if args.label_columns:
         for column in args.label_columns:  # a label set names only the labels it holds: a label never 1 would vanish
             if not any(column in row for row in labels):
                 raise TableError(f"{name}: the label column {column!r} holds 1 in no row; every label needs an example.")
     return texts, labels
+
+
+def _check_saveable(labels: list[Any], multilabel: bool, column: str, name: str) -> None:
+    """Refuse, before training, labels that ``fit`` takes but the saved classifier cannot hold (dates, decimals
+    from Parquet): the fit would run to its end and then fail to save."""
+    from ..io.artifact import check_saveable_classes
+
+    distinct = list(dict.fromkeys(chain.from_iterable(labels) if multilabel else labels))
+    try:
+        check_saveable_classes(np.asarray(distinct))
+    except TypeError:
+        example = next((label for label in distinct if np.asarray([label]).dtype.kind not in "biufU"), distinct[0])
+        raise TableError(f"{name}: the label column {column!r} holds values such as {example!r} "
+                         f"({type(example).__name__}), which a saved classifier cannot hold (it holds texts, booleans "
+                         "and numbers of up to 64 bits); convert the column first.") from None
 
 
 def _name(path: str) -> str:

@@ -424,6 +424,13 @@ def _config(state: Artifact, adapter_record: dict[str, Any] | None) -> dict[str,
     }
 
 
+def check_saveable_classes(classes: np.ndarray) -> None:
+    """Raise ``TypeError`` for classes an artifact cannot hold: it stores bools, numbers and strings (JSON), not
+    other objects (dates, decimals)."""
+    if classes.dtype.kind not in "biufU":
+        raise TypeError(f"Classes of dtype {classes.dtype} cannot be saved as JSON; use joblib/pickle instead.")
+
+
 def save(state: Artifact, path: str | os.PathLike) -> Path:
     """Write ``state`` to the directory ``path`` (created if needed), atomically (see the module docstring).
 
@@ -436,8 +443,7 @@ def save(state: Artifact, path: str | os.PathLike) -> Path:
     """
     from safetensors.numpy import save as to_bytes
 
-    if state.classes.dtype.kind not in "biufU":
-        raise TypeError(f"Classes of dtype {state.classes.dtype} cannot be saved as JSON; use joblib/pickle instead.")
+    check_saveable_classes(state.classes)
     adapter_bytes, adapter_record = None, None
     if state.adapter is not None:
         _check_finite_adapter(state.adapter)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import datetime
+import decimal
 import io
 import itertools
 import json
@@ -240,6 +242,24 @@ def test_jsonl_row_errors(capsys, tmp_path):
         path.write_text(content)
         status, message = _main_error(capsys, "fit", str(path), "--out", str(tmp_path / "out"))
         assert status == 1 and message.endswith(expected), message
+
+
+@pytest.mark.parametrize("labels", [
+    [datetime.date(2020, 1, 1), datetime.date(2021, 1, 1)],  # trained, then failed to save: "use joblib/pickle"
+    [decimal.Decimal("1.5"), decimal.Decimal("2.5")],  # scikit-learn's "Unknown label type: unknown"
+])
+def test_fit_refuses_labels_a_saved_classifier_cannot_hold_before_training(capsys, tmp_path, labels):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": ["good", "bad"] * 2, "label": labels * 2}), tmp_path / "d.parquet")
+    status, message = _main_error(capsys, "fit", str(tmp_path / "d.parquet"), "--out", str(tmp_path / "clf"),
+                                  "--backend", "reference", "--model", "reference", "--max-steps", "1")
+    assert status == 1 and message.endswith(f"d.parquet: the label column 'label' holds values such as {labels[0]!r} "
+                                            f"({type(labels[0]).__name__}), which a saved classifier cannot hold (it "
+                                            "holds texts, booleans and numbers of up to 64 bits); convert the column "
+                                            "first."), message
+    assert not (tmp_path / "clf").exists()
 
 
 def test_corrupt_parquet(capsys, tmp_path):
