@@ -391,6 +391,10 @@ def run_predict(args: argparse.Namespace) -> int:
     keep = _keep_columns(args.keep_columns)
     if "label" in keep:
         raise UsageError("--keep-columns: 'label' is the output's label column; rename the input column.")
+    if args.output != STDIO and args.data != STDIO and os.path.exists(args.output) and os.path.exists(args.data) \
+            and os.path.samefile(args.output, args.data):
+        raise UsageError(f"--output {args.output}: is DATA itself; the predictions would replace the texts. "
+                         "Write them to another file.")
     writer = TableWriter(args.output, args.output_format, escape_formulas=args.escape_formulas)  # fails before the model loads
     chunks, fmt, classifier = _open(args, [args.text_column, *keep])
     classes = classifier.classes_.tolist()

@@ -750,6 +750,20 @@ def test_keep_columns_may_not_overwrite_an_output_column(capsys, tmp_path, low_c
     assert _read_csv(tmp_path / "o.csv")[0]["p_b"] == "mine"
 
 
+def test_predict_refuses_to_write_over_its_own_data(capsys, tmp_path, low_confidence_base):
+    """``-o`` naming DATA itself (or a link to it) replaced the texts with the predictions once the run ended."""
+    clf, _ = low_confidence_base
+    clf.save(tmp_path / "clf")
+    data = _write_csv(tmp_path / "x.csv", [{"text": "aaaa", "id": "1"}])
+    before = data.read_bytes()
+    (tmp_path / "link.csv").symlink_to(data)
+    for output in (str(data), str(tmp_path / "link.csv"), str(tmp_path / "." / "x.csv")):
+        status, message = _main_error(capsys, "predict", str(tmp_path / "clf"), str(data), "-o", output, "-q")
+        assert status == 2 and message.endswith(f"--output {output}: is DATA itself; the predictions would replace "
+                                                "the texts. Write them to another file."), message
+        assert data.read_bytes() == before
+
+
 @pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])
 def test_a_failure_leaves_no_partial_output_and_the_old_file_intact(capsys, tmp_path, low_confidence_base, suffix):
     if suffix == "parquet":
