@@ -745,18 +745,31 @@ def _plugin_field(config: dict[str, Any], name: str) -> Any:
     return value
 
 
-def _check_params(params: dict[str, Any], classes: np.ndarray, formulation: str) -> None:
-    """The saved parameters pass the same constraints and rules as ``fit``'s (:func:`~llm_classifier._params.check_param_values`),
-    those of the classes and those of the formulation the classifier was fitted with."""
+def check_fitted_params(params: dict[str, Any], classes: np.ndarray, formulation: str) -> None:
+    """The parameters pass the same constraints and rules as ``fit``'s (:func:`~llm_classifier._params.check_param_values`),
+    those of the classes and those of the formulation the classifier was fitted with: at load on the file's
+    parameters, and at save on the estimator's (one set after ``fit`` that the fitted classifier refuses, e.g.
+    ``few_shot=2`` on a multi-label one, saved an artifact that could never be loaded).
+
+    Raises
+    ------
+    InvalidParameterError (a ValueError) or TypeError
+        Naming the parameter, with ``fit``'s message.
+    """
     from ..exceptions import invalid
     from ..formulations.registry import get_formulation
     from .._params import check_class_params, check_param_values
 
+    values = check_param_values(params)
+    check_class_params(values, classes)
+    for name, allowed in get_formulation(formulation).check_params(values):
+        raise invalid(values, name, allowed, getattr(values, name))
+
+
+def _check_params(params: dict[str, Any], classes: np.ndarray, formulation: str) -> None:
+    """:func:`check_fitted_params` on the parameters read from a file."""
     try:
-        values = check_param_values(params)
-        check_class_params(values, classes)
-        for name, allowed in get_formulation(formulation).check_params(values):
-            raise invalid(values, name, allowed, getattr(values, name))
+        check_fitted_params(params, classes, formulation)
     except (TypeError, ValueError) as exc:  # InvalidParameterError is a ValueError
         raise IncompatibleArtifactError(f"The field 'params' of {CONFIG_FILE} holds a value LLMClassifier refuses: {exc}") from None
 
@@ -793,10 +806,15 @@ def save_state(path: str | os.PathLike, params: dict[str, Any], fitted: Any) -> 
     if not engine.capabilities.state:
         raise TypeError(f"The engine {type(engine).__name__} cannot save its state (capabilities.state=False); "
                         "pickle the estimator instead.")
+    layout = fitted.layout
+    try:  # the check load makes: a value set after fit that the fitted classifier refuses would never load
+        check_fitted_params(dict(params), fitted.classes, layout.formulation)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"Cannot save: {exc} Parameters set after fit must suit the fitted classifier, or the saved "
+                        "one could not be loaded; set it back, or fit again.") from None
     engine_state = engine.state()
     params = dict(params)
     params["model"] = engine_state.model  # local paths absolute, so the artifact loads from any directory
-    layout = fitted.layout
     record = Artifact(
         classes=fitted.classes, answers=list(fitted.answers), prompt_prefix=layout.prefix,
         prompt_suffix=layout.suffix, params=params,

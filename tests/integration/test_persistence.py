@@ -559,3 +559,31 @@ def test_a_class_named_like_a_file_marker_saves_and_loads(marker, tmp_path):
     loaded = LLMClassifier.load(tmp_path / "clf")
     assert list(loaded.classes_) == [marker, "other"] and loaded.answers_ == ["yes", "no"]
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+
+
+REFERENCE = dict(backend="reference", model="reference", max_steps=2, random_state=0)
+MULTILABEL_Y = [["a"], ["b"], ["a", "b"], [], ["a"], ["b"], ["a"], ["b"]]
+
+
+@pytest.mark.parametrize("fit_params, y, change, name", [
+    ({}, MULTILABEL_Y, {"few_shot": 2}, "few_shot"),
+    ({}, MULTILABEL_Y, {"direction": "channel"}, "direction"),
+    ({}, MULTILABEL_Y, {"class_weight": "balanced"}, "class_weight"),
+    ({"direction": "channel"}, None, {"objective": "class"}, "objective"),
+    ({"direction": "channel"}, None, {"prompt": "Text: {text}"}, "prompt"),
+])
+def test_save_refuses_a_parameter_set_after_fit_that_load_would_refuse(sentiment, tmp_path, fit_params, y, change, name):
+    """Set after fit, these saved without a word and the artifact could never be loaded (load checks the saved
+    parameters against the fitted formulation). save now refuses before writing, naming the parameter, and an
+    artifact already at the path is kept."""
+    X, labels = sentiment
+    clf = LLMClassifier(**REFERENCE, **fit_params).fit(X, labels if y is None else y)
+    clf.save(tmp_path / "clf")
+    before = (tmp_path / "clf" / "classifier.json").read_bytes()
+    defaults = {key: clf.get_params()[key] for key in change}
+    clf.set_params(**change)
+    with pytest.raises(ValueError, match=rf"^Cannot save: .*'{name}' parameter of LLMClassifier .* set it back"):
+        clf.save(tmp_path / "clf")
+    assert (tmp_path / "clf" / "classifier.json").read_bytes() == before
+    clf.set_params(**defaults).save(tmp_path / "clf")
+    np.testing.assert_array_equal(LLMClassifier.load(tmp_path / "clf").predict_proba(X), clf.predict_proba(X))
