@@ -401,6 +401,7 @@ def run_predict(args: argparse.Namespace) -> int:
     multilabel = _is_multilabel(classifier)
     if multilabel:
         _check_separator(classes, args.label_sep)
+    writer.declare("label", _label_values(classifier, classes, multilabel))
     outputs = ["label", *([f"p_{c}" for c in classes] if args.proba else [])]
     for column in keep:
         if column in outputs:
@@ -411,6 +412,17 @@ def run_predict(args: argparse.Namespace) -> int:
             labels = _label_cells(predictions, classes, multilabel, args.label_sep)
             writer.write(_output_rows(rows, labels, probabilities, classes, keep))
     return 0
+
+
+def _label_values(classifier: Any, classes: list[Any], multilabel: bool) -> list[Any]:
+    """Every value the label column may hold: the classes, and the low-confidence reject value (any
+    ``on_low_confidence`` but "warn" and "raise" once ``confidence_threshold`` is set); multi-label: texts."""
+    if multilabel:
+        return [""]
+    params = classifier.get_params()
+    policy = params["on_low_confidence"]
+    rejects = params["confidence_threshold"] is not None and not (isinstance(policy, str) and policy in ("warn", "raise"))
+    return list(classes) + ([policy] if rejects else [])
 
 
 def _output_rows(rows: list[Row], labels: list[Any], probabilities: np.ndarray | None, classes: list[Any],

@@ -392,6 +392,27 @@ class TableWriter:
         self._temporary: str | None = None
         self._stream: Any = None
         self._writer: Any = None
+        self._types: dict[str, Any] = {}  # Parquet: column -> Arrow type fixed from all its values (declare)
+
+    def declare(self, column: str, values: Sequence[Any]) -> None:
+        """Fix the Parquet type of ``column`` from every value it may hold, rather than from the first chunk (whose
+        rows may show none of some values: a chunk of rejected rows typed the label column as null, and the first
+        class written later failed the run). Other formats need nothing.
+
+        Raises :class:`TableError` when the values are not of one type (a Parquet column holds one).
+        """
+        if self.fmt != "parquet":
+            return
+        import pyarrow as pa
+
+        try:
+            self._types[column] = pa.array(list(values)).type
+        except (pa.ArrowException, TypeError, ValueError):
+            kinds = list(dict.fromkeys(type(value).__name__ for value in values if value is not None))
+            examples = [next(value for value in values if type(value).__name__ == kind) for kind in kinds[:2]]
+            raise TableError(f"{self.path}: the column {column!r} would hold values of the types {' and '.join(kinds)} "
+                             f"(e.g. {' and '.join(map(repr, examples))}), and a Parquet column holds one type; write "
+                             "CSV or JSON Lines instead.") from None
 
     def __enter__(self) -> TableWriter:
         if self.path == STDIO:
@@ -435,7 +456,11 @@ class TableWriter:
 
         try:
             if self._writer is None:
-                table = pa.Table.from_pylist(rows)
+                schema = pa.Table.from_pylist(rows).schema
+                for column, kind in self._types.items():
+                    if column in schema.names:
+                        schema = schema.set(schema.get_field_index(column), pa.field(column, kind))
+                table = pa.Table.from_pylist(rows, schema=schema)
                 self._writer = pq.ParquetWriter(self._temporary, table.schema)
             else:  # later chunks take the first chunk's column types
                 table = pa.Table.from_pylist(rows, schema=self._writer.schema)

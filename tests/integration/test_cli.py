@@ -440,6 +440,53 @@ def test_writers_round_trip(tmp_path, suffix):
     assert read == rows
 
 
+@pytest.fixture(scope="module")
+def integer_classifier() -> tuple[LLMClassifier, float]:
+    """A reference-engine classifier of the integer classes 0 and 1, and a threshold the first text misses."""
+    X = ["good", "bad", "fine", "awful", "great", "terrible"]
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=2, random_state=0).fit(X, [1, 0] * 3)
+    top = clf.predict_proba(X).max(axis=1)
+    assert top[0] < np.median(top)
+    return clf, float(np.median(top))
+
+
+@pytest.mark.parametrize("reject", [None, -1])
+def test_parquet_output_holds_the_classes_and_the_reject_value_from_any_first_chunk(tmp_path, integer_classifier, reject):
+    """The label column's type was inferred from the first chunk: a first chunk of rejected rows (None) made it a
+    null column, and the first class written later failed the run ('Invalid null value')."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    clf, threshold = integer_classifier
+    clf.set_params(confidence_threshold=threshold, on_low_confidence=reject)
+    try:
+        clf.save(tmp_path / "clf")
+        texts = ["good", "bad", "fine", "awful", "great", "terrible"]
+        expected = clf.predict(texts).tolist()
+    finally:
+        clf.set_params(confidence_threshold=None, on_low_confidence=None)
+    data = _write_csv(tmp_path / "x.csv", [{"text": t} for t in texts])
+    assert main(["predict", str(tmp_path / "clf"), str(data), "-o", str(tmp_path / "o.parquet"), "--chunk-size", "1",
+                 "-q"]) == 0
+    assert expected[0] == reject and pq.read_table(tmp_path / "o.parquet").column("label").to_pylist() == expected
+
+
+def test_parquet_output_refuses_a_reject_value_of_another_type_than_the_classes(capsys, tmp_path, integer_classifier):
+    """Integer classes and the reject value 'unknown' cannot share a Parquet column: the run failed at the first
+    chunk holding both, with pyarrow's 'Expected bytes, got a 'int' object'. It is refused before predicting."""
+    pytest.importorskip("pyarrow")
+    clf, threshold = integer_classifier
+    clf.set_params(confidence_threshold=threshold, on_low_confidence="unknown")
+    try:
+        clf.save(tmp_path / "clf")
+    finally:
+        clf.set_params(confidence_threshold=None, on_low_confidence=None)
+    data = _write_csv(tmp_path / "x.csv", [{"text": "good"}])
+    status, message = _main_error(capsys, "predict", str(tmp_path / "clf"), str(data), "-o", str(tmp_path / "o.parquet"))
+    assert status == 1 and message.endswith("o.parquet: the column 'label' would hold values of the types int and str "
+                                            "(e.g. 0 and 'unknown'), and a Parquet column holds one type; write CSV or "
+                                            "JSON Lines instead."), message
+    assert not (tmp_path / "o.parquet").exists()
+
+
 def test_evaluation_text_labels_outside_the_classes():
     metrics = evaluation(["a", "b", "c", "a"], ["a", "b", "a", "b"], ["a", "b"])
     assert metrics["labels"] == ["a", "b", "c"]
