@@ -186,7 +186,13 @@ def _target_reader(args: argparse.Namespace, name: str, multilabel: bool) -> Cal
 
 
 def _label_input_columns(args: argparse.Namespace) -> list[str]:
-    return list(args.label_columns) if args.label_columns else [args.label_column]
+    """The columns the targets are read from; never the text column (each text would be its own label)."""
+    columns, option = (list(args.label_columns), "--label-columns") if args.label_columns else ([args.label_column],
+                                                                                                "--label-column")
+    if args.text_column in columns:
+        raise UsageError(f"{option}: {args.text_column!r} is the text column (--text-column); name the column of the "
+                         "labels.")
+    return columns
 
 
 def _read_labelled(args: argparse.Namespace) -> tuple[list[str], list[Any]]:

@@ -226,6 +226,19 @@ def test_file_and_column_errors(capsys, tmp_path):
     assert not os.path.exists(out)
 
 
+@pytest.mark.parametrize("command, option", [("fit", ["--label-column", "text"]), ("evaluate", ["--label-column", "text"]),
+                                             ("fit", ["--label-columns", "a,text"])])
+def test_the_text_column_cannot_be_a_label_column(capsys, tmp_path, low_confidence_base, command, option):
+    """``--label-column`` naming the text column trained (and scored) each text as its own class, without a word."""
+    clf, _ = low_confidence_base
+    clf.save(tmp_path / "clf")
+    data = _write_csv(tmp_path / "d.csv", [{"text": "aaaa", "a": "1"}, {"text": "bbbb", "a": "0"}])
+    args = ["fit", str(data), "--out", str(tmp_path / "o")] if command == "fit" else ["evaluate", str(tmp_path / "clf"), str(data)]
+    status, message = _main_error(capsys, *args, *option)
+    assert status == 2 and message.endswith(f"{option[0]}: 'text' is the text column (--text-column); name the "
+                                            "column of the labels."), message
+
+
 def test_jsonl_row_errors(capsys, tmp_path):
     path = tmp_path / "d.jsonl"
     cases = [
