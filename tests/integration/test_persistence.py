@@ -571,6 +571,8 @@ MULTILABEL_Y = [["a"], ["b"], ["a", "b"], [], ["a"], ["b"], ["a"], ["b"]]
     ({}, MULTILABEL_Y, {"class_weight": "balanced"}, "class_weight"),
     ({"direction": "channel"}, None, {"objective": "class"}, "objective"),
     ({"direction": "channel"}, None, {"prompt": "Text: {text}"}, "prompt"),
+    ({}, None, {"lora_r": 0}, "lora_r"),  # any value fit refuses: load refused the artifact
+    ({}, None, {"on_low_confidence": "positive", "confidence_threshold": 0.9}, "on_low_confidence"),
 ])
 def test_save_refuses_a_parameter_set_after_fit_that_load_would_refuse(sentiment, tmp_path, fit_params, y, change, name):
     """Set after fit, these saved without a word and the artifact could never be loaded (load checks the saved
