@@ -189,6 +189,9 @@ def jsonl_rows(lines: Iterable[str], name: str, columns: Sequence[str]) -> Itera
                              "rename one of them.") from None
         except json.JSONDecodeError as exc:
             raise TableError(f"{name}: row {number} (line {line_number}): not valid JSON ({exc.msg} at column {exc.pos + 1}).") from None
+        except RecursionError:
+            raise TableError(f"{name}: row {number} (line {line_number}): not valid JSON (arrays or objects nested too "
+                             "deeply).") from None
         if not isinstance(record, dict):
             raise TableError(f"{name}: row {number} (line {line_number}): expected a JSON object, got {type(record).__name__}.")
         if number == 1:

@@ -250,6 +250,9 @@ def test_jsonl_row_errors(capsys, tmp_path):
         ('{"text": "a", "label": "x"}\n{"text": "b", "label": "y"\n', "d.jsonl: row 2 (line 2): not valid JSON (Expecting ',' delimiter at column 27)."),
         ('["a", "x"]\n', "d.jsonl: row 1 (line 1): expected a JSON object, got list."),
         ('{"body": "a", "label": "x"}\n', "d.jsonl: no column 'text'; the columns are: 'body', 'label'."),
+        # was "RecursionError: maximum recursion depth exceeded while decoding a JSON array ..." naming no row
+        ('{"text": "a", "label": "x"}\n{"text": "b", "label": ' + "[" * 100_000 + "]" * 100_000 + '}\n',
+         "d.jsonl: row 2 (line 2): not valid JSON (arrays or objects nested too deeply)."),
     ]
     for content, expected in cases:
         path.write_text(content)
