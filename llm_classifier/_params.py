@@ -222,13 +222,18 @@ def _is_class(value: Any, classes: np.ndarray) -> bool:
 
 def check_class_params(estimator: Any, classes: np.ndarray) -> None:
     """The parameters that refer to the classes: :func:`check_on_unparseable`, and a reject value
-    (``on_low_confidence`` other than "warn" and "raise") that is not one of the classes, since a rejected row
-    would read as that class. Run in ``fit`` once the classes are known, and at load."""
+    (``on_low_confidence`` other than "warn" and "raise") that is not one of the classes, nor of the same text as one
+    (-1 among the classes "-1", "0", "1": written to a file, or compared as text by the command line's metrics), since
+    a rejected row would read as that class. Run in ``fit`` once the classes are known, at load, at save and at every
+    prediction."""
     check_on_unparseable(estimator, classes)
     value = estimator.on_low_confidence
-    if value is not None and not (isinstance(value, str) and value in ("warn", "raise")) and _is_class(value, classes):
+    if value is None or (isinstance(value, str) and value in ("warn", "raise")):
+        return
+    if _is_class(value, classes) or str(value) in {str(c) for c in classes.tolist()}:  # -1 and "-1": the same text
         raise invalid(estimator, "on_low_confidence", f"'warn', 'raise', None or a reject value that is not one of the "
-                      f"classes {classes.tolist()!r} (a rejected text would read as that class)", value)
+                      f"classes {classes.tolist()!r} nor read as one in a file (a rejected text would read as that "
+                      "class)", value)
 
 
 def check_on_unparseable(estimator: Any, classes: np.ndarray) -> None:

@@ -335,6 +335,18 @@ def test_a_reject_value_that_is_a_class_or_a_list_is_refused_at_fit(value, patte
         clf.fit(TEXTS, ["n", "p"] * 2)
 
 
+@pytest.mark.parametrize("classes, value", [(["-1", "0", "1"], -1), ([0, 1, 2], "2"), ([0.0, 1.0], "1.0")])
+def test_a_reject_value_that_reads_as_a_class_is_refused(classes, value):
+    """``--on-low-confidence -1`` on the command line (the JSON number -1) with CSV classes "-1", "0", "1": every
+    rejected text was written as the class "-1" and counted as that class by ``evaluate``, since text output and the
+    command line's metrics compare labels as text."""
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=0, confidence_threshold=0.9,
+                        on_low_confidence=value)
+    with pytest.raises(InvalidParameterError, match=r"'on_low_confidence' parameter of LLMClassifier must be .* not "
+                                                    r"one of the classes .* nor read as one"):
+        clf.fit(TEXTS[:3] * 2, classes * (6 // len(classes)))
+
+
 # -- the low items -----------------------------------------------------------------------------------
 
 
