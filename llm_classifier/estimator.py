@@ -508,6 +508,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples,), or (n_samples, n_classes) of 0/1 for multi-label targets
+
+        Raises
+        ------
+        ValueError
+            For probabilities ``predict_proba`` cannot give (shape, range, rows off 1, columns reordered), and with
+            ``inference="generate"``, where the generated answer, not the probabilities, decides.
         """
         check_is_fitted(self, "classes_")
         names = [str(name) for name in getattr(proba, "columns", ())]
@@ -526,7 +532,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         if not np.all(np.isfinite(proba)) or (proba < 0).any() or (proba > 1).any():
             raise ValueError("proba must hold probabilities in [0, 1].")
         self.state_.formulation.check_proba(proba)
-        return predicting.decide(self.state_, self._plan(), proba)
+        plan = self._plan()
+        if plan.inference == "generate":  # there the generated answer decides, not the probabilities
+            raise ValueError("predict_from_proba is the decision rule of inference='score'; with inference='generate' "
+                             "the generated answer decides, so predict(X) and predict_from_proba(predict_proba(X)) "
+                             "would differ. Call predict, or set_params(inference='score') first.")
+        return predicting.decide(self.state_, plan, proba)
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: Any) -> None:

@@ -350,6 +350,25 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
+def _json_value(value: Any) -> Any:
+    """``value`` as strict JSON data: a NaN or infinite number (a kept Parquet or JSON Lines cell) becomes null,
+    which JSON can hold (``NaN`` is not JSON, and strict readers refuse the whole line)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item) for item in value]
+    return value
+
+
+def _text_cell(value: Any) -> Any:
+    """A CSV cell: a list or an object (a kept JSON Lines or Parquet cell) as JSON text, not Python's repr."""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(_json_value(value), ensure_ascii=False, allow_nan=False)
+    return value
+
+
 def escape_formula(value: Any) -> Any:
     """``value`` safe in a spreadsheet cell: a text starting with ``= + - @``, a tab or a carriage
     return gets a leading ``'`` (shown as text, not run as a formula). Numbers, and texts that are
@@ -440,8 +459,10 @@ class TableWriter:
         if self.fmt == "parquet":
             self._write_parquet(rows)
         elif self.fmt == "jsonl":  # json escapes C0 controls; on a terminal C1 ones too (ensure_ascii)
-            self._stream.writelines(json.dumps(row, ensure_ascii=self.terminal) + "\n" for row in rows)
+            self._stream.writelines(json.dumps(_json_value(row), ensure_ascii=self.terminal, allow_nan=False) + "\n"
+                                    for row in rows)
         else:
+            rows = [{key: _text_cell(value) for key, value in row.items()} for row in rows]
             if self.escape:
                 rows = [{escape_formula(key): escape_formula(value) for key, value in row.items()} for row in rows]
             if self.terminal:

@@ -813,6 +813,23 @@ def test_keep_columns_may_not_overwrite_an_output_column(capsys, tmp_path, low_c
     assert _read_csv(tmp_path / "o.csv")[0]["p_b"] == "mine"
 
 
+def test_kept_cells_are_written_as_data_every_format_reads(capsys, tmp_path, low_confidence_base):
+    """A kept JSON Lines cell holding NaN (Python's json reads it) was written back as NaN, which is not JSON; a
+    kept list or object was written to CSV as Python's repr ("{'k': 1}")."""
+    clf, _ = low_confidence_base
+    clf.save(tmp_path / "clf")
+    data = tmp_path / "x.jsonl"
+    data.write_text('{"text": "aaaa", "score": NaN, "meta": {"k": [1, Infinity]}}\n{"text": "bb", "score": 2.5, "meta": null}\n')
+    assert main(["predict", str(tmp_path / "clf"), str(data), "--keep-columns", "score,meta", "-o",
+                 str(tmp_path / "o.jsonl"), "-q"]) == 0
+    rows = [json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+            for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [(r["score"], r["meta"]) for r in rows] == [(None, {"k": [1, None]}), (2.5, None)]
+    assert main(["predict", str(tmp_path / "clf"), str(data), "--keep-columns", "meta", "-o", str(tmp_path / "o.csv"),
+                 "-q"]) == 0
+    assert [r["meta"] for r in _read_csv(tmp_path / "o.csv")] == ['{"k": [1, null]}', ""]
+
+
 def test_predict_refuses_to_write_over_its_own_data(capsys, tmp_path, low_confidence_base):
     """``-o`` naming DATA itself (or a link to it) replaced the texts with the predictions once the run ended."""
     clf, _ = low_confidence_base

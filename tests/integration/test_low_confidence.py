@@ -113,6 +113,19 @@ def test_predict_from_proba_refuses_a_frame_of_probability_columns_in_another_or
         fitted.predict_from_proba(frame[["p_b", "p_a", "p_c"]])
 
 
+def test_predict_from_proba_refuses_generate_mode(fitted):
+    """In generate mode the generated answer decides, so the decision rule over probabilities would disagree with
+    predict; it is refused rather than answering differently."""
+    proba = fitted.predict_proba(X)
+    fitted.set_params(inference="generate")
+    try:
+        with pytest.raises(ValueError, match=r"^predict_from_proba is the decision rule of inference='score'"):
+            fitted.predict_from_proba(proba)
+    finally:
+        fitted.set_params(inference="score")
+    np.testing.assert_array_equal(fitted.predict_from_proba(proba), fitted.predict(X))
+
+
 def test_a_top_probability_equal_to_the_threshold_is_not_under_it(fitted):
     # np.exp(np.log(0.35)) < 0.35: the rule compares the probabilities as given, not a log round trip of them
     for threshold in np.round(np.arange(0.34, 1.0, 0.01), 2):
