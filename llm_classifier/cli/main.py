@@ -495,10 +495,11 @@ def _class_namer(classes: list[Any]) -> Callable[[Any], str]:
     """How a true label read from a file is named in the metrics: as the class it denotes, else as its text.
 
     A file gives text (CSV) or JSON's strings and numbers, while a classifier fitted in Python may
-    have numeric classes: the cell ``"1"`` denotes the class ``1.0``, and ``1`` the class ``"1"``.
-    A cell is matched by its text first, then, for numeric classes, by its value.
+    have numeric or boolean classes: the cell ``"1"`` denotes the class ``1.0``, ``1`` the class ``"1"`` and
+    ``"true"`` the class ``True``. A cell is matched by its text first, then by its value.
     """
     texts = {str(c) for c in classes}
+    truths = {str(c).lower(): str(c) for c in classes if isinstance(c, (bool, np.bool_))}  # CSV's "true" is True
     numbers: dict[float, str] = {}
     for c in classes:
         if isinstance(c, (int, float, np.integer, np.floating)) and not isinstance(c, (bool, np.bool_)):
@@ -506,7 +507,11 @@ def _class_namer(classes: list[Any]) -> Callable[[Any], str]:
 
     def name(value: Any) -> str:
         text = str(value)
-        if text in texts or not numbers or isinstance(value, (bool, np.bool_)):
+        if text in texts:
+            return text
+        if text.strip().lower() in truths:
+            return truths[text.strip().lower()]
+        if not numbers or isinstance(value, (bool, np.bool_)):
             return text
         try:
             return numbers.get(float(value), text)

@@ -731,6 +731,13 @@ def test_evaluate_matches_a_cell_to_a_numeric_class_by_value(capsys, tmp_path):
     assert metrics["labels"] == ["0.0", "1.0"]
     assert metrics["accuracy"] == pytest.approx(np.mean(clf.predict(ML_TEXTS[:8]) == np.asarray(y)))
     assert metrics["report"]["1.0"]["support"] == 4
+    flags = [False, True] * 4  # bool classes, a CSV of lower-case true / false
+    clf = LLMClassifier(backend="reference", model="reference", max_steps=2, random_state=0).fit(ML_TEXTS[:8], flags)
+    clf.save(tmp_path / "flags")
+    data = _write_csv(tmp_path / "f.csv", [{"text": t, "label": str(v).lower()} for t, v in zip(ML_TEXTS[:8], flags)])
+    assert main(["evaluate", str(tmp_path / "flags"), str(data), "--json", "-q"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["labels"] == ["False", "True"] and metrics["report"]["True"]["support"] == 4
 
 
 # -- safe output -----------------------------------------------------------------------------------------
