@@ -642,7 +642,7 @@ def test_multilabel_fit_predict_evaluate_round_trip(tmp_path):
     assert metrics["subset_accuracy"] == pytest.approx(np.mean((truth == indicator).all(axis=1)))
     assert metrics["label_confusion"]["sport"][1][1] == int(((truth[:, 2] == 1) & (indicator[:, 2] == 1)).sum())
     assert metrics["report"]["politics"]["support"] == 2
-    result = run_cli("evaluate", "clf", "out.csv", "--text-column", "label", "-q", cwd=tmp_path)  # text output
+    result = run_cli("evaluate", "clf", "train.csv", "--label-column", "topics", "-q", cwd=tmp_path)  # text output
     assert result.returncode == 0 and "samples-F1" in result.stdout and "subset accuracy" in result.stdout
 
 
