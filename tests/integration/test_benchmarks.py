@@ -787,6 +787,22 @@ def test_ranking_names_the_best_method_and_mean_ranks_with_ties():
     assert methods == ["x", "y", "z"]
 
 
+def test_ranking_compares_each_method_with_the_library_on_the_tasks_both_ran():
+    from benchmarks.report import _ranking
+
+    def rec(task, method, f1):
+        return {"task": task, "method": method, "status": "ok", "metrics": {"macro_f1": f1, "accuracy": f1}}
+
+    records = [rec("a", "llm-qlora", .80), rec("b", "llm-qlora", .50), rec("c", "llm-qlora", .60),
+               rec("a", "head", .70), rec("b", "head", .51),  # a loss (-.10) and a tie (+.01); c not run
+               rec("c", "gemma", .70)]  # one win, on c only
+    rows = {line.split(" | ")[0].strip("| "): line for line in _ranking(records) if line.startswith("| ")}
+    assert "against llm-qlora on the same tasks" in next(line for line in _ranking(records) if "| mean rank |" in line)
+    assert rows["head"].endswith("| 0 / 1 / 1, -0.045 over 2 |")
+    assert rows["gemma"].endswith("| 1 / 0 / 0, +0.100 over 1 |")
+    assert rows["llm-qlora"].endswith("| — |")
+
+
 def test_the_multilabel_unit_records_the_llm_probabilities_its_thresholds_decide(tiny_params):
     from benchmarks.multilabel import indicator, multilabel_metrics, run_multilabel_unit
     from benchmarks.samples import TaskData
