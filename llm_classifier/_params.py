@@ -220,6 +220,13 @@ def _is_class(value: Any, classes: np.ndarray) -> bool:
         return False
 
 
+def is_reject_value(policy: Any) -> bool:
+    """Whether ``on_low_confidence`` is a value put in place of the class of a low-confidence text (any value,
+    None included, but the policies "warn" and "raise"): the class check and the command line's output columns read
+    the parameter through it (the decision rule, ``pipeline.predict.decide``, acts on each policy in turn)."""
+    return not (isinstance(policy, str) and policy in ("warn", "raise"))
+
+
 def check_class_params(estimator: Any, classes: np.ndarray) -> None:
     """The parameters that refer to the classes: :func:`check_on_unparseable`, and a reject value
     (``on_low_confidence`` other than "warn" and "raise") that is not one of the classes, nor of the same text as one
@@ -228,7 +235,7 @@ def check_class_params(estimator: Any, classes: np.ndarray) -> None:
     prediction."""
     check_on_unparseable(estimator, classes)
     value = estimator.on_low_confidence
-    if value is None or (isinstance(value, str) and value in ("warn", "raise")):
+    if value is None or not is_reject_value(value):  # None is never a class
         return
     if _is_class(value, classes) or str(value) in {str(c) for c in classes.tolist()}:  # -1 and "-1": the same text
         raise invalid(estimator, "on_low_confidence", f"'warn', 'raise', None or a reject value that is not one of the "

@@ -425,9 +425,11 @@ def _label_values(classifier: Any, classes: list[Any], multilabel: bool) -> list
     ``on_low_confidence`` but "warn" and "raise" once ``confidence_threshold`` is set); multi-label: texts."""
     if multilabel:
         return [""]
+    from .._params import is_reject_value
+
     params = classifier.get_params()
     policy = params["on_low_confidence"]
-    rejects = params["confidence_threshold"] is not None and not (isinstance(policy, str) and policy in ("warn", "raise"))
+    rejects = params["confidence_threshold"] is not None and is_reject_value(policy)
     return list(classes) + ([policy] if rejects else [])
 
 
