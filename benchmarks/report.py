@@ -309,6 +309,12 @@ def _versus_best_baseline(records: list[dict]) -> list[str]:
              "| task | best baseline | " + " | ".join(llm) + " |", "|---" * (len(llm) + 2) + "|"] + rows + [""])
 
 
+#: the method every other is compared with task by task: ``LLMClassifier()`` at its defaults
+REFERENCE_METHOD = "llm-qlora"
+#: a macro-F1 difference under this counts as a tie (200 test texts give about +-.05; the training seed .03-.04)
+TIE_MARGIN = 0.02
+
+
 def _ranking(records: list[dict]) -> list[str]:
     """Per task the best method by macro-F1; per method its mean rank over the tasks it was run on.
 
@@ -347,12 +353,6 @@ def _ranking(records: list[dict]) -> list[str]:
             row += f" {_head_to_head(ok, tasks, method, reference)} |"
         lines.append(row)
     return lines + [""]
-
-
-#: the method every other is compared with task by task: ``LLMClassifier()`` at its defaults
-REFERENCE_METHOD = "llm-qlora"
-#: a macro-F1 difference under this counts as a tie (200 test texts give about +-.05; the training seed .03-.04)
-TIE_MARGIN = 0.02
 
 
 def _head_to_head(scores: dict[tuple[str, str], float], tasks: list[str], method: str, reference: str) -> str:
