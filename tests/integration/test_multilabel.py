@@ -277,9 +277,41 @@ def test_permuting_label_columns_permutes_nothing_else(rows, data):
 def test_fit_thresholds_maximise_f1_per_label():
     proba = np.array([[0.9, 0.2], [0.35, 0.1], [0.3, 0.6], [0.1, 0.3]])
     truth = np.array([[1, 0], [1, 0], [0, 0], [0, 0]])
-    thresholds = fit_thresholds(proba, truth)
+    thresholds = fit_thresholds(proba, truth, min_positives=1)
     assert thresholds[0] == pytest.approx(0.35)  # catches both positives and nothing else
-    assert thresholds[1] == 0.5  # no positive: the default stays
+    assert thresholds[1] == pytest.approx(0.35)  # no positive of its own: the pooled threshold
+
+
+def test_labels_with_few_held_out_positives_get_the_pooled_threshold():
+    rng = np.random.default_rng(0)
+    truth = np.zeros((40, 3), dtype=int)
+    truth[:10, 0] = 1  # ten positives: its own threshold
+    truth[10:12, 1] = 1  # two positives: pooled
+    proba = rng.uniform(0.0, 0.25, truth.shape)
+    proba[:10, 0] = np.linspace(0.3, 0.4, 10)  # label 0's positives score low: its own best threshold is 0.3
+    proba[10:12, 1] = 0.95  # label 1's two positives over two negatives at 0.9: alone they set 0.95
+    proba[12:14, 1] = 0.9
+    own = fit_thresholds(proba, truth, min_positives=1)
+    shrunk = fit_thresholds(proba, truth, min_positives=5)
+    pooled = fit_thresholds(proba, truth, min_positives=10**6)
+    assert own.tolist() == pytest.approx([0.3, 0.95, 0.3])  # label 2 has no positive: pooled
+    assert pooled.tolist() == pytest.approx([0.3] * 3)  # all twelve positives, two negatives: micro-F1 24/26
+    assert shrunk[0] == own[0] and shrunk[1] == shrunk[2] == pooled[0]
+    assert np.all(fit_thresholds(proba, np.zeros_like(truth)) == 0.5)  # no positive anywhere: the default
+
+
+def test_the_held_out_slice_is_stratified_by_each_texts_rarest_label():
+    from llm_classifier.formulations.multilabel import MULTILABEL, rarest_labels
+    from llm_classifier.pipeline.holdout import stratified_holdout
+
+    Y = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 1], [0, 0, 0], [1, 0, 1]])  # label counts 3, 2, 2
+    assert rarest_labels(Y).tolist() == [1, 0, 1, 3, 2]
+    # 200 texts whose label sets are nearly all distinct: by label set almost none could be held out
+    rng = np.random.default_rng(0)
+    many = (rng.uniform(size=(200, 12)) < 0.15).astype(int)
+    held = stratified_holdout(MULTILABEL.strata(many), 0.1, seed=0)
+    assert 18 <= held.sum() <= 22
+    assert (many[held].sum(axis=0) >= 1).all()  # every label has positives in the slice
 
 
 def test_auto_thresholds_come_from_the_held_out_slice():
