@@ -233,8 +233,6 @@ class EngineState:
         The trained adapter weights (None for an untrained classifier).
     adapter_config : dict or None
         JSON-able description of the adapter (LoRA rank, targets, ...).
-    options : dict
-        The engine options the state was fitted with (JSON values).
     files : list of [str, str]
         ``[file name, sha256]`` of the base model's files, so that a refusal can name the
         file that changed (empty when the engine does not hash files).
@@ -248,7 +246,6 @@ class EngineState:
     fingerprint: str
     adapter: dict[str, np.ndarray] | None = None
     adapter_config: dict[str, Any] | None = None
-    options: dict[str, Any] = field(default_factory=dict)
     files: list[list[str]] = field(default_factory=list)
     legacy_fingerprint: bool = False
 

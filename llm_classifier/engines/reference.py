@@ -345,7 +345,7 @@ class ReferenceEngine:
         adapter = None if self._adapter is None else {name: array.copy() for name, array in self._adapter.items()}
         config = None if adapter is None else {"vocab_size": VOCAB_SIZE, "alpha": ALPHA, "mix": list(MIX)}
         return EngineState(engine=self.name, model=str(self.model), fingerprint=self.fingerprint, adapter=adapter,
-                           adapter_config=config, options={})  # zero-shot: no adapter, so no adapter description
+                           adapter_config=config)  # zero-shot: no adapter, so no adapter description
 
     def load_state(self, state: EngineState, *, model: str | None = None, **options: Any) -> None:
         """Load the base of ``state`` (or ``model``, which must have the same content) and its adapter."""

@@ -403,7 +403,6 @@ def test_state_round_trip_reproduces_scores(case: EngineCase, engine: Any) -> No
     assert isinstance(state, EngineState) and state.engine == engine.name
     assert state.adapter is not None and all(isinstance(a, np.ndarray) for a in state.adapter.values())
     json.dumps(state.adapter_config)  # JSON-able, as saved
-    json.dumps(state.options)
     fresh = type(engine)()
     fresh.load_state(state, **case.load_options)
     np.testing.assert_allclose(class_scores(fresh, TEXTS, False), class_scores(engine, TEXTS, False), rtol=0, atol=case.atol)

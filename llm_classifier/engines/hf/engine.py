@@ -265,8 +265,6 @@ class TransformersBackend:
         return EngineState(engine=self.name, model=absolute_model_name(self.resolved.name),
                            fingerprint=self.resolved.fingerprint, adapter=self._adapter,
                            adapter_config=self._adapter_config,
-                           options={"compute": self.compute, "attn_implementation": self.attn_implementation,
-                                    "shared_prefix": self.shared_prefix},
                            files=[list(pair) for pair in self.resolved.files])
 
     def load_state(self, state: EngineState, *, model: str | None = None, **options: Any) -> None:

@@ -157,7 +157,6 @@ class VLLMEngine:
         return EngineState(engine=self.name, model=absolute_model_name(self.resolved.name),
                            fingerprint=self.resolved.fingerprint, adapter=self._adapter,
                            adapter_config=self._adapter_config,
-                           options={"route": self.route, "engine_args": self.engine_args},
                            files=[list(pair) for pair in self.resolved.files])
 
     def load_state(self, state: EngineState, *, model: str | None = None, **options: Any) -> None:
