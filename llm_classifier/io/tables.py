@@ -453,7 +453,9 @@ class TableWriter:
         return self
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        """Append ``rows``; the first call fixes the columns."""
+        """Append ``rows``; the first call fixes the columns. Parquet: the first chunk fixes the column types (but
+        the :meth:`declare`\ d ones), and a column holding only missing values so far takes the type of its first
+        value."""
         if not rows:
             return
         if self.fmt == "parquet":
@@ -486,11 +488,39 @@ class TableWriter:
                         schema = schema.set(schema.get_field_index(column), pa.field(column, kind))
                 table = pa.Table.from_pylist(rows, schema=schema)
                 self._writer = pq.ParquetWriter(self._temporary, table.schema)
-            else:  # later chunks take the first chunk's column types
+            else:  # later chunks take the column types fixed so far
+                self._type_null_columns(rows)
                 table = pa.Table.from_pylist(rows, schema=self._writer.schema)
             self._writer.write_table(table)
         except (pa.ArrowException, OSError) as exc:
             raise TableError(f"{self.path}: cannot write Parquet ({_one_line(exc)}).") from None
+
+    def _type_null_columns(self, rows: list[dict[str, Any]]) -> None:
+        """Type the columns the chunks so far typed null (only missing values: a kept column empty in the first chunk)
+        from the first chunk holding a value in them, rewriting the rows written so far with that type (their cells
+        there are all null, so the rewrite is exact). A Parquet file has one schema: the later values were refused
+        ('Invalid null value') and the run failed."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = self._writer.schema
+        for index, field in enumerate(schema):
+            if pa.types.is_null(field.type) and any(row.get(field.name) is not None for row in rows):
+                kind = pa.array([row.get(field.name) for row in rows]).type
+                schema = schema.set(index, pa.field(field.name, kind))
+        if schema.equals(self._writer.schema):
+            return
+        self._writer.close()
+        written = self._temporary
+        descriptor, self._temporary = tempfile.mkstemp(dir=os.path.dirname(written), prefix=f".{os.path.basename(self.path)}.",
+                                                       suffix=".partial")
+        os.close(descriptor)
+        try:
+            self._writer = pq.ParquetWriter(self._temporary, schema)
+            for batch in pq.ParquetFile(written).iter_batches():  # one batch in memory at a time
+                self._writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+        finally:  # on a failure __exit__ removes the new temporary file
+            os.remove(written)
 
     def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
         if self.path == STDIO:

@@ -485,6 +485,34 @@ def test_parquet_output_holds_the_classes_and_the_reject_value_from_any_first_ch
     assert expected[0] == reject and pq.read_table(tmp_path / "o.parquet").column("label").to_pylist() == expected
 
 
+def test_parquet_writer_types_a_column_empty_in_the_first_chunk_from_its_first_value(tmp_path):
+    """A column holding only None in the first chunk was typed null for the whole file: the first value written later
+    failed the run ('Invalid null value'). It takes its first value's type; the rows before it keep their nulls."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "o.parquet"
+    chunks = [[{"id": None, "n": None, "label": "a"}], [{"id": None, "n": None, "label": "b"}],
+              [{"id": "x7", "n": None, "label": "a"}], [{"id": None, "n": 3, "label": "b"}, {"id": "y", "n": 4, "label": "a"}]]
+    with TableWriter(str(path)) as writer:
+        for chunk in chunks:
+            writer.write(chunk)
+    table = pq.read_table(path)
+    assert table.to_pylist() == [row for chunk in chunks for row in chunk]
+    assert (str(table.schema.field("id").type), str(table.schema.field("n").type)) == ("string", "int64")
+    assert os.listdir(tmp_path) == ["o.parquet"]  # the rows rewritten with the new type: no temporary file left
+
+
+def test_predict_to_parquet_keeps_a_column_empty_in_the_first_chunk(tmp_path, low_confidence_base):
+    pq = pytest.importorskip("pyarrow.parquet")
+    clf, _ = low_confidence_base
+    clf.save(tmp_path / "clf")
+    ids = [None, None, "x7", None, "y"]
+    data = _write_jsonl(tmp_path / "x.jsonl", [{"text": t, "id": i} for t, i in zip(LOW_X, ids)])
+    assert main(["predict", str(tmp_path / "clf"), str(data), "--keep-columns", "id", "-o", str(tmp_path / "o.parquet"),
+                 "--chunk-size", "2", "-q"]) == 0
+    table = pq.read_table(tmp_path / "o.parquet")
+    assert table.column("id").to_pylist() == ids and table.column("label").to_pylist() == clf.predict(LOW_X[:5]).tolist()
+
+
 def test_parquet_output_refuses_a_reject_value_of_another_type_than_the_classes(capsys, tmp_path, integer_classifier):
     """Integer classes and the reject value 'unknown' cannot share a Parquet column: the run failed at the first
     chunk holding both, with pyarrow's 'Expected bytes, got a 'int' object'. It is refused before predicting."""
