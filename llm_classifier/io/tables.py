@@ -122,9 +122,10 @@ def _check_distinct(name: str, columns: Sequence[str], where: str = "the header"
 def csv_rows(lines: Iterable[str], name: str, columns: Sequence[str], delimiter: str = ",") -> Iterator[Row]:
     """The records of CSV ``lines`` (any iterable of lines, read lazily); the first line is the header.
 
-    Malformed quoting (a quote never closed, text after a closing quote) and a record with more
-    non-empty fields than the header has columns (a text holding an unquoted delimiter) are errors
-    naming the row: read leniently, they shifted a text's tail into the label or swallowed later rows.
+    Malformed quoting (a quote never closed, text after a closing quote), a record with more
+    non-empty fields than the header has columns (a text holding an unquoted delimiter) and a record
+    repeating the header (two files joined) are errors naming the row: read leniently, they shifted a
+    text's tail into the label, swallowed later rows, or made the header's names a text and a class.
     """
     csv.field_size_limit(2**31 - 1)  # long texts: the default limit is 128 KiB per field
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
@@ -145,6 +146,10 @@ def csv_rows(lines: Iterable[str], name: str, columns: Sequence[str], delimiter:
                 if any(field.strip() for field in record[len(header):]):  # empty trailing fields lose nothing
                     raise TableError(f"{row.where(name)}: {len(record)} fields but the header names {len(header)} "
                                      "columns; quote a text that holds the delimiter.")
+                if _repeats_header(record, header):
+                    raise TableError(f"{row.where(name)}: each field is its column's name; it looks like a repeated "
+                                     f"header ({', '.join(map(repr, header))}), as where two files were joined; "
+                                     "remove it.")
                 for column in header[len(record):]:
                     row.values[column] = None  # a short row: its last columns are missing
                 yield row
@@ -152,6 +157,15 @@ def csv_rows(lines: Iterable[str], name: str, columns: Sequence[str], delimiter:
     except csv.Error as exc:
         where = "the header" if start == 1 else f"row {number + 1} (line {start})"  # where the bad record starts
         raise TableError(f"{name}: {where}: not valid CSV ({exc}).") from None
+
+
+def _repeats_header(record: list[str], header: list[str]) -> bool:
+    """Whether ``record`` is the header again (each field the column's name; a byte order mark or spaces around a
+    name, and empty trailing fields, aside): a second file's header where two files were joined."""
+    fields = [field.strip() for field in record[:len(header)]]
+    if fields:
+        fields[0] = fields[0].lstrip("\ufeff").strip()  # the second file's byte order mark, mid-file
+    return fields == [column.strip() for column in header]
 
 
 class _DuplicateKey(Exception):

@@ -417,6 +417,33 @@ def test_csv_rows_refuse_records_that_do_not_fit_the_header(data, expected):
         list(csv_rows(io.StringIO(data, newline=""), "d.csv", ["text"]))
 
 
+@pytest.mark.parametrize("data, row, line", [
+    ('text,label\ngood,pos\ntext,label\nbad,neg\n', 2, 3),  # two files joined: the second one's header
+    ('text,label\ngood,pos\n\n\ufefftext , label,\nbad,neg\n', 2, 4),  # its byte order mark, spaces, a trailing comma
+    ('text\ngood\n"text"\n', 2, 3),
+])
+def test_csv_rows_refuse_a_row_repeating_the_header(data, row, line):
+    """The header repeated mid-file was read as data: a text 'text' with the label 'label', a class at fit."""
+    with pytest.raises(TableError, match=rf"^d.csv: row {row} \(line {line}\): each field is its column's name; it looks "
+                                         r"like a repeated header \('text'"):
+        list(csv_rows(io.StringIO(data, newline=""), "d.csv", ["text"]))
+
+
+@pytest.mark.parametrize("command", ["fit", "predict", "evaluate"])
+def test_fit_predict_and_evaluate_refuse_a_repeated_header(capsys, tmp_path, low_confidence_base, command):
+    clf, _ = low_confidence_base
+    clf.save(tmp_path / "clf")
+    data = tmp_path / "joined.tsv"
+    data.write_text("text\tlabel\naaaa\ta\nbbbb\tb\ntext\tlabel\ncccc\tc\n")
+    args = {"fit": ["fit", str(data), "--out", str(tmp_path / "o"), *REF, "--max-steps", "1"],
+            "predict": ["predict", str(tmp_path / "clf"), str(data), "-o", str(tmp_path / "o.csv"), "-q"],
+            "evaluate": ["evaluate", str(tmp_path / "clf"), str(data), "-q"]}[command]
+    status, message = _main_error(capsys, *args)
+    assert status == 1 and message.endswith("joined.tsv: row 3 (line 4): each field is its column's name; it looks like a "
+                                            "repeated header ('text', 'label'), as where two files were joined; remove it.")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.csv").exists()
+
+
 def test_csv_rows_keep_empty_trailing_fields_and_quoted_delimiters():
     data = 'text,label\ngood,pos,\n"hello, world",neg\n"say ""hi""",pos\n'
     rows = list(csv_rows(io.StringIO(data, newline=""), "d.csv", ["text"]))
