@@ -795,6 +795,43 @@ def test_evaluate_matches_a_cell_to_a_numeric_class_by_value(capsys, tmp_path):
     assert metrics["labels"] == ["False", "True"] and metrics["report"]["True"]["support"] == 4
 
 
+@pytest.mark.filterwarnings(r"ignore:The '(verbalizer|class_weight)' parameter .* cannot be saved as JSON:UserWarning")
+def test_fit_keys_verbalizer_and_class_weight_objects_by_the_classes_they_denote(capsys, tmp_path):
+    """A JSON object's keys are texts: '--verbalizer {"0": ...}' named no class of the integer labels 0 / 1 of a JSON
+    Lines file (the fit failed: 'no answer for the classes [0, 1]'), '--class-weight {"0": 3}' was refused, and
+    '"true"' keyed no bool class. The keys are matched to the classes as evaluate matches a file's labels."""
+    data = _write_jsonl(tmp_path / "x.jsonl", [{"text": t, "label": v} for t, v in zip(ML_TEXTS[:8], [0, 1] * 4)])
+    assert main(["fit", str(data), "--out", str(tmp_path / "ints"), *REF, "--max-steps", "1",
+                 "--verbalizer", '{"0": "negative", "1.0": "positive"}', "--class-weight", '{"0": 3}']) == 0
+    clf = LLMClassifier.load(tmp_path / "ints")
+    assert clf.classes_.tolist() == [0, 1] and clf.history_["class_weights"] == [3.0, 1.0]
+    assert main(["info", str(tmp_path / "ints"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["answers"] == ["negative", "positive"]
+    flags = _write_jsonl(tmp_path / "f.jsonl", [{"text": t, "label": v} for t, v in zip(ML_TEXTS[:8], [True, False] * 4)])
+    assert main(["fit", str(flags), "--out", str(tmp_path / "flags"), *REF, "--max-steps", "1",
+                 "--verbalizer", '{"true": "yes", "False": "no"}']) == 0
+    assert main(["info", str(tmp_path / "flags"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["answers"] == ["no", "yes"]
+
+
+@pytest.mark.parametrize("labels, option, value, expected", [
+    ([0, 1], "--class-weight", '{"0": 2, "2": 3}', "The 'class_weight' parameter of LLMClassifier must be 'balanced', "
+                                                   "None or a dict whose keys are classes ([0, 1]); ['2'] are not. Got "
+                                                   "{0: 2, '2': 3} instead."),  # the library's rule, on the key as given
+    ([0, 1], "--class-weight", '{"1": 2, "1.0": 3}', "--class-weight: the keys '1' and '1.0' both name the class 1; "
+                                                     "give it once."),
+    (["1", 1], "--class-weight", '{"1": 2}', "--class-weight: the key '1' names the classes ['1', 1] alike; a key must "
+                                             "name one class."),
+])
+@pytest.mark.filterwarnings("ignore:The classes are the integers:UserWarning")
+def test_fit_refuses_verbalizer_or_class_weight_keys_that_miss_or_name_two_classes(capsys, tmp_path, labels, option, value,
+                                                                             expected):
+    data = _write_jsonl(tmp_path / "x.jsonl", [{"text": t, "label": v} for t, v in zip(ML_TEXTS[:4], labels * 2)])
+    status, message = _main_error(capsys, "fit", str(data), "--out", str(tmp_path / "o"), *REF, option, value)
+    assert status == 2 and message.endswith(expected), message
+    assert not (tmp_path / "o").exists()
+
+
 # -- safe output -----------------------------------------------------------------------------------------
 FORMULAS = ["=1+1", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx"]
 
