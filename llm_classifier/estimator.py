@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -512,12 +513,17 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            For probabilities ``predict_proba`` cannot give (shape, range, rows off 1, columns reordered), and with
+            For probabilities ``predict_proba`` cannot give (shape, range, rows off 1, columns reordered or named
+            twice), and with
             ``inference="generate"``, where the generated answer, not the probabilities, decides.
         """
         check_is_fitted(self, "classes_")
         names = [str(name) for name in getattr(proba, "columns", ())]
         classes = [str(label) for label in self.classes_.tolist()]
+        repeated = [name for name, count in Counter(names).items() if count > 1]
+        if repeated:  # a frame is read by position: a column named twice hides which class each column is
+            raise ValueError(f"proba's columns name {', '.join(map(repr, repeated))} more than once: got {names!r}; "
+                             f"pass one column per class, in the order of classes_ {classes!r}.")
         for named in (classes, [f"p_{c}" for c in classes]):  # the classes, or the command line's p_<class> columns
             if sorted(names) == sorted(named) and names != named:  # a frame is read by position: refuse a reordering
                 raise ValueError(f"proba's columns name the classes in another order than classes_ {classes!r}: got "

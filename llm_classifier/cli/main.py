@@ -245,6 +245,11 @@ def run_fit(args: argparse.Namespace) -> int:
     texts, labels = _read_labelled(args)
     if args.label_sep and not args.label_columns:  # predict and evaluate will join and split these labels again
         _check_separator(dict.fromkeys(label for row in labels for label in row), args.label_sep)
+    multilabel = bool(args.label_sep or args.label_columns)
+    classes = list(dict.fromkeys(chain.from_iterable(labels) if multilabel else labels))
+    for name in ("verbalizer", "class_weight"):  # JSON objects: their keys are texts, the classes may be numbers
+        if isinstance(params.get(name), dict):
+            params[name] = _keyed_by_class(_option(name), params[name], classes)
     classifier = LLMClassifier(**params).fit(texts, labels)
     classifier.save(args.out)
     history = classifier.history_
@@ -255,6 +260,33 @@ def run_fit(args: argparse.Namespace) -> int:
     print(printable(f"{PROG}: trained on {len(texts)} texts ({len(classifier.classes_)} {kind}: {classes}), "
                     f"{history.get('n_steps', 0)} steps{took}; saved to {args.out}"), file=sys.stderr)
     return 0
+
+
+def _keyed_by_class(option: str, mapping: dict[str, Any], classes: list[Any]) -> dict[Any, Any]:
+    """``mapping`` (the JSON object of ``option``, whose keys are always texts) keyed by the classes its keys denote,
+    matched as ``evaluate`` matches a file's labels (:func:`_class_namer`): ``"1"`` keys the class ``1`` read from
+    JSON Lines or Parquet, ``"true"`` the class ``True``. Left as texts, such keys named no class: the verbalizer had
+    no answer for the classes, and ``class_weight`` refused them.
+
+    A key that denotes no class is kept as it is, for the parameter's own rule (``class_weight`` refuses it, naming
+    it; a verbalizer's extra key is unused, as in Python). Raises :class:`UsageError` naming a key that denotes two
+    classes (``1`` and ``"1"``), or a class that two keys denote (``"1"`` and ``"1.0"``).
+    """
+    named = _class_namer(classes)
+    by_text: dict[str, list[Any]] = {}
+    for label in classes:
+        by_text.setdefault(str(label), []).append(label)
+    keyed: dict[Any, Any] = {}
+    keys: dict[Any, str] = {}
+    for key, value in mapping.items():
+        matches = by_text.get(named(key), [key])  # no class: the key itself
+        if len(matches) > 1:
+            raise UsageError(f"{option}: the key {key!r} names the classes {matches!r} alike; a key must name one class.")
+        label = matches[0]
+        if label in keyed:
+            raise UsageError(f"{option}: the keys {keys[label]!r} and {key!r} both name the class {label!r}; give it once.")
+        keyed[label], keys[label] = value, key
+    return keyed
 
 
 # -- predict -----------------------------------------------------------------------------------

@@ -122,9 +122,10 @@ def _check_distinct(name: str, columns: Sequence[str], where: str = "the header"
 def csv_rows(lines: Iterable[str], name: str, columns: Sequence[str], delimiter: str = ",") -> Iterator[Row]:
     """The records of CSV ``lines`` (any iterable of lines, read lazily); the first line is the header.
 
-    Malformed quoting (a quote never closed, text after a closing quote) and a record with more
-    non-empty fields than the header has columns (a text holding an unquoted delimiter) are errors
-    naming the row: read leniently, they shifted a text's tail into the label or swallowed later rows.
+    Malformed quoting (a quote never closed, text after a closing quote), a record with more
+    non-empty fields than the header has columns (a text holding an unquoted delimiter) and a record
+    repeating the header (two files joined) are errors naming the row: read leniently, they shifted a
+    text's tail into the label, swallowed later rows, or made the header's names a text and a class.
     """
     csv.field_size_limit(2**31 - 1)  # long texts: the default limit is 128 KiB per field
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
@@ -145,6 +146,10 @@ def csv_rows(lines: Iterable[str], name: str, columns: Sequence[str], delimiter:
                 if any(field.strip() for field in record[len(header):]):  # empty trailing fields lose nothing
                     raise TableError(f"{row.where(name)}: {len(record)} fields but the header names {len(header)} "
                                      "columns; quote a text that holds the delimiter.")
+                if _repeats_header(record, header):
+                    raise TableError(f"{row.where(name)}: each field is its column's name; it looks like a repeated "
+                                     f"header ({', '.join(map(repr, header))}), as where two files were joined; "
+                                     "remove it.")
                 for column in header[len(record):]:
                     row.values[column] = None  # a short row: its last columns are missing
                 yield row
@@ -152,6 +157,15 @@ def csv_rows(lines: Iterable[str], name: str, columns: Sequence[str], delimiter:
     except csv.Error as exc:
         where = "the header" if start == 1 else f"row {number + 1} (line {start})"  # where the bad record starts
         raise TableError(f"{name}: {where}: not valid CSV ({exc}).") from None
+
+
+def _repeats_header(record: list[str], header: list[str]) -> bool:
+    """Whether ``record`` is the header again (each field the column's name; a byte order mark or spaces around a
+    name, and empty trailing fields, aside): a second file's header where two files were joined."""
+    fields = [field.strip() for field in record[:len(header)]]
+    if fields:
+        fields[0] = fields[0].lstrip("\ufeff").strip()  # the second file's byte order mark, mid-file
+    return fields == [column.strip() for column in header]
 
 
 class _DuplicateKey(Exception):
@@ -453,7 +467,9 @@ class TableWriter:
         return self
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        """Append ``rows``; the first call fixes the columns."""
+        """Append ``rows``; the first call fixes the columns. Parquet: the first chunk fixes the column types (but
+        the :meth:`declare`\ d ones), and a column holding only missing values so far takes the type of its first
+        value."""
         if not rows:
             return
         if self.fmt == "parquet":
@@ -486,11 +502,39 @@ class TableWriter:
                         schema = schema.set(schema.get_field_index(column), pa.field(column, kind))
                 table = pa.Table.from_pylist(rows, schema=schema)
                 self._writer = pq.ParquetWriter(self._temporary, table.schema)
-            else:  # later chunks take the first chunk's column types
+            else:  # later chunks take the column types fixed so far
+                self._type_null_columns(rows)
                 table = pa.Table.from_pylist(rows, schema=self._writer.schema)
             self._writer.write_table(table)
         except (pa.ArrowException, OSError) as exc:
             raise TableError(f"{self.path}: cannot write Parquet ({_one_line(exc)}).") from None
+
+    def _type_null_columns(self, rows: list[dict[str, Any]]) -> None:
+        """Type the columns the chunks so far typed null (only missing values: a kept column empty in the first chunk)
+        from the first chunk holding a value in them, rewriting the rows written so far with that type (their cells
+        there are all null, so the rewrite is exact). A Parquet file has one schema: the later values were refused
+        ('Invalid null value') and the run failed."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = self._writer.schema
+        for index, field in enumerate(schema):
+            if pa.types.is_null(field.type) and any(row.get(field.name) is not None for row in rows):
+                kind = pa.array([row.get(field.name) for row in rows]).type
+                schema = schema.set(index, pa.field(field.name, kind))
+        if schema.equals(self._writer.schema):
+            return
+        self._writer.close()
+        written = self._temporary
+        descriptor, self._temporary = tempfile.mkstemp(dir=os.path.dirname(written), prefix=f".{os.path.basename(self.path)}.",
+                                                       suffix=".partial")
+        os.close(descriptor)
+        try:
+            self._writer = pq.ParquetWriter(self._temporary, schema)
+            for batch in pq.ParquetFile(written).iter_batches():  # one batch in memory at a time
+                self._writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+        finally:  # on a failure __exit__ removes the new temporary file
+            os.remove(written)
 
     def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
         if self.path == STDIO:

@@ -417,6 +417,33 @@ def test_csv_rows_refuse_records_that_do_not_fit_the_header(data, expected):
         list(csv_rows(io.StringIO(data, newline=""), "d.csv", ["text"]))
 
 
+@pytest.mark.parametrize("data, row, line", [
+    ('text,label\ngood,pos\ntext,label\nbad,neg\n', 2, 3),  # two files joined: the second one's header
+    ('text,label\ngood,pos\n\n\ufefftext , label,\nbad,neg\n', 2, 4),  # its byte order mark, spaces, a trailing comma
+    ('text\ngood\n"text"\n', 2, 3),
+])
+def test_csv_rows_refuse_a_row_repeating_the_header(data, row, line):
+    """The header repeated mid-file was read as data: a text 'text' with the label 'label', a class at fit."""
+    with pytest.raises(TableError, match=rf"^d.csv: row {row} \(line {line}\): each field is its column's name; it looks "
+                                         r"like a repeated header \('text'"):
+        list(csv_rows(io.StringIO(data, newline=""), "d.csv", ["text"]))
+
+
+@pytest.mark.parametrize("command", ["fit", "predict", "evaluate"])
+def test_fit_predict_and_evaluate_refuse_a_repeated_header(capsys, tmp_path, low_confidence_base, command):
+    clf, _ = low_confidence_base
+    clf.save(tmp_path / "clf")
+    data = tmp_path / "joined.tsv"
+    data.write_text("text\tlabel\naaaa\ta\nbbbb\tb\ntext\tlabel\ncccc\tc\n")
+    args = {"fit": ["fit", str(data), "--out", str(tmp_path / "o"), *REF, "--max-steps", "1"],
+            "predict": ["predict", str(tmp_path / "clf"), str(data), "-o", str(tmp_path / "o.csv"), "-q"],
+            "evaluate": ["evaluate", str(tmp_path / "clf"), str(data), "-q"]}[command]
+    status, message = _main_error(capsys, *args)
+    assert status == 1 and message.endswith("joined.tsv: row 3 (line 4): each field is its column's name; it looks like a "
+                                            "repeated header ('text', 'label'), as where two files were joined; remove it.")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.csv").exists()
+
+
 def test_csv_rows_keep_empty_trailing_fields_and_quoted_delimiters():
     data = 'text,label\ngood,pos,\n"hello, world",neg\n"say ""hi""",pos\n'
     rows = list(csv_rows(io.StringIO(data, newline=""), "d.csv", ["text"]))
@@ -483,6 +510,34 @@ def test_parquet_output_holds_the_classes_and_the_reject_value_from_any_first_ch
     assert main(["predict", str(tmp_path / "clf"), str(data), "-o", str(tmp_path / "o.parquet"), "--chunk-size", "1",
                  "-q"]) == 0
     assert expected[0] == reject and pq.read_table(tmp_path / "o.parquet").column("label").to_pylist() == expected
+
+
+def test_parquet_writer_types_a_column_empty_in_the_first_chunk_from_its_first_value(tmp_path):
+    """A column holding only None in the first chunk was typed null for the whole file: the first value written later
+    failed the run ('Invalid null value'). It takes its first value's type; the rows before it keep their nulls."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "o.parquet"
+    chunks = [[{"id": None, "n": None, "label": "a"}], [{"id": None, "n": None, "label": "b"}],
+              [{"id": "x7", "n": None, "label": "a"}], [{"id": None, "n": 3, "label": "b"}, {"id": "y", "n": 4, "label": "a"}]]
+    with TableWriter(str(path)) as writer:
+        for chunk in chunks:
+            writer.write(chunk)
+    table = pq.read_table(path)
+    assert table.to_pylist() == [row for chunk in chunks for row in chunk]
+    assert (str(table.schema.field("id").type), str(table.schema.field("n").type)) == ("string", "int64")
+    assert os.listdir(tmp_path) == ["o.parquet"]  # the rows rewritten with the new type: no temporary file left
+
+
+def test_predict_to_parquet_keeps_a_column_empty_in_the_first_chunk(tmp_path, low_confidence_base):
+    pq = pytest.importorskip("pyarrow.parquet")
+    clf, _ = low_confidence_base
+    clf.save(tmp_path / "clf")
+    ids = [None, None, "x7", None, "y"]
+    data = _write_jsonl(tmp_path / "x.jsonl", [{"text": t, "id": i} for t, i in zip(LOW_X, ids)])
+    assert main(["predict", str(tmp_path / "clf"), str(data), "--keep-columns", "id", "-o", str(tmp_path / "o.parquet"),
+                 "--chunk-size", "2", "-q"]) == 0
+    table = pq.read_table(tmp_path / "o.parquet")
+    assert table.column("id").to_pylist() == ids and table.column("label").to_pylist() == clf.predict(LOW_X[:5]).tolist()
 
 
 def test_parquet_output_refuses_a_reject_value_of_another_type_than_the_classes(capsys, tmp_path, integer_classifier):
@@ -738,6 +793,43 @@ def test_evaluate_matches_a_cell_to_a_numeric_class_by_value(capsys, tmp_path):
     assert main(["evaluate", str(tmp_path / "flags"), str(data), "--json", "-q"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["labels"] == ["False", "True"] and metrics["report"]["True"]["support"] == 4
+
+
+@pytest.mark.filterwarnings(r"ignore:The '(verbalizer|class_weight)' parameter .* cannot be saved as JSON:UserWarning")
+def test_fit_keys_verbalizer_and_class_weight_objects_by_the_classes_they_denote(capsys, tmp_path):
+    """A JSON object's keys are texts: '--verbalizer {"0": ...}' named no class of the integer labels 0 / 1 of a JSON
+    Lines file (the fit failed: 'no answer for the classes [0, 1]'), '--class-weight {"0": 3}' was refused, and
+    '"true"' keyed no bool class. The keys are matched to the classes as evaluate matches a file's labels."""
+    data = _write_jsonl(tmp_path / "x.jsonl", [{"text": t, "label": v} for t, v in zip(ML_TEXTS[:8], [0, 1] * 4)])
+    assert main(["fit", str(data), "--out", str(tmp_path / "ints"), *REF, "--max-steps", "1",
+                 "--verbalizer", '{"0": "negative", "1.0": "positive"}', "--class-weight", '{"0": 3}']) == 0
+    clf = LLMClassifier.load(tmp_path / "ints")
+    assert clf.classes_.tolist() == [0, 1] and clf.history_["class_weights"] == [3.0, 1.0]
+    assert main(["info", str(tmp_path / "ints"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["answers"] == ["negative", "positive"]
+    flags = _write_jsonl(tmp_path / "f.jsonl", [{"text": t, "label": v} for t, v in zip(ML_TEXTS[:8], [True, False] * 4)])
+    assert main(["fit", str(flags), "--out", str(tmp_path / "flags"), *REF, "--max-steps", "1",
+                 "--verbalizer", '{"true": "yes", "False": "no"}']) == 0
+    assert main(["info", str(tmp_path / "flags"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["answers"] == ["no", "yes"]
+
+
+@pytest.mark.parametrize("labels, option, value, expected", [
+    ([0, 1], "--class-weight", '{"0": 2, "2": 3}', "The 'class_weight' parameter of LLMClassifier must be 'balanced', "
+                                                   "None or a dict whose keys are classes ([0, 1]); ['2'] are not. Got "
+                                                   "{0: 2, '2': 3} instead."),  # the library's rule, on the key as given
+    ([0, 1], "--class-weight", '{"1": 2, "1.0": 3}', "--class-weight: the keys '1' and '1.0' both name the class 1; "
+                                                     "give it once."),
+    (["1", 1], "--class-weight", '{"1": 2}', "--class-weight: the key '1' names the classes ['1', 1] alike; a key must "
+                                             "name one class."),
+])
+@pytest.mark.filterwarnings("ignore:The classes are the integers:UserWarning")
+def test_fit_refuses_verbalizer_or_class_weight_keys_that_miss_or_name_two_classes(capsys, tmp_path, labels, option, value,
+                                                                             expected):
+    data = _write_jsonl(tmp_path / "x.jsonl", [{"text": t, "label": v} for t, v in zip(ML_TEXTS[:4], labels * 2)])
+    status, message = _main_error(capsys, "fit", str(data), "--out", str(tmp_path / "o"), *REF, option, value)
+    assert status == 2 and message.endswith(expected), message
+    assert not (tmp_path / "o").exists()
 
 
 # -- safe output -----------------------------------------------------------------------------------------

@@ -113,6 +113,17 @@ def test_predict_from_proba_refuses_a_frame_of_probability_columns_in_another_or
         fitted.predict_from_proba(frame[["p_b", "p_a", "p_c"]])
 
 
+@pytest.mark.parametrize("columns, repeated", [(["p_a", "p_a", "p_c"], "'p_a'"), (["a", "a", "c"], "'a'"),
+                                              (["p_a", "p_b", "p_a"], "'p_a'"), (["x", "x", "x"], "'x'")])
+def test_predict_from_proba_refuses_a_frame_naming_a_column_twice(fitted, columns, repeated):
+    """A frame is read by position: with a column named twice ('p_a', 'p_a', 'p_c') it was decided as if the columns
+    were 'p_a', 'p_b', 'p_c', the second column's probabilities taken for class 'b'."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(fitted.predict_proba(X), columns=columns)
+    with pytest.raises(ValueError, match=rf"^proba's columns name {repeated} more than once: got "):
+        fitted.predict_from_proba(frame)
+
+
 def test_predict_from_proba_refuses_generate_mode(fitted):
     """In generate mode the generated answer decides, so the decision rule over probabilities would disagree with
     predict; it is refused rather than answering differently."""
