@@ -39,7 +39,9 @@ and the thresholds are carried to that scale: the correction changes the probabi
 the predictions. Early stopping's validation slice is scored as prediction scores
 it; its loss is the per-label binary log-loss under the same weights, and its per-label
 logits give the thresholds (``multilabel_threshold="auto"``, the default, whenever the fit
-holds a slice out; 0.5 otherwise).
+holds a slice out; 0.5 otherwise): each label's F1-best from :data:`MIN_OWN_THRESHOLD_POSITIVES`
+positive texts in the slice on, the pooled F1-best below (:func:`fit_thresholds`). The slice
+is stratified by each text's rarest label (:func:`rarest_labels`).
 
 Targets: a binary indicator matrix (``MultiLabelBinarizer``'s output, dense or sparse),
 a pandas DataFrame of 0/1 columns (its column names become ``classes_``) or a sequence
@@ -65,7 +67,8 @@ from ..inputs import show_value
 from ..plugins.calibration import Calibration
 
 __all__ = ["MAX_POSITIVE_WEIGHT", "MULTILABEL", "MultiLabel", "MULTILABEL_INSTRUCTION", "check_multilabel_targets",
-           "decision_weights", "fit_thresholds", "is_multilabel_target", "positive_weights"]
+           "decision_weights", "fit_thresholds", "is_multilabel_target", "positive_weights",
+           "rarest_labels"]
 
 #: The instruction of the "auto", "chat" and "alpaca" prompts for multi-label targets.
 MULTILABEL_INSTRUCTION = ("Which of these topics apply to the text: {labels}? For each topic, answer yes or no.")
@@ -252,7 +255,8 @@ class MultiLabel(Direct):
         whose bias is ``-log w_j`` (None when every weight is 1 or ``calibration=None``), and
         ``predict_proba`` estimates how often a label applies rather than the weighted odds.
         Thresholds: ``multilabel_threshold`` as given (on ``predict_proba``'s scale), or for
-        "auto" the F1-optimal one on the held-out slice's uncorrected probabilities (0.5
+        "auto" the F1-optimal ones on the held-out slice's uncorrected probabilities
+        (:func:`fit_thresholds`: pooled for labels with few positives there; 0.5
         without a slice), carried over to the corrected scale, so the correction changes
         ``predict_proba`` and never which labels are predicted.
         """
