@@ -133,7 +133,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     multilabel_threshold : float in (0, 1) or "auto", default="auto"
         Multi-label targets only: the probability (as ``predict_proba`` gives it) from which a
         label is predicted, for every label; "auto" fits one threshold per label maximising F1
-        on early stopping's held-out slice when the fit has one (a label with fewer than 5
+        on early stopping's held-out slice when the fit has one (a label with fewer than 20
         positive texts there gets the one threshold best over all labels), and is otherwise the point of
         even odds under the training's weighting, ``1 / (1 + w_j)`` for a "yes" weight ``w_j``
         (0.5 without weighting) (:mod:`llm_classifier.formulations.multilabel`).

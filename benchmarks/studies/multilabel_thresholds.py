@@ -38,9 +38,10 @@ def _per_label_from(min_positives: int) -> Policy:
 POLICIES: dict[str, Policy] = {
     "per label always (before)": _per_label_from(1),
     "per label from 3 positives, else pooled": _per_label_from(3),
+    "per label from 5 positives, else pooled": _per_label_from(5),
+    "per label from 10 positives, else pooled": _per_label_from(10),
     f"per label from {ml.MIN_OWN_THRESHOLD_POSITIVES} positives, else pooled (default)":
         _per_label_from(ml.MIN_OWN_THRESHOLD_POSITIVES),
-    "per label from 10 positives, else pooled": _per_label_from(10),
     "pooled always": _per_label_from(10**9),
     "0.5": lambda p, t: np.full(p.shape[1], 0.5),
 }
