@@ -672,9 +672,13 @@ def test_the_private_import_check_catches_modules_and_names(tmp_path):
         "llm_classifier.plugins.calibration", "llm_classifier.inputs", "llm_classifier._logging"]
 
 
+#: Studies that measure a rule inside the library and so reach it, with the one module each may reach.
+RULE_STUDIES = {"multilabel_thresholds.py": ["llm_classifier.formulations.multilabel"]}  # replays fit_thresholds
+
+
 @pytest.mark.parametrize("path", sorted((BENCHMARKS / "studies").glob("*.py")), ids=lambda p: p.name)
 def test_studies_import_only_the_public_api(path):
-    assert private_llm_classifier_imports(path) == []
+    assert private_llm_classifier_imports(path) == RULE_STUDIES.get(path.name, [])
 
 
 def test_the_suite_modules_import_each_other_without_a_cycle():
