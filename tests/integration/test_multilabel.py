@@ -427,6 +427,27 @@ def test_pipeline_grid_search_and_cross_val_score_with_multilabel_scorers():
 
 
 # -- persistence ------------------------------------------------------------------------------------
+def test_score_takes_targets_in_every_form_fit_takes_matched_by_name():
+    """score(X, Y) with label sets (the form fit takes) raised scikit-learn's "legacy multi-label data
+    representation" error, and a DataFrame whose columns are not in classes_ order was compared by position
+    (fit sorts the columns): its score was silently 0 where every prediction was right."""
+    import pandas as pd
+
+    clf = reference(multilabel_threshold=0.3).fit(TEXTS, [sorted(s) for s in SETS])
+    predicted = clf.predict(TEXTS)
+    assert 0 < predicted.sum() < predicted.size  # some labels predicted, some not: the order matters
+    sets = [[label for label, on in zip(clf.classes_, row) if on] for row in predicted]
+    frame = pd.DataFrame(predicted, columns=clf.classes_)[clf.classes_[::-1].tolist()]  # columns reversed
+    assert clf.score(TEXTS, sets) == 1.0
+    assert clf.score(TEXTS, frame) == 1.0
+    assert clf.score(TEXTS, predicted) == 1.0
+    assert clf.score(TEXTS, [s + ["weather"] for s in sets]) == 0.0  # a label the classifier never predicts
+    with pytest.raises(ValueError, match=r"lack the classes \['finance'\]"):
+        clf.score(TEXTS, frame.drop(columns="finance"))
+    with pytest.raises(ValueError, match="one column per class of classes_"):
+        clf.score(TEXTS, predicted[:, :2])
+
+
 def test_save_load_round_trip(fitted_reference, tmp_path):
     fitted_reference.save(tmp_path / "ml")
     loaded = LLMClassifier.load(tmp_path / "ml")
