@@ -105,7 +105,8 @@ def check_multilabel_targets(Y: Any, n_samples: int) -> tuple[np.ndarray, np.nda
     Parameters
     ----------
     Y : indicator matrix, DataFrame of 0/1 columns or sequence of label collections
-        A plain matrix's labels are ``0..k-1`` (its column indices); a DataFrame's are its
+        A plain matrix's labels are ``0..k-1`` (its column indices), also when given as lists of
+        one length (2 or more) holding only 0/1 (``Y.tolist()``, as scikit-learn reads it); a DataFrame's are its
         column names; label collections name their labels. Columns are put in sorted label
         order. A row with no label is allowed.
     n_samples : int
@@ -137,7 +138,18 @@ def _read_targets(Y: Any) -> tuple[np.ndarray, np.ndarray]:
     if getattr(Y, "shape", None) is not None and len(Y.shape) == 2:
         matrix = Y.toarray() if hasattr(Y, "toarray") else np.asarray(Y)
         return np.arange(matrix.shape[1]), _binary(matrix, "Y")
-    return _from_collections(Y)
+    rows = list(Y)
+    if _rows_of_bits(rows):  # Y.tolist() of an indicator matrix, as scikit-learn reads it (not label sets {0, 1})
+        return np.arange(len(rows[0])), np.asarray(rows, dtype=int)
+    return _from_collections(rows)
+
+
+def _rows_of_bits(rows: list[Any]) -> bool:
+    """Whether ``rows`` are the lists of an indicator matrix: lists or tuples of one length (2 or more) of 0/1
+    numbers. Read as label sets, every row would name labels 0 and 1 (or one twice)."""
+    if not rows or not all(isinstance(row, (list, tuple)) for row in rows) or len(rows[0]) < 2:
+        return False
+    return all(len(row) == len(rows[0]) and all(_is_binary(value) for value in row) for row in rows)
 
 
 def targets_in_order(Y: Any, classes: np.ndarray) -> tuple[np.ndarray, int]:

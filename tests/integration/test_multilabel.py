@@ -68,6 +68,19 @@ def test_a_series_or_object_array_of_label_sets_is_multilabel():
     assert clf.classes_.tolist() == ["finance", "politics", "sport"] and clf.predict(TEXTS[:2]).shape == (2, 3)
 
 
+def test_lists_of_bits_are_an_indicator_matrix_not_label_sets():
+    """Y.tolist() of an indicator matrix (which scikit-learn reads as one) was read as label sets of the labels
+    0 and 1: every row named both, and [[1, 0, 1], [0, 1, 0], ...] became a constant [[1, 1], [1, 1], ...]."""
+    rows = [[1, 0, 1], [0, 1, 0], [0, 0, 1]]
+    for Y in (rows, [tuple(row) for row in rows], [[bool(v) for v in row] for row in rows]):
+        classes, indicator = check_multilabel_targets(Y, 3)
+        assert classes.tolist() == [0, 1, 2]
+        np.testing.assert_array_equal(indicator, rows)
+    assert check_multilabel_targets([[0], [1, 0]], 2)[1].tolist() == [[1, 0], [1, 1]]  # label sets stay label sets
+    clf = reference(max_steps=0).fit(TEXTS, [[1, 0, 1], [0, 1, 0]] * 4)
+    assert clf.classes_.tolist() == [0, 1, 2]
+
+
 def test_what_counts_as_multilabel():
     assert is_multilabel_target(np.zeros((3, 2))) and is_multilabel_target([["a"], [], ["a", "b"]])
     assert not is_multilabel_target(np.zeros((3, 1))) and not is_multilabel_target(["a", "b"])
