@@ -81,6 +81,19 @@ def test_lists_of_bits_are_an_indicator_matrix_not_label_sets():
     assert clf.classes_.tolist() == [0, 1, 2]
 
 
+@pytest.mark.parametrize("odd", [float("nan"), None, "sport"])
+def test_label_sets_with_one_row_that_is_not_a_set_name_that_row(odd):
+    """df["tags"] with NaN for an untagged text was refused as "y[0] is a list; labels must be scalars", naming
+    a good row and not the one to fix."""
+    import pandas as pd
+
+    Y = [sorted(s) for s in SETS]
+    Y[5] = odd
+    for y in (Y, pd.Series(Y, dtype=object)):
+        with pytest.raises(TypeError, match=r"y\[0\] is a list of labels, but y\[5\] is .*give every row a list"):
+            reference(max_steps=0).fit(TEXTS, y)
+
+
 def test_what_counts_as_multilabel():
     assert is_multilabel_target(np.zeros((3, 2))) and is_multilabel_target([["a"], [], ["a", "b"]])
     assert not is_multilabel_target(np.zeros((3, 1))) and not is_multilabel_target(["a", "b"])
