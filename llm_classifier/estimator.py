@@ -14,7 +14,7 @@ from ._logging import warn_caller
 from ._params import PARAMETER_CONSTRAINTS, check_params
 from ._process import is_main_process
 from .exceptions import UnparseableAnswerWarning
-from .formulations.multilabel import is_multilabel_target
+from .formulations.multilabel import is_multilabel_target, targets_in_order
 from .inputs import show_value
 from .pipeline import fit as fitting
 from .pipeline import predict as predicting
@@ -484,6 +484,36 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             warn_caller(f"{n_unparseable} of {len(indices)} generated answers matched no class and were {fallback_text} "
                         f"(on_unparseable={policy}).", UnparseableAnswerWarning)
         return self.classes_[np.asarray(indices, dtype=int)]
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean accuracy of :meth:`predict` on ``(X, y)``; for multi-label targets the subset accuracy.
+
+        Multi-label ``y`` may take any form ``fit`` accepts: label collections are matched to
+        ``classes_`` by label and a DataFrame's columns by name (whatever their order); a plain
+        indicator matrix is read in ``classes_`` order. A label outside ``classes_`` is one the
+        classifier never predicts.
+
+        Parameters
+        ----------
+        X : iterable of str
+        y : array-like of shape (n_samples,), or multi-label targets
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        from sklearn.metrics import accuracy_score
+
+        check_is_fitted(self, "classes_")
+        if self.state_.formulation.name != "multilabel":
+            return super().score(X, y, sample_weight)
+        truth, n_unknown = targets_in_order(y, self.classes_)
+        predicted = self.predict(X)
+        if len(truth) != len(predicted):
+            raise ValueError(f"X and y have different lengths: {len(predicted)} texts but {len(truth)} label rows.")
+        predicted = np.hstack([predicted, np.zeros((len(predicted), n_unknown), dtype=predicted.dtype)])
+        return float(accuracy_score(truth, predicted, sample_weight=sample_weight))
 
     def _unparseable_fallback(self, plan: Plan, texts: list[str]) -> Iterator[int]:
         """Class indices for unparseable answers: scored (``on_unparseable="score"``) or the class named."""

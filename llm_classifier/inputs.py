@@ -160,6 +160,11 @@ def check_labels(y: Any, n_samples: int) -> np.ndarray:
         if _is_missing(value):
             raise ValueError(f"y[{index}] is missing ({value!r}); every text needs a label.")
         if isinstance(value, (list, tuple, np.ndarray, dict, set)):
+            odd = next((i for i, row in enumerate(rows) if not isinstance(row, (list, tuple, set, frozenset))), None)
+            if index == 0 and isinstance(value, (list, tuple, set)) and odd is not None:  # label sets but a row: name it
+                raise TypeError(f"y[{index}] is a {type(value).__name__} of labels, but y[{odd}] is "
+                                f"{show_value(rows[odd])}; for multi-label targets give every row a list, tuple or "
+                                "set of labels (an empty one for no label).")
             raise TypeError(f"y[{index}] is a {type(value).__name__}; labels must be scalars (for multi-label targets, give every row a list, tuple or set of labels, or pass an indicator matrix).")
         if isinstance(value, (bool, np.bool_)):
             kinds.add("bool")

@@ -68,7 +68,7 @@ from ..plugins.calibration import Calibration
 
 __all__ = ["MAX_POSITIVE_WEIGHT", "MULTILABEL", "MultiLabel", "MULTILABEL_INSTRUCTION", "check_multilabel_targets",
            "decision_weights", "fit_thresholds", "is_multilabel_target", "positive_weights",
-           "rarest_labels"]
+           "rarest_labels", "targets_in_order"]
 
 #: The instruction of the "auto", "chat" and "alpaca" prompts for multi-label targets.
 MULTILABEL_INSTRUCTION = ("Which of these topics apply to the text: {labels}? For each topic, answer yes or no.")
@@ -108,7 +108,8 @@ def check_multilabel_targets(Y: Any, n_samples: int) -> tuple[np.ndarray, np.nda
     Parameters
     ----------
     Y : indicator matrix, DataFrame of 0/1 columns or sequence of label collections
-        A plain matrix's labels are ``0..k-1`` (its column indices); a DataFrame's are its
+        A plain matrix's labels are ``0..k-1`` (its column indices), also when given as lists of
+        one length (2 or more) holding only 0/1 (``Y.tolist()``, as scikit-learn reads it); a DataFrame's are its
         column names; label collections name their labels. Columns are put in sorted label
         order. A row with no label is allowed.
     n_samples : int
@@ -121,13 +122,7 @@ def check_multilabel_targets(Y: Any, n_samples: int) -> tuple[np.ndarray, np.nda
     TypeError
         A label collection holds missing, unhashable or mixed-type labels.
     """
-    if hasattr(Y, "columns") and hasattr(Y, "iloc"):
-        classes, indicator = _from_frame(Y)
-    elif getattr(Y, "shape", None) is not None and len(Y.shape) == 2:
-        matrix = Y.toarray() if hasattr(Y, "toarray") else np.asarray(Y)
-        classes, indicator = np.arange(matrix.shape[1]), _binary(matrix, "Y")
-    else:
-        classes, indicator = _from_collections(Y)
+    classes, indicator = _read_targets(Y)
     if len(indicator) != n_samples:
         raise ValueError(f"X and Y have different lengths: {n_samples} texts but {len(indicator)} label rows.")
     if len(classes) < 2:
@@ -137,6 +132,58 @@ def check_multilabel_targets(Y: Any, n_samples: int) -> tuple[np.ndarray, np.nda
     classes, indicator = classes[order], indicator[:, order]
     _warn_constant_columns(classes, indicator)
     return classes, indicator
+
+
+def _read_targets(Y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(names, indicator)`` of any accepted form, in ``Y``'s own column order (unchecked otherwise)."""
+    if hasattr(Y, "columns") and hasattr(Y, "iloc"):
+        return _from_frame(Y)
+    if getattr(Y, "shape", None) is not None and len(Y.shape) == 2:
+        matrix = Y.toarray() if hasattr(Y, "toarray") else np.asarray(Y)
+        return np.arange(matrix.shape[1]), _binary(matrix, "Y")
+    rows = list(Y)
+    if _rows_of_bits(rows):  # Y.tolist() of an indicator matrix, as scikit-learn reads it (not label sets {0, 1})
+        return np.arange(len(rows[0])), np.asarray(rows, dtype=int)
+    return _from_collections(rows)
+
+
+def _rows_of_bits(rows: list[Any]) -> bool:
+    """Whether ``rows`` are the lists of an indicator matrix: lists or tuples of one length (2 or more) of 0/1
+    numbers. Read as label sets, every row would name labels 0 and 1 (or one twice)."""
+    if not rows or not all(isinstance(row, (list, tuple)) for row in rows) or len(rows[0]) < 2:
+        return False
+    return all(len(row) == len(rows[0]) and all(_is_binary(value) for value in row) for row in rows)
+
+
+def targets_in_order(Y: Any, classes: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(indicator, n_unknown)``: ``Y`` (any accepted form) as an ``(n, k + n_unknown)`` 0/1 matrix whose first
+    ``k`` columns are ``classes`` in order; labels of ``Y`` outside ``classes`` are the extra columns.
+
+    A DataFrame's columns are matched to ``classes`` by name (whatever their order), label collections by
+    label; a plain matrix is read by position and must have one column per class.
+
+    Raises
+    ------
+    ValueError
+        A matrix without names has another number of columns than ``classes``, or a DataFrame lacks a class.
+    """
+    names, indicator = _read_targets(Y)
+    if not (hasattr(Y, "columns") and hasattr(Y, "iloc")) and getattr(Y, "shape", None) is not None \
+            and len(Y.shape) == 2:
+        if indicator.shape[1] != len(classes):
+            raise ValueError(f"Y has {indicator.shape[1]} columns; an indicator matrix without column names must "
+                             f"have one column per class of classes_ ({len(classes)}), in that order.")
+        return indicator, 0
+    keys = [str(label) for label in classes.tolist()] if hasattr(Y, "columns") else classes.tolist()
+    position = {name: j for j, name in enumerate(names.tolist())}
+    missing = [key for key in keys if key not in position]
+    if missing and hasattr(Y, "columns"):
+        raise ValueError(f"Y's columns {list(names.tolist())!r} lack the classes {missing!r} of classes_ "
+                         f"{keys!r}; a DataFrame Y needs one column per class, matched by name.")
+    unknown = [j for name, j in position.items() if name not in set(keys)]
+    columns = [indicator[:, position[key]] if key in position else np.zeros(len(indicator), dtype=int)
+               for key in keys] + [indicator[:, j] for j in unknown]
+    return np.column_stack(columns).astype(int), len(unknown)
 
 
 def _binary(matrix: np.ndarray, name: str) -> np.ndarray:

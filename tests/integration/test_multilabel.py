@@ -68,6 +68,32 @@ def test_a_series_or_object_array_of_label_sets_is_multilabel():
     assert clf.classes_.tolist() == ["finance", "politics", "sport"] and clf.predict(TEXTS[:2]).shape == (2, 3)
 
 
+def test_lists_of_bits_are_an_indicator_matrix_not_label_sets():
+    """Y.tolist() of an indicator matrix (which scikit-learn reads as one) was read as label sets of the labels
+    0 and 1: every row named both, and [[1, 0, 1], [0, 1, 0], ...] became a constant [[1, 1], [1, 1], ...]."""
+    rows = [[1, 0, 1], [0, 1, 0], [0, 0, 1]]
+    for Y in (rows, [tuple(row) for row in rows], [[bool(v) for v in row] for row in rows]):
+        classes, indicator = check_multilabel_targets(Y, 3)
+        assert classes.tolist() == [0, 1, 2]
+        np.testing.assert_array_equal(indicator, rows)
+    assert check_multilabel_targets([[0], [1, 0]], 2)[1].tolist() == [[1, 0], [1, 1]]  # label sets stay label sets
+    clf = reference(max_steps=0).fit(TEXTS, [[1, 0, 1], [0, 1, 0]] * 4)
+    assert clf.classes_.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("odd", [float("nan"), None, "sport"])
+def test_label_sets_with_one_row_that_is_not_a_set_name_that_row(odd):
+    """df["tags"] with NaN for an untagged text was refused as "y[0] is a list; labels must be scalars", naming
+    a good row and not the one to fix."""
+    import pandas as pd
+
+    Y = [sorted(s) for s in SETS]
+    Y[5] = odd
+    for y in (Y, pd.Series(Y, dtype=object)):
+        with pytest.raises(TypeError, match=r"y\[0\] is a list of labels, but y\[5\] is .*give every row a list"):
+            reference(max_steps=0).fit(TEXTS, y)
+
+
 def test_what_counts_as_multilabel():
     assert is_multilabel_target(np.zeros((3, 2))) and is_multilabel_target([["a"], [], ["a", "b"]])
     assert not is_multilabel_target(np.zeros((3, 1))) and not is_multilabel_target(["a", "b"])
@@ -427,6 +453,27 @@ def test_pipeline_grid_search_and_cross_val_score_with_multilabel_scorers():
 
 
 # -- persistence ------------------------------------------------------------------------------------
+def test_score_takes_targets_in_every_form_fit_takes_matched_by_name():
+    """score(X, Y) with label sets (the form fit takes) raised scikit-learn's "legacy multi-label data
+    representation" error, and a DataFrame whose columns are not in classes_ order was compared by position
+    (fit sorts the columns): its score was silently 0 where every prediction was right."""
+    import pandas as pd
+
+    clf = reference(multilabel_threshold=0.3).fit(TEXTS, [sorted(s) for s in SETS])
+    predicted = clf.predict(TEXTS)
+    assert 0 < predicted.sum() < predicted.size  # some labels predicted, some not: the order matters
+    sets = [[label for label, on in zip(clf.classes_, row) if on] for row in predicted]
+    frame = pd.DataFrame(predicted, columns=clf.classes_)[clf.classes_[::-1].tolist()]  # columns reversed
+    assert clf.score(TEXTS, sets) == 1.0
+    assert clf.score(TEXTS, frame) == 1.0
+    assert clf.score(TEXTS, predicted) == 1.0
+    assert clf.score(TEXTS, [s + ["weather"] for s in sets]) == 0.0  # a label the classifier never predicts
+    with pytest.raises(ValueError, match=r"lack the classes \['finance'\]"):
+        clf.score(TEXTS, frame.drop(columns="finance"))
+    with pytest.raises(ValueError, match="one column per class of classes_"):
+        clf.score(TEXTS, predicted[:, :2])
+
+
 def test_save_load_round_trip(fitted_reference, tmp_path):
     fitted_reference.save(tmp_path / "ml")
     loaded = LLMClassifier.load(tmp_path / "ml")
