@@ -129,6 +129,10 @@ def check_multilabel_targets(Y: Any, n_samples: int) -> tuple[np.ndarray, np.nda
         raise ValueError(f"Y names {len(classes)} label(s); multi-label classification needs at least 2 "
                          "(for one label, pass y as a 1-D array of 0/1 classes).")
     order = np.argsort(classes, kind="stable")
+    if hasattr(Y, "columns") and np.any(order != np.arange(len(order))):
+        warn_caller(f"Y's columns are not in sorted order; classes_ and every prediction are ({list(classes[order])!r}). "
+                    "score() matches columns by name, but scikit-learn's scorers (f1_samples, ...) compare by position: "
+                    "pass Y[sorted(Y.columns)].")
     classes, indicator = classes[order], indicator[:, order]
     _warn_constant_columns(classes, indicator)
     return classes, indicator

@@ -572,3 +572,20 @@ def test_debtags_corpus_holds_label_sets():
     sets = [labels.split("|") for labels in corpus.labels]
     assert all(set(s) <= set(corpus.info["labels"]) and s for s in sets)
     assert sum(len(s) > 1 for s in sets) > 0.1 * len(sets)  # genuinely multi-label
+
+
+def test_a_frame_with_unsorted_columns_warns_that_scorers_compare_by_position():
+    import warnings
+
+    import pandas as pd
+
+    texts = [f"{t} {i}" for i in range(2) for t in TEXTS]
+    rows = [sorted(s) for _ in range(2) for s in SETS]
+    _, Y = check_multilabel_targets(rows, len(texts))
+    names = sorted({label for s in SETS for label in s})
+    frame = pd.DataFrame(Y, columns=names)
+    with pytest.warns(UserWarning, match=r"not in sorted order.*Y\[sorted\(Y.columns\)\]"):
+        check_multilabel_targets(frame[names[::-1]], len(texts))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_multilabel_targets(frame, len(texts))  # sorted: no warning
