@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.multilabel import indicator
+from benchmarks.studies import write_result
 from benchmarks.tasks import load_task
 from llm_classifier import LLMClassifier
 
@@ -67,9 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "n_labels": len(labels),
               "runs": runs, "summary": summary}
     print(json.dumps(summary, indent=2))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+    write_result(result, args.out)
     return result
 
 

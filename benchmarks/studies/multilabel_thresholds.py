@@ -22,6 +22,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from benchmarks.multilabel import indicator, multilabel_metrics
+from benchmarks.studies import write_result
 from benchmarks.tasks import load_task
 from llm_classifier import LLMClassifier
 from llm_classifier.formulations import multilabel as ml
@@ -94,9 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["policies"][name] = {"thresholds": thresholds.tolist(), "metrics": metrics}
         print(f"{name:>42}: micro-F1 {metrics['micro_f1']:.3f}  macro-F1 {metrics['macro_f1']:.3f}  "
               f"samples-F1 {metrics['samples_f1']:.3f}  labels/text {predicted.sum(axis=1).mean():.2f}", flush=True)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+    write_result(result, args.out)
     return result
 
 
