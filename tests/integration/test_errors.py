@@ -61,7 +61,7 @@ FIT_CASES = [
     ("y-None-row", {}, X4, ["pos", None, "neg", "pos"], ValueError, r"y\[1\] is missing \(None\)", BEFORE_LOAD),
     ("y-NaN-float32", {}, X4, np.array([1, np.nan, 0, 1], dtype=np.float32), ValueError, r"y\[1\] is missing", BEFORE_LOAD),
     ("y-2d-not-binary", {}, X4, np.array([[0, 2]] * 4), ValueError, r"Y must be a binary indicator matrix of 0/1", BEFORE_LOAD),
-    ("y-some-rows-lists", {}, X4, [[0], 1, [0], 1], TypeError, r"y\[0\] is a list; labels must be scalars", BEFORE_LOAD),
+    ("y-some-rows-lists", {}, X4, [[0], 1, [0], 1], TypeError, r"y\[0\] is a list of labels, but y\[1\] is 1", BEFORE_LOAD),
     ("y-single-class", {}, X4, ["pos"] * 4, ValueError, r"y has a single class 'pos' \(all 4 rows\); a classifier needs at least 2 classes", BEFORE_LOAD),
     ("y-1-and-'1'", {}, X4, [1, "1", 1, "1"], TypeError, r"y mixes labels of different types \(number, str\)", BEFORE_LOAD),
     ("y-bool-and-int", {}, X4, [True, 0, True, 0], TypeError, r"y mixes labels of different types \(bool, number\)", BEFORE_LOAD),
