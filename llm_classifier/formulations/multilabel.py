@@ -129,7 +129,7 @@ def check_multilabel_targets(Y: Any, n_samples: int) -> tuple[np.ndarray, np.nda
         raise ValueError(f"Y names {len(classes)} label(s); multi-label classification needs at least 2 "
                          "(for one label, pass y as a 1-D array of 0/1 classes).")
     order = np.argsort(classes, kind="stable")
-    if hasattr(Y, "columns") and np.any(order != np.arange(len(order))):
+    if _is_frame(Y) and np.any(order != np.arange(len(order))):
         warn_caller(f"Y's columns are not in sorted order; classes_ and every prediction are ({list(classes[order])!r}). "
                     "score() matches columns by name, but scikit-learn's scorers (f1_samples, ...) compare by position: "
                     "pass Y[sorted(Y.columns)].")
@@ -138,9 +138,14 @@ def check_multilabel_targets(Y: Any, n_samples: int) -> tuple[np.ndarray, np.nda
     return classes, indicator
 
 
+def _is_frame(Y: Any) -> bool:
+    """Whether ``Y`` is a DataFrame (named columns, matched by name)."""
+    return hasattr(Y, "columns") and hasattr(Y, "iloc")
+
+
 def _read_targets(Y: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(names, indicator)`` of any accepted form, in ``Y``'s own column order (unchecked otherwise)."""
-    if hasattr(Y, "columns") and hasattr(Y, "iloc"):
+    if _is_frame(Y):
         return _from_frame(Y)
     if getattr(Y, "shape", None) is not None and len(Y.shape) == 2:
         matrix = Y.toarray() if hasattr(Y, "toarray") else np.asarray(Y)
@@ -172,16 +177,16 @@ def targets_in_order(Y: Any, classes: np.ndarray) -> tuple[np.ndarray, int]:
         A matrix without names has another number of columns than ``classes``, or a DataFrame lacks a class.
     """
     names, indicator = _read_targets(Y)
-    if not (hasattr(Y, "columns") and hasattr(Y, "iloc")) and getattr(Y, "shape", None) is not None \
-            and len(Y.shape) == 2:
+    frame = _is_frame(Y)
+    if not frame and getattr(Y, "shape", None) is not None and len(Y.shape) == 2:
         if indicator.shape[1] != len(classes):
             raise ValueError(f"Y has {indicator.shape[1]} columns; an indicator matrix without column names must "
                              f"have one column per class of classes_ ({len(classes)}), in that order.")
         return indicator, 0
-    keys = [str(label) for label in classes.tolist()] if hasattr(Y, "columns") else classes.tolist()
+    keys = [str(label) for label in classes.tolist()] if frame else classes.tolist()
     position = {name: j for j, name in enumerate(names.tolist())}
     missing = [key for key in keys if key not in position]
-    if missing and hasattr(Y, "columns"):
+    if missing and frame:
         raise ValueError(f"Y's columns {list(names.tolist())!r} lack the classes {missing!r} of classes_ "
                          f"{keys!r}; a DataFrame Y needs one column per class, matched by name.")
     unknown = [j for name, j in position.items() if name not in set(keys)]
