@@ -139,6 +139,7 @@ def csv_rows(lines: Iterable[str], name: str, columns: Sequence[str], delimiter:
             if column not in header:
                 raise _missing_column(name, column, header)
         start = reader.line_num + 1
+        names = [column.strip() for column in header]  # a repeated header's fields, spaces aside
         for record in reader:
             if record:  # a blank line is not a row
                 number += 1
@@ -146,7 +147,7 @@ def csv_rows(lines: Iterable[str], name: str, columns: Sequence[str], delimiter:
                 if any(field.strip() for field in record[len(header):]):  # empty trailing fields lose nothing
                     raise TableError(f"{row.where(name)}: {len(record)} fields but the header names {len(header)} "
                                      "columns; quote a text that holds the delimiter.")
-                if _repeats_header(record, header):
+                if _repeats_header(record, names):
                     raise TableError(f"{row.where(name)}: each field is its column's name; it looks like a repeated "
                                      f"header ({', '.join(map(repr, header))}), as where two files were joined; "
                                      "remove it.")
@@ -159,13 +160,13 @@ def csv_rows(lines: Iterable[str], name: str, columns: Sequence[str], delimiter:
         raise TableError(f"{name}: {where}: not valid CSV ({exc}).") from None
 
 
-def _repeats_header(record: list[str], header: list[str]) -> bool:
-    """Whether ``record`` is the header again (each field the column's name; a byte order mark or spaces around a
-    name, and empty trailing fields, aside): a second file's header where two files were joined."""
-    fields = [field.strip() for field in record[:len(header)]]
-    if fields:
-        fields[0] = fields[0].lstrip("\ufeff").strip()  # the second file's byte order mark, mid-file
-    return fields == [column.strip() for column in header]
+def _repeats_header(record: list[str], names: list[str]) -> bool:
+    """Whether ``record`` is the header again (each field the column's name, ``names`` being the header's names
+    stripped; a byte order mark or spaces around a name, and empty trailing fields, aside): a second file's header
+    where two files were joined."""
+    if not names or len(record) < len(names) or record[0].lstrip("\ufeff").strip() != names[0]:  # most rows stop here
+        return False
+    return [field.strip() for field in record[1:len(names)]] == names[1:]
 
 
 class _DuplicateKey(Exception):
