@@ -122,7 +122,7 @@ def check_multilabel_targets(Y: Any, n_samples: int) -> tuple[np.ndarray, np.nda
     TypeError
         A label collection holds missing, unhashable or mixed-type labels.
     """
-    classes, indicator = _read_targets(Y)
+    classes, indicator, _ = _read_targets(Y)
     if len(indicator) != n_samples:
         raise ValueError(f"X and Y have different lengths: {n_samples} texts but {len(indicator)} label rows.")
     if len(classes) < 2:
@@ -143,17 +143,18 @@ def _is_frame(Y: Any) -> bool:
     return hasattr(Y, "columns") and hasattr(Y, "iloc")
 
 
-def _read_targets(Y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``(names, indicator)`` of any accepted form, in ``Y``'s own column order (unchecked otherwise)."""
+def _read_targets(Y: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``(names, indicator, by_position)`` of any accepted form, in ``Y``'s own column order (unchecked otherwise);
+    ``by_position``: a matrix without names (also as lists of 0/1 rows), whose labels are its column indices."""
     if _is_frame(Y):
-        return _from_frame(Y)
+        return (*_from_frame(Y), False)
     if getattr(Y, "shape", None) is not None and len(Y.shape) == 2:
         matrix = Y.toarray() if hasattr(Y, "toarray") else np.asarray(Y)
-        return np.arange(matrix.shape[1]), _binary(matrix, "Y")
+        return np.arange(matrix.shape[1]), _binary(matrix, "Y"), True
     rows = list(Y)
     if _rows_of_bits(rows):  # Y.tolist() of an indicator matrix, as scikit-learn reads it (not label sets {0, 1})
-        return np.arange(len(rows[0])), np.asarray(rows, dtype=int)
-    return _from_collections(rows)
+        return np.arange(len(rows[0])), np.asarray(rows, dtype=int), True
+    return (*_from_collections(rows), False)
 
 
 def _rows_of_bits(rows: list[Any]) -> bool:
@@ -169,16 +170,16 @@ def targets_in_order(Y: Any, classes: np.ndarray) -> tuple[np.ndarray, int]:
     ``k`` columns are ``classes`` in order; labels of ``Y`` outside ``classes`` are the extra columns.
 
     A DataFrame's columns are matched to ``classes`` by name (whatever their order), label collections by
-    label; a plain matrix is read by position and must have one column per class.
+    label; a plain matrix (also as lists of 0/1 rows) is read by position and must have one column per class.
 
     Raises
     ------
     ValueError
         A matrix without names has another number of columns than ``classes``, or a DataFrame lacks a class.
     """
-    names, indicator = _read_targets(Y)
+    names, indicator, by_position = _read_targets(Y)
     frame = _is_frame(Y)
-    if not frame and getattr(Y, "shape", None) is not None and len(Y.shape) == 2:
+    if by_position:
         if indicator.shape[1] != len(classes):
             raise ValueError(f"Y has {indicator.shape[1]} columns; an indicator matrix without column names must "
                              f"have one column per class of classes_ ({len(classes)}), in that order.")

@@ -589,3 +589,14 @@ def test_a_frame_with_unsorted_columns_warns_that_scorers_compare_by_position():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_multilabel_targets(frame, len(texts))  # sorted: no warning
+
+
+def test_targets_as_lists_of_bits_are_read_by_position_like_the_matrix():
+    from llm_classifier.formulations.multilabel import targets_in_order
+
+    classes = np.array(["finance", "sport"])
+    matrix = np.array([[1, 0], [0, 1], [1, 1]])
+    np.testing.assert_array_equal(targets_in_order(matrix.tolist(), classes)[0], matrix)
+    assert targets_in_order(matrix.tolist(), classes)[1] == 0
+    with pytest.raises(ValueError, match="one column per class"):
+        targets_in_order([[1, 0, 0], [0, 1, 0]], classes)
